@@ -1,0 +1,29 @@
+# RetinaNet + Swin-L on VOC07+12 trainval, tested on VOC07 test (mAP):
+# 1000x600, RepeatDataset x3 over 4 epochs = 12 effective epochs, AdamW
+# 1e-4 / 0.05. This is the `full` variant; configs/voc/ change the backbone.
+_base_ = [
+    'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py',
+    './swin_sizes.py',
+]
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='PretrainedSwinTransformer',
+        **{{_base_.swin_l}},
+        mlp_ratio=4,
+        qkv_bias=True,
+        drop_path_rate=0.2,
+        patch_norm=True,
+        # only the stages FPN reads: an unused output norm would never get
+        # a gradient (DDP with find_unused_parameters=False)
+        out_indices=(1, 2, 3),
+        with_cp=False),
+    neck=dict(in_channels={{_base_.swin_l_channels[1:]}}, start_level=0,
+              num_outs=5))
+
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={{_base_.swin_decay_exemptions}}),
+    optimizer=dict(
+        _delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+        weight_decay=0.05))

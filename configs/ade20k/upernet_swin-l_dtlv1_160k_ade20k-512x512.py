@@ -1,0 +1,3 @@
+_base_ = '../_base_/upernet_swin-l_160k_ade20k-512x512.py'
+model = dict(
+    backbone=dict(type='DTLSwinTransformer', variant='dtlv1', rank=192))

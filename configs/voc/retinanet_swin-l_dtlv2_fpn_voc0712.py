@@ -1,0 +1,3 @@
+_base_ = '../_base_/retinanet_swin-l_fpn_voc0712.py'
+model = dict(
+    backbone=dict(type='DTLSwinTransformer', variant='dtlv2', rank=128))

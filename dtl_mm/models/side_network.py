@@ -1,0 +1,198 @@
+"""Parts of the Compact Side Network (CSN) and the CSN itself.
+
+Tensors between Swin blocks are ``(B, H*W, C)`` with ``hw_shape = (H, W)``;
+the side state ``h`` uses the same layout, so reads and add-backs are plain
+additions and only the spatial operators reshape to ``(B, C, H, W)``.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.layers import PatchMerging
+from torch import nn
+
+from .csn_layout import CSNLayout
+
+
+def to_map(x: torch.Tensor, hw_shape) -> torch.Tensor:
+    """(B, H*W, C) -> (B, C, H, W)."""
+    B, _, C = x.shape
+    return x.transpose(1, 2).reshape(B, C, *hw_shape)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+class LowRankMap(nn.Module):
+    """w(x) = x A C with A: d x d' (kaiming-uniform) and C: d' x d (zero).
+
+    The zero C makes w(x) exactly 0 at initialisation, so a freshly built
+    DTL model computes exactly what the frozen backbone computes.
+    """
+
+    def __init__(self, dim: int, rank: int):
+        super().__init__()
+        self.down = nn.Linear(dim, rank, bias=False)  # A
+        self.up = nn.Linear(rank, dim, bias=False)  # C
+        nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.up.weight)
+
+    def forward(self, x):
+        return self.up(self.down(x))
+
+
+class Swish(nn.Module):
+    """theta(x) = x * sigmoid(beta * x); beta = 100 keeps it sparse."""
+
+    def __init__(self, beta: float = 100.0):
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.beta * x)
+
+    def extra_repr(self):
+        return f'beta={self.beta}'
+
+
+def spatial_op(kind: str, dim: int, k: int) -> nn.Module:
+    """g: a 'same'-padded k x k operator on (B, C, H, W), bias-free so that
+    g(0) = 0 (identity at initialisation)."""
+    if kind == 'dwconv':
+        return nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim, bias=False)
+    if kind == 'conv':
+        return nn.Conv2d(dim, dim, k, padding=k // 2, bias=False)
+    return nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)
+
+
+class SimpleFusion(nn.Module):
+    """DTLv1 fusion (Eq. 5): g(theta(h))."""
+
+    def __init__(self, dim, fusion_op='dwconv', kernel_size=5, beta=100.0,
+                 rank=None):
+        super().__init__()
+        self.act = Swish(beta)
+        self.op = spatial_op(fusion_op, dim, kernel_size)
+
+    def forward(self, h, hw_shape):
+        return to_tokens(self.op(to_map(self.act(h), hw_shape)))
+
+
+class EnhancedFusion(nn.Module):
+    """DTLv2 fusion G (Eq. 7): theta(g(h)) w' + h."""
+
+    def __init__(self, dim, fusion_op='dwconv', kernel_size=3, beta=100.0,
+                 rank=256):
+        super().__init__()
+        self.op = spatial_op(fusion_op, dim, kernel_size)
+        self.act = Swish(beta)
+        self.proj = LowRankMap(dim, rank)  # w'
+
+    def forward(self, h, hw_shape):
+        return self.proj(self.act(to_tokens(self.op(to_map(h, hw_shape))))) + h
+
+
+class LShareAffine(nn.Module):
+    """L-Share (Eq. 9): G(h) * gamma + beta for a G position that sees the
+    same side state as an earlier position using the same shared G."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+        self.shift = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        return x * self.gamma + self.shift
+
+
+class ConvBridge(nn.Module):
+    """Carries h across a stage boundary: kernel 2, stride 2, C -> 2C.
+
+    ``groups`` = C / x gives the group conv of DTLv2 (x = 4), groups = C the
+    depthwise bridge, groups = 1 the full conv. Odd H or W are zero-padded at
+    the bottom/right exactly like Swin's PatchMerging ('corner' padding), so h
+    keeps the backbone's ceil(H/2) x ceil(W/2) shape.
+    """
+
+    def __init__(self, dim, groups):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, 2 * dim, 2, stride=2, groups=groups,
+                              bias=False)
+
+    def forward(self, h, hw_shape):
+        x = to_map(h, hw_shape)
+        x = F.pad(x, (0, hw_shape[1] % 2, 0, hw_shape[0] % 2))
+        return to_tokens(self.conv(x))
+
+
+class LearnedPatchMergingBridge(nn.Module):
+    """A fresh, trainable PatchMerging (LN + linear 4C -> 2C). LN(0) = 0 with
+    its zero-initialised bias, so identity at initialisation holds."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.merge = PatchMerging(dim, 2 * dim)
+
+    def forward(self, h, hw_shape):
+        return self.merge(h, hw_shape)[0]
+
+
+class CompactSideNetwork(nn.Module):
+    """All trainable DTL parameters, laid out by a :class:`CSNLayout`.
+
+    Modules are keyed by where they act: ``reads.b5`` is the w at the input
+    of block 5, ``fusions.b13`` (or ``fusions.s2`` when shared per stage) the
+    G at the output of block 13, ``lshare.b15`` L-Share's gamma/beta,
+    ``bridges.s1`` the bridge from stage 1 to stage 2 (stages from 0).
+    None of the names contains 'norm' or 'pos_embed', so Swin recipes'
+    weight-decay exemptions (substring matches) do not reach them.
+    """
+
+    def __init__(self, layout: CSNLayout):
+        super().__init__()
+        self.layout = layout
+        dims = layout.channels
+        self.reads = nn.ModuleDict({
+            f'b{b}': LowRankMap(dims[layout.stage_of(b)], layout.rank)
+            for b in layout.w_blocks
+        })
+        fusion_cls = (EnhancedFusion
+                      if layout.fusion == 'enhanced' else SimpleFusion)
+        self.fusions = nn.ModuleDict()
+        for b, key in layout.fusion_keys.items():
+            if key not in self.fusions:
+                self.fusions[key] = fusion_cls(
+                    dims[layout.stage_of(b)], layout.fusion_op,
+                    layout.kernel_size, layout.beta, layout.rank)
+        self.lshare = nn.ModuleDict({
+            f'b{b}': LShareAffine(dims[layout.stage_of(b)])
+            for b in layout.lshare_blocks
+        })
+        self.bridges = nn.ModuleDict()
+        for s in layout.bridge_stages:
+            if layout.bridge == 'patch_merging':
+                self.bridges[f's{s}'] = LearnedPatchMergingBridge(dims[s])
+            elif layout.bridge != 'frozen_patch_merging':
+                groups = {'group': dims[s] // layout.bridge_group_width,
+                          'depthwise': dims[s], 'conv': 1}[layout.bridge]
+                self.bridges[f's{s}'] = ConvBridge(dims[s], groups)
+
+    def read(self, block, z, h):
+        """h_{i+1} = h_i + z_i w_i (Eq. 4); h is None until the first read."""
+        r = self.reads[f'b{block}'](z)
+        return r if h is None else h + r
+
+    def fuse(self, block, h, hw_shape):
+        """The signal added to block ``block``'s output (Eq. 5/8/9)."""
+        out = self.fusions[self.layout.fusion_keys[block]](h, hw_shape)
+        if f'b{block}' in self.lshare:
+            out = self.lshare[f'b{block}'](out)
+        return out
+
+    def bridge(self, stage, h, hw_shape, frozen_merge=None):
+        """h at the end of ``stage`` -> h at the start of stage + 1."""
+        if self.layout.bridge == 'frozen_patch_merging':
+            return frozen_merge(h, hw_shape)[0]
+        return self.bridges[f's{stage}'](h, hw_shape)

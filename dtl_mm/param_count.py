@@ -1,0 +1,36 @@
+"""Trainable / frozen parameter counts split by model part."""
+from collections import OrderedDict
+
+from torch import nn
+
+PARTS = ('backbone (Swin)', 'side network', 'neck', 'heads')
+
+
+def part_of(name: str) -> str:
+    if name.startswith('backbone.swin.') or name.startswith('swin.'):
+        return PARTS[0]
+    if name.startswith('backbone.'):
+        return PARTS[1]  # the CSN, or a PETL baseline's own modules
+    if name.startswith('neck.'):
+        return PARTS[2]
+    return PARTS[3]
+
+
+def count_parameters(model: nn.Module) -> 'OrderedDict[str, dict]':
+    """{part: {'trainable': n, 'frozen': n}} in the order of ``PARTS``."""
+    counts = OrderedDict((p, dict(trainable=0, frozen=0)) for p in PARTS)
+    for name, p in model.named_parameters():
+        counts[part_of(name)]['trainable' if p.requires_grad else
+                              'frozen'] += p.numel()
+    return counts
+
+
+def format_counts(counts) -> str:
+    lines = [f'{"part":<16} {"trainable":>14} {"frozen":>14}']
+    total_t = total_f = 0
+    for part, c in counts.items():
+        lines.append(f'{part:<16} {c["trainable"]:>14,} {c["frozen"]:>14,}')
+        total_t += c['trainable']
+        total_f += c['frozen']
+    lines.append(f'{"total":<16} {total_t:>14,} {total_f:>14,}')
+    return '\n'.join(lines)

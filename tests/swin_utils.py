@@ -1,0 +1,49 @@
+"""Small Swin models and synthetic checkpoints for the tests."""
+import torch
+from mmdet.models.backbones.swin import SwinTransformer
+
+# 12 blocks: first G block M = 7 (the middle), stage 3 = blocks 5..10
+TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 2, 4),
+            window_size=4, drop_path_rate=0.0)
+SWIN_B = dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+              window_size=7)
+SWIN_L = dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
+              window_size=7)
+
+
+def plain_swin(**kw):
+    return SwinTransformer(**dict(TINY, **kw))
+
+
+def randomise(module, std=0.05):
+    """Random values for every trainable parameter (breaks zero init)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.normal_(0, std)
+
+
+def to_microsoft_layout(mm_state):
+    """Inverse of mmdet's swin_converter: mmdet Swin keys -> the official
+    Microsoft release layout (``layers.*``, unfold order of PatchMerging)."""
+    out = {}
+    for k, v in mm_state.items():
+        if k.startswith('norm') or 'relative_position_index' in k:
+            continue  # output norms are not in a classification checkpoint
+        nk = k.replace('stages.', 'layers.', 1)
+        nk = nk.replace('attn.w_msa.', 'attn.')
+        nk = nk.replace('ffn.layers.0.0.', 'mlp.fc1.')
+        nk = nk.replace('ffn.layers.1.', 'mlp.fc2.')
+        nk = nk.replace('patch_embed.projection', 'patch_embed.proj')
+        if 'downsample.reduction' in k:
+            o, i = v.shape
+            v = v.reshape(o, i // 4, 4).transpose(1, 2)[:, [0, 2, 1, 3]]
+            v = v.reshape(o, i)
+        elif 'downsample.norm' in k:
+            i = v.shape[0]
+            v = v.reshape(i // 4, 4).transpose(0, 1)[[0, 2, 1, 3]].reshape(i)
+        out[nk] = v.clone()
+    # a classifier release also carries these; they must be ignored
+    out['norm.weight'] = torch.ones(8)
+    out['head.weight'] = torch.zeros(10, 8)
+    return {'model': out}
