@@ -30,7 +30,14 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='PretrainedSwinTransformer',
-        **{{_base_.swin_b}},
+        embed_dims=128,
+        depths=[2, 2, 18, 2],
+        num_heads=[4, 8, 16, 32],
+        window_size=7,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/SwinTransformer/storage/releases/'
+            'download/v1.0.0/swin_base_patch4_window7_224_22k.pth'),
         mlp_ratio=4,
         qkv_bias=True,
         qk_scale=None,
@@ -40,7 +47,7 @@ model = dict(
         patch_norm=True,
         out_indices=(0, 1, 2, 3),
         with_cp=False),
-    neck=dict(in_channels={{_base_.swin_b_channels}}),
+    neck=dict(in_channels=[128, 256, 512, 1024]),
     roi_head=dict(bbox_head=[
         dict(**bbox_head, bbox_coder=dict(
             type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],

@@ -10,7 +10,14 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='PretrainedSwinTransformer',
-        **{{_base_.swin_l}},
+        embed_dims=192,
+        depths=[2, 2, 18, 2],
+        num_heads=[6, 12, 24, 48],
+        window_size=7,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/SwinTransformer/storage/releases/'
+            'download/v1.0.0/swin_large_patch4_window7_224_22k.pth'),
         mlp_ratio=4,
         qkv_bias=True,
         drop_path_rate=0.2,
@@ -19,7 +26,7 @@ model = dict(
         # a gradient (DDP with find_unused_parameters=False)
         out_indices=(1, 2, 3),
         with_cp=False),
-    neck=dict(in_channels={{_base_.swin_l_channels[1:]}}, start_level=0,
+    neck=dict(in_channels=[384, 768, 1536], start_level=0,
               num_outs=5))
 
 optim_wrapper = dict(

@@ -1,7 +1,6 @@
 # Swin-B / Swin-L (window 7, ImageNet-22K) as backbone overrides. The
 # checkpoint is the official release file; point it at a local copy with
 #   --cfg-options model.backbone.init_cfg.checkpoint=/path/to/FILE.pth
-swin_release = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'  # noqa
 swin_b = dict(
     embed_dims=128,
     depths=[2, 2, 18, 2],
@@ -9,7 +8,8 @@ swin_b = dict(
     window_size=7,
     init_cfg=dict(
         type='Pretrained',
-        checkpoint=swin_release + 'swin_base_patch4_window7_224_22k.pth'))
+        checkpoint='https://github.com/SwinTransformer/storage/releases/'
+        'download/v1.0.0/swin_base_patch4_window7_224_22k.pth'))
 swin_l = dict(
     embed_dims=192,
     depths=[2, 2, 18, 2],
@@ -17,9 +17,12 @@ swin_l = dict(
     window_size=7,
     init_cfg=dict(
         type='Pretrained',
-        checkpoint=swin_release + 'swin_large_patch4_window7_224_22k.pth'))
+        checkpoint='https://github.com/SwinTransformer/storage/releases/'
+        'download/v1.0.0/swin_large_patch4_window7_224_22k.pth'))
 swin_b_channels = [128, 256, 512, 1024]
 swin_l_channels = [192, 384, 768, 1536]
+# RetinaNet's FPN reads stages 1-3 only
+swin_b_channels_1to3 = [256, 512, 1024]
 
 # Loads the plugin in our tools and in mmdet's / mmseg's own tools alike.
 custom_imports = dict(imports=['dtl_mm'], allow_failed_imports=False)

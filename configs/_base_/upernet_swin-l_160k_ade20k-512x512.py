@@ -12,7 +12,14 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='PretrainedSwinTransformer',
-        **{{_base_.swin_l}},
+        embed_dims=192,
+        depths=[2, 2, 18, 2],
+        num_heads=[6, 12, 24, 48],
+        window_size=7,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/SwinTransformer/storage/releases/'
+            'download/v1.0.0/swin_large_patch4_window7_224_22k.pth'),
         pretrain_img_size=224,
         mlp_ratio=4,
         qkv_bias=True,
