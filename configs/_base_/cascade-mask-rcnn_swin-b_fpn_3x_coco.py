@@ -93,6 +93,7 @@ param_scheduler = [
 ]
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    constructor='DTLOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={{_base_.swin_decay_exemptions}}),
     optimizer=dict(
         _delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),

@@ -30,6 +30,7 @@ model = dict(
               num_outs=5))
 
 optim_wrapper = dict(
+    constructor='DTLOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={{_base_.swin_decay_exemptions}}),
     optimizer=dict(
         _delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),

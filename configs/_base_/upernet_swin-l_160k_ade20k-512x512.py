@@ -29,4 +29,5 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         with_cp=False))
 optim_wrapper = dict(
+    constructor='DTLOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys={{_base_.swin_decay_exemptions}}))

@@ -1,0 +1,61 @@
+# The VOC DTLv2-LS config, shrunk for CPU on the toy shapes data in VOC
+# layout (python tools/make_toy_data.py data/toy): a small Swin, 128x160
+# images, narrower FPN/head, 3 classes, a short schedule.
+_base_ = '../voc/retinanet_swin-l_dtlv2-ls_fpn_voc0712.py'
+
+data_root = 'data/toy/voc/VOCdevkit/'
+classes = ('square', 'circle', 'triangle')
+width = 64
+
+model = dict(
+    backbone=dict(
+        embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
+        window_size=4, drop_path_rate=0.0, rank=16, init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256], out_channels=width),
+    bbox_head=dict(num_classes=len(classes), in_channels=width,
+                   feat_channels=width, stacked_convs=2))
+
+scale = (160, 128)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor')),
+]
+voc_trainval = [
+    dict(type='VOCDataset', data_root=data_root, metainfo=dict(
+        classes=classes), ann_file=f'{year}/ImageSets/Main/trainval.txt',
+         data_prefix=dict(sub_data_root=f'{year}/'),
+         filter_cfg=dict(filter_empty_gt=True, min_size=8, bbox_min_size=4),
+         pipeline=train_pipeline)
+    for year in ('VOC2007', 'VOC2012')
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=2, persistent_workers=False,
+    dataset=dict(times=1, dataset=dict(datasets=voc_trainval)))
+val_dataloader = dict(
+    batch_size=4, num_workers=2, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=dict(classes=classes),
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_epochs = 8
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=30),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+         milestones=[6], gamma=0.1),
+]
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+default_hooks = dict(logger=dict(interval=5),
+                     checkpoint=dict(interval=max_epochs))

@@ -1,0 +1,55 @@
+# The ADE20K DTLv2-LS config, shrunk for CPU on the toy shapes data in
+# ADE20K layout (python tools/make_toy_data.py data/toy): a small Swin,
+# 128x128 crops, narrower heads, 4 classes, a short schedule.
+_base_ = '../ade20k/upernet_swin-l_dtlv2-ls_160k_ade20k-512x512.py'
+
+data_root = 'data/toy/ade20k/ADEChallengeData2016'
+classes = ('ground', 'square', 'circle', 'triangle')
+crop_size = (128, 128)
+
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
+        window_size=4, drop_path_rate=0.0, rank=16, init_cfg=None),
+    decode_head=dict(in_channels=[32, 64, 128, 256], channels=64,
+                     num_classes=len(classes)),
+    auxiliary_head=dict(in_channels=128, channels=32,
+                        num_classes=len(classes)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(160, 128), ratio_range=(0.75, 1.5),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(160, 128), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=2, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=dict(classes=classes),
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1, num_workers=2, persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=dict(classes=classes),
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_iters = 120
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=20),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=max_iters,
+         by_epoch=False),
+]
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(by_epoch=False, interval=max_iters))

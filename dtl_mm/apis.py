@@ -1,0 +1,104 @@
+"""What tools/train.py and tools/test.py share: config loading and the few
+places where mmdet and mmseg differ (picked by the config's default_scope).
+"""
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+import dtl_mm  # noqa: F401  (registers modules, safe checkpoint loading)
+
+SCOPES = ('mmdet', 'mmseg')
+
+
+def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(f'{path}: default_scope must be one of {SCOPES} '
+                         f'(inherit an mmdet or mmseg base config), got '
+                         f'{scope!r}')
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    if launcher != 'none' and not torch.cuda.is_available():
+        _cpu_distributed(cfg)
+    return cfg
+
+
+def _replace_syncbn(node):
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for v in node.values():
+            _replace_syncbn(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _replace_syncbn(v)
+
+
+def _cpu_distributed(cfg):
+    """Distributed training without GPUs (gloo): what mmengine's launcher
+    assumes a GPU for (cuda.set_device, DDP device_ids, SyncBN)."""
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel', device_ids=None,
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    _replace_syncbn(cfg.model)
+    print_log('no GPU: distributed run on gloo, SyncBN replaced by BN',
+              logger='current')
+
+
+def setup_test_outputs(cfg, out=None, show=False, show_dir=None,
+                       wait_time=2):
+    """--out / --show / --show-dir with mmdet's or mmseg's meaning."""
+    if cfg.default_scope == 'mmdet':
+        if out is not None:
+            if not out.endswith(('.pkl', '.pickle')):
+                raise ValueError('--out must be a .pkl file for detection')
+            cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(
+                cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
+            cfg.test_evaluator.append(
+                dict(type='DumpDetResults', out_file_path=out))
+    elif out is not None:
+        # mmseg: a folder for the predicted label maps
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    if show or show_dir:
+        hook = cfg.default_hooks.get('visualization')
+        if hook is None:
+            raise ValueError('--show/--show-dir need a visualization hook in '
+                             'default_hooks')
+        hook['draw'] = True
+        if show:
+            hook['show'] = True
+            hook['wait_time'] = wait_time
+        if show_dir and cfg.default_scope == 'mmdet':
+            hook['test_out_dir'] = show_dir
+        elif show_dir:
+            cfg.visualizer['save_dir'] = show_dir
+
+
+def build_runner(cfg):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def local_rank_env(local_rank):
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)

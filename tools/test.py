@@ -1,0 +1,47 @@
+"""Test (evaluate) a checkpoint with an mmdet or mmseg config.
+
+Same arguments as mmdet's and mmseg's tools/test.py.
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from dtl_mm.apis import (build_runner, load_config, local_rank_env,
+                         setup_test_outputs)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('config', help='test config file path')
+    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('--work-dir', help='the dir to save the evaluation log')
+    p.add_argument('--out', help='detection: .pkl file of the raw results; '
+                   'segmentation: folder for the predicted label maps')
+    p.add_argument('--show', action='store_true', help='show results')
+    p.add_argument('--show-dir', help='folder to draw the predictions in')
+    p.add_argument('--wait-time', type=float, default=2)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, key=value')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none', help='job launcher')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args()
+    local_rank_env(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
+    cfg.load_from = args.checkpoint
+    setup_test_outputs(cfg, args.out, args.show, args.show_dir,
+                       args.wait_time)
+    build_runner(cfg).test()
+
+
+if __name__ == '__main__':
+    main()
