@@ -57,8 +57,12 @@ def _cpu_distributed(cfg):
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     _replace_syncbn(cfg.model)
-    print_log('no GPU: distributed run on gloo, SyncBN replaced by BN',
-              logger='current')
+    # gloo's threads exist before the data loader forks its workers; a fork
+    # can then deadlock in a lock one of them held
+    cfg.setdefault('env_cfg', {}).setdefault('mp_cfg', {})
+    cfg.env_cfg.mp_cfg.mp_start_method = 'spawn'
+    print_log('no GPU: distributed run on gloo, SyncBN replaced by BN, '
+              'data workers spawned', logger='current')
 
 
 def setup_test_outputs(cfg, out=None, show=False, show_dir=None,

@@ -7,10 +7,12 @@ PARTS = ('backbone (Swin)', 'side network', 'neck', 'heads')
 
 
 def part_of(name: str) -> str:
+    if '.petl_' in name:
+        return PARTS[1]  # a PETL baseline's modules inside the Swin blocks
     if name.startswith('backbone.swin.') or name.startswith('swin.'):
         return PARTS[0]
     if name.startswith('backbone.'):
-        return PARTS[1]  # the CSN, or a PETL baseline's own modules
+        return PARTS[1]  # the CSN
     if name.startswith('neck.'):
         return PARTS[2]
     return PARTS[3]

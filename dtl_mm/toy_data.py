@@ -5,7 +5,9 @@ instance masks (as COCO polygons) and per-pixel labels, written as
 - COCO:   annotations/instances_{train,val}2017.json + {train,val}2017/*.jpg
 - VOC:    VOCdevkit/VOC{2007,2012}/{JPEGImages,Annotations,ImageSets/Main}
 - ADE20K: ADEChallengeData2016/{images,annotations}/{training,validation}
-          (label 0 = unlabelled, ignored; 1 = ground; 2.. = the shapes)
+          (label 0 = unlabelled, ignored; the ground and the three shapes
+          carry the label values of ADE20K's 'floor', 'box', 'ball' and
+          'signboard', so the 150-class dataset and metric read them as is)
 so that mmdet's CocoDataset / VOCDataset and mmseg's ADE20KDataset read them
 unchanged.
 """
@@ -18,7 +20,8 @@ import cv2
 import numpy as np
 
 CLASSES = ('square', 'circle', 'triangle')
-ADE_CLASSES = ('ground', ) + CLASSES
+# ADE20K classes standing in for ground, square, circle, triangle
+ADE_STAND_INS = ('floor', 'box', 'ball', 'signboard')
 # BGR colours, far apart so that a small model can learn them quickly
 COLOURS = ((40, 40, 220), (40, 200, 40), (220, 60, 40))
 
@@ -146,20 +149,28 @@ def make_voc(root, n_train=64, n_val=16, size=(128, 160), seed=0):
     return osp.join(root, 'VOCdevkit')
 
 
+def ade_label_values():
+    """On-disk label values (ADE20K index + 1, 0 = unlabelled)."""
+    from mmseg.datasets import ADE20KDataset
+    names = ADE20KDataset.METAINFO['classes']
+    return [names.index(n) + 1 for n in ADE_STAND_INS]
+
+
 def make_ade20k(root, n_train=64, n_val=16, size=(128, 160), seed=0):
     base = osp.join(root, 'ADEChallengeData2016')
+    ground, *shapes = ade_label_values()
     for split, n, s in (('training', n_train, seed),
                         ('validation', n_val, seed + 1)):
         os.makedirs(osp.join(base, 'images', split), exist_ok=True)
         os.makedirs(osp.join(base, 'annotations', split), exist_ok=True)
         for i, (img, objects) in enumerate(_samples(n, size, s), start=1):
             name = f'ADE_{split[:5]}_{i:08d}'
-            label = np.ones(size, np.uint8)  # 1 = ground
+            label = np.full(size, ground, np.uint8)
             for kind, poly, mask in objects:
                 # a 1-pixel unlabelled (0, ignored) rim, as ADE20K has
                 cv2.polylines(label, [poly], True, 0, 1)
                 label[cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0] = \
-                    kind + 2
+                    shapes[kind]
             cv2.imwrite(osp.join(base, 'images', split, name + '.jpg'), img,
                         [cv2.IMWRITE_JPEG_QUALITY, 95])
             cv2.imwrite(osp.join(base, 'annotations', split, name + '.png'),

@@ -6,7 +6,9 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from dtl_mm.models import DTLSwinTransformer, PretrainedSwinTransformer
+from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
+                           DTLSwinTransformer, LoRASwinTransformer,
+                           PretrainedSwinTransformer)
 from dtl_mm.param_count import count_parameters
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -22,7 +24,19 @@ SIDE = {
     # ADE20K at d' = 192: the paper's description gives these (SPEC §2)
     ('ade20k', 'swin-l', 'dtlv2'): 4.44, ('ade20k', 'swin-l', 'dtlv2-ls'):
     3.24,
+    # PETL baselines sized like the paper's (3.1 M on Swin-B, 4.6-4.7 M on
+    # Swin-L)
+    **{(t, 'swin-b', v): n for t in ('coco', 'voc', 'ade20k')
+       for v, n in (('lora', 3.08), ('adapter', 3.11), ('adaptformer', 3.10))},
+    **{(t, 'swin-l', v): n for t in ('coco', 'voc', 'ade20k')
+       for v, n in (('lora', 4.62), ('adapter', 4.66), ('adaptformer', 4.64))},
 }
+VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
+            'dtlv2', 'dtlv2-ls')
+BACKBONE = dict(full=PretrainedSwinTransformer,
+                fixed=PretrainedSwinTransformer, lora=LoRASwinTransformer,
+                adapter=AdapterSwinTransformer,
+                adaptformer=AdaptFormerSwinTransformer)
 
 
 def build(cfg):
@@ -38,17 +52,15 @@ def describe(path):
     name = osp.basename(path)
     task = osp.basename(osp.dirname(path))
     arch = 'swin-b' if 'swin-b' in name else 'swin-l'
-    variant = next(v for v in ('dtlv2-ls', 'dtlv2', 'dtlv1', 'fixed', 'full')
-                   if f'_{v}_' in name)
+    variant = next(v for v in VARIANTS if f'_{v}_' in name)
     return task, arch, variant
 
 
 def test_all_variants_and_sizes_present():
-    assert len(MAIN) == 30
+    assert len(MAIN) == 48
     assert {describe(p) for p in MAIN} == {
         (t, a, v) for t in ('coco', 'voc', 'ade20k')
-        for a in ('swin-b', 'swin-l')
-        for v in ('full', 'fixed', 'dtlv1', 'dtlv2', 'dtlv2-ls')}
+        for a in ('swin-b', 'swin-l') for v in VARIANTS}
 
 
 @pytest.mark.parametrize('path', MAIN, ids=[osp.basename(p) for p in MAIN])
@@ -65,8 +77,7 @@ def test_config_builds_with_expected_trainable_parts(path):
     model = build(cfg)
     counts = count_parameters(model)
     backbone = model.backbone
-    assert isinstance(backbone, DTLSwinTransformer if variant.startswith(
-        'dtl') else PretrainedSwinTransformer)
+    assert type(backbone) is BACKBONE.get(variant, DTLSwinTransformer)
     assert backbone.channels[0] == (128 if arch == 'swin-b' else 192)
     assert counts['heads']['trainable'] > 0
     if task != 'ade20k':
@@ -77,9 +88,10 @@ def test_config_builds_with_expected_trainable_parts(path):
     else:
         assert counts['backbone (Swin)']['trainable'] == 0
     side = counts['side network']['trainable']
-    assert (side > 0) == variant.startswith('dtl')
+    assert (side > 0) == (variant not in ('full', 'fixed'))
     if (task, arch, variant) in SIDE:
         assert abs(side / 1e6 - SIDE[task, arch, variant]) < 0.01
+    if variant.startswith('dtl'):
         rank = {'coco': 256, 'voc': 128, 'ade20k': 192}[task]
         assert backbone.layout.rank == rank
 

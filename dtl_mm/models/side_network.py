@@ -32,10 +32,10 @@ class LowRankMap(nn.Module):
     DTL model computes exactly what the frozen backbone computes.
     """
 
-    def __init__(self, dim: int, rank: int):
+    def __init__(self, dim: int, rank: int, out_dim: int = None):
         super().__init__()
         self.down = nn.Linear(dim, rank, bias=False)  # A
-        self.up = nn.Linear(rank, dim, bias=False)  # C
+        self.up = nn.Linear(rank, out_dim or dim, bias=False)  # C
         nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.up.weight)
 

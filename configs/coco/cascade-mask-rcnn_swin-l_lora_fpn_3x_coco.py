@@ -1,0 +1,3 @@
+_base_ = './cascade-mask-rcnn_swin-b_lora_fpn_3x_coco.py'
+model = dict(backbone={{_base_.swin_l}},
+             neck=dict(in_channels={{_base_.swin_l_channels}}))
