@@ -95,6 +95,15 @@ def setup_test_outputs(cfg, out=None, show=False, show_dir=None,
             cfg.visualizer['save_dir'] = show_dir
 
 
+def check_data(cfg, splits):
+    """Reads the datasets' raw files up front; every rank checks its own
+    view of the files before any of them starts work."""
+    from .preflight import check_config_data
+    print_log(f'checking the {"/".join(splits)} data files ...',
+              logger='current')
+    check_config_data(cfg, splits)
+
+
 def build_runner(cfg):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner

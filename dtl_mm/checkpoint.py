@@ -27,7 +27,7 @@ def mmengine_checkpoint_types():
     dtype_classes = {
         type(np.dtype(t))
         for t in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32',
-                  'int64', 'uint8', 'bool')
+                  'int64', 'uint8', 'uint32', 'bool')
     }
     return [
         HistoryBuffer, collections.Counter, np.ndarray, np.dtype,

@@ -7,8 +7,8 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from dtl_mm.apis import (build_runner, load_config, local_rank_env,
-                         setup_test_outputs)
+from dtl_mm.apis import (build_runner, check_data, load_config,
+                         local_rank_env, setup_test_outputs)
 
 
 def parse_args():
@@ -21,10 +21,16 @@ def parse_args():
     p.add_argument('--show', action='store_true', help='show results')
     p.add_argument('--show-dir', help='folder to draw the predictions in')
     p.add_argument('--wait-time', type=float, default=2)
+    p.add_argument('--backbone-from-pretrained', action='store_true',
+                   help='load the frozen Swin from model.backbone.init_cfg '
+                   'before the checkpoint (for checkpoints that hold only '
+                   'the trainable weights)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                    default='none', help='job launcher')
+    p.add_argument('--skip-data-check', action='store_true',
+                   help='skip reading every annotation / label file up front')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args()
     local_rank_env(args.local_rank)
@@ -40,7 +46,17 @@ def main():
     cfg.load_from = args.checkpoint
     setup_test_outputs(cfg, args.out, args.show, args.show_dir,
                        args.wait_time)
-    build_runner(cfg).test()
+    if not args.skip_data_check:
+        check_data(cfg, ('test', ))
+    runner = build_runner(cfg)
+    if args.backbone_from_pretrained:
+        model = runner.model
+        backbone = getattr(model, 'module', model).backbone
+        if not getattr(backbone, 'pretrained', None):
+            raise ValueError('--backbone-from-pretrained needs '
+                             'model.backbone.init_cfg.checkpoint')
+        backbone.init_weights()
+    runner.test()
 
 
 if __name__ == '__main__':

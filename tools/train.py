@@ -6,7 +6,7 @@ import argparse
 
 from mmengine.config import DictAction
 
-from dtl_mm.apis import build_runner, load_config, local_rank_env
+from dtl_mm.apis import build_runner, check_data, load_config, local_rank_env
 
 
 def parse_args():
@@ -24,6 +24,8 @@ def parse_args():
                    help='override config settings, key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                    default='none', help='job launcher')
+    p.add_argument('--skip-data-check', action='store_true',
+                   help='skip reading every annotation / label file up front')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = p.parse_args()
     local_rank_env(args.local_rank)
@@ -52,6 +54,8 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if not args.skip_data_check:
+        check_data(cfg, ('train', 'val'))
     build_runner(cfg).train()
 
 

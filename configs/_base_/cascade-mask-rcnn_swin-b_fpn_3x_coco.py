@@ -8,7 +8,7 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
-    './swin_sizes.py',
+    './dtl_common.py',
 ]
 
 bbox_head = dict(

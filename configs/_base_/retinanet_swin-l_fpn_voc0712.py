@@ -3,7 +3,7 @@
 # 1e-4 / 0.05. This is the `full` variant; configs/voc/ change the backbone.
 _base_ = [
     'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py',
-    './swin_sizes.py',
+    './dtl_common.py',
 ]
 
 model = dict(

@@ -5,7 +5,7 @@
 _base_ = [
     'mmseg::swin/swin-large-patch4-window7-in22k-pre_upernet_8xb2-160k_'
     'ade20k-512x512.py',
-    './swin_sizes.py',
+    './dtl_common.py',
 ]
 
 model = dict(

@@ -16,7 +16,7 @@ from mmdet.models.backbones.swin import SwinTransformer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from .weight_loading import load_swin_weights
+from .weight_loading import CheckpointLayoutError, load_swin_weights
 
 
 class PretrainedSwinTransformer(BaseModule):
@@ -46,6 +46,7 @@ class PretrainedSwinTransformer(BaseModule):
                 f'checkpoint=PATH) or None, got {init_cfg}')
         self.pretrained = init_cfg['checkpoint'] if init_cfg else None
         self.frozen = frozen
+        self.swin_loaded_from_pretrained = False
         self.swin = SwinTransformer(**swin_args)
         self.out_indices = tuple(self.swin.out_indices)
         self.depths = tuple(len(s.blocks) for s in self.swin.stages)
@@ -58,6 +59,7 @@ class PretrainedSwinTransformer(BaseModule):
         # would re-randomise the trunk when it has no init_cfg.
         if self.pretrained:
             load_swin_weights(self.swin, self.pretrained)
+            self.swin_loaded_from_pretrained = True
         else:
             print_log(
                 f'{type(self).__name__}: no pretrained checkpoint '
@@ -65,6 +67,22 @@ class PretrainedSwinTransformer(BaseModule):
                 + (' and stays frozen' if self.frozen else ''),
                 logger='current', level=30)
         self._is_init = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # mmengine loads resume / test checkpoints with strict=False, which
+        # would leave missing Swin weights random without a word
+        missing = [prefix + 'swin.' + n for n, _ in self.swin.named_parameters()
+                   if prefix + 'swin.' + n not in state_dict]
+        if missing and not self.swin_loaded_from_pretrained:
+            raise CheckpointLayoutError(
+                f'the checkpoint lacks {len(missing)} Swin backbone weights '
+                f'(e.g. {missing[0]}): it was probably saved with only the '
+                f'trainable weights. Evaluating it would use a random '
+                f'backbone. Load the frozen Swin from the pretrained file '
+                f'first: tools/test.py ... --backbone-from-pretrained (uses '
+                f'model.backbone.init_cfg.checkpoint), or use a full '
+                f'checkpoint.')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- pieces of Swin's forward, shared by every variant -----------------
     def embed(self, x):

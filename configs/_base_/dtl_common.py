@@ -1,4 +1,6 @@
-# Swin-B / Swin-L (window 7, ImageNet-22K) as backbone overrides. The
+# What every dtl_mm config shares: the plugin import and hooks, the Swin
+# recipes' weight-decay exemptions, and Swin-B / Swin-L (window 7,
+# ImageNet-22K) as backbone overrides for the other-size configs. The
 # checkpoint is the official release file; point it at a local copy with
 #   --cfg-options model.backbone.init_cfg.checkpoint=/path/to/FILE.pth
 swin_b = dict(
@@ -26,7 +28,11 @@ swin_b_channels_1to3 = [256, 512, 1024]
 
 # Loads the plugin in our tools and in mmdet's / mmseg's own tools alike.
 custom_imports = dict(imports=['dtl_mm'], allow_failed_imports=False)
-custom_hooks = [dict(type='ParameterCountHook')]
+custom_hooks = [
+    dict(type='ParameterCountHook'),  # trainable / frozen per part
+    dict(type='NonFiniteLossHook'),  # stop at a NaN/inf loss, name the iter
+    dict(type='RNGStateHook'),  # resume draws the same random numbers
+]
 
 # The Swin recipes exempt these from weight decay. mmengine matches the keys
 # as substrings of parameter names; no CSN parameter name contains them

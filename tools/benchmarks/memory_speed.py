@@ -1,0 +1,165 @@
+"""Memory, speed and parameters of every variant, side by side, in one run.
+
+    python tools/benchmarks/memory_speed.py --out bench/ [--family coco voc]
+        [--device cuda] [--scale 0.25] [--tiny] [--variants full dtlv2-ls]
+
+For each family (COCO Cascade Mask R-CNN Swin-B, VOC RetinaNet Swin-L,
+ADE20K UperNet Swin-L) and each variant, on the same synthetic batch
+(batch 2 at the paper's input size unless --scale/--size say otherwise):
+trainable parameters, bytes saved for backward in one training step of the
+whole model (backbone / rest), peak memory of one step, step time (median
+after warm-up) and backbone inference throughput at batch 1/4/16; with the
+paper's #p / #m beside them. Every variant runs in a fresh process, so the
+CPU peak (resident set size) is that variant's own. Writes results.md,
+results.json and memory_params.png to --out.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from dtl_mm.benchmark import FAMILIES, VARIANTS, measure
+
+TINY = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
+            window_size=7)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--out', required=True, help='folder for the results')
+    p.add_argument('--family', nargs='+', default=list(FAMILIES),
+                   choices=list(FAMILIES))
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                   choices=list(VARIANTS))
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--scale', type=float, default=1.0,
+                   help='multiply the paper input sizes (quick CPU runs)')
+    p.add_argument('--infer-batches', type=int, nargs='+', default=[1, 4, 16])
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--tiny', action='store_true',
+                   help='a small Swin instead of Swin-B/L (smoke test)')
+    p.add_argument('--worker', nargs=2, metavar=('FAMILY', 'VARIANT'),
+                   help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def scaled(size, scale):
+    return [max(64, int(round(s * scale / 32)) * 32) for s in size]
+
+
+def run_worker(args):
+    family, variant = args.worker
+    neck = None
+    if args.tiny:  # keep neck / head inputs consistent with the small Swin
+        chans = [32, 64, 128, 256]
+        neck = {'coco': {'model.neck.in_channels': chans},
+                'voc': {'model.neck.in_channels': chans[1:]},
+                'ade20k': {'model.decode_head.in_channels': chans,
+                           'model.auxiliary_head.in_channels': chans[2]}
+                }[family]
+    row = measure(family, variant, args.device, args.batch,
+                  scaled(FAMILIES[family]['size'], args.scale),
+                  infer_batches=args.infer_batches, repeats=args.repeats,
+                  backbone_overrides=TINY if args.tiny else None,
+                  model_overrides=neck)
+    print('RESULT ' + json.dumps(row), flush=True)
+
+
+def run_variant(args, family, variant):
+    cmd = [sys.executable, osp.abspath(__file__), '--out', args.out,
+           '--worker', family, variant, '--device', args.device, '--batch',
+           str(args.batch), '--scale', str(args.scale), '--repeats',
+           str(args.repeats), '--infer-batches',
+           *map(str, args.infer_batches)] + (['--tiny'] if args.tiny else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+    if proc.returncode or not lines:
+        sys.exit(f'{family}/{variant} failed:\n{proc.stderr[-3000:]}')
+    return json.loads(lines[-1][len('RESULT '):])
+
+
+def ratio(row, full, key):
+    return row[key] / full[key] if full and full.get(key) else float('nan')
+
+
+def table(family, rows):
+    paper = FAMILIES[family]['paper']
+    full = next((r for r in rows if r['variant'] == 'full'), None)
+    r0 = rows[0]
+    out = [f'### {family}: {FAMILIES[family]["table"]}, batch {r0["batch"]}'
+           f', {r0["size"][0]}x{r0["size"][1]}, {r0["device"]}', '',
+           '| variant | #p side (M) | #p trainable (M) | saved for backward '
+           'backbone / rest / total (MB) | saved ÷ full | peak (MB) | '
+           'peak ÷ full | step (s) | step ÷ full | img/s bs ' +
+           '/'.join(str(k[len('throughput_bs'):]) for k in r0
+                    if k.startswith('throughput_bs')) +
+           ' | paper #p (M) | paper #m (GB) |',
+           '|---' * 11 + '|']
+    for r in rows:
+        mb = 2**20
+        thr = '/'.join(f'{v:.1f}' for k, v in r.items()
+                       if k.startswith('throughput_bs'))
+        p = paper.get(r['variant'], ('', ''))
+        out.append(
+            f'| {r["variant"]} | {r["params_backbone_side"] / 1e6:.2f} | '
+            f'{r["params_trainable"] / 1e6:.2f} | '
+            f'{r["saved_backbone"] / mb:.0f} / {r["saved_rest"] / mb:.0f} / '
+            f'{r["saved_total"] / mb:.0f} | '
+            f'{ratio(r, full, "saved_total"):.2f} | '
+            f'{r["peak_bytes"] / mb:.0f} | {ratio(r, full, "peak_bytes"):.2f}'
+            f' | {r["step_time_s"]:.3f} | {ratio(r, full, "step_time_s"):.2f}'
+            f' | {thr} | {p[0]} | {p[1]} |')
+    return '\n'.join(out)
+
+
+def chart(results, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fams = list(results)
+    fig, axes = plt.subplots(2, len(fams), figsize=(5 * len(fams), 7),
+                             squeeze=False)
+    for j, fam in enumerate(fams):
+        rows = results[fam]
+        names = [r['variant'] for r in rows]
+        for i, (key, label) in enumerate(
+                (('peak_bytes', 'peak memory of a step (MB)'),
+                 ('params_trainable', 'trainable parameters (M)'))):
+            scale = 2**20 if key == 'peak_bytes' else 1e6
+            ax = axes[i][j]
+            ax.bar(names, [r[key] / scale for r in rows],
+                   color=['tab:red' if n.startswith('dtl') else 'tab:gray'
+                          for n in names])
+            ax.set_title(f'{fam}: {label}', fontsize=9)
+            ax.tick_params(axis='x', rotation=60, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    args = parse_args()
+    if args.worker:
+        return run_worker(args)
+    os.makedirs(args.out, exist_ok=True)
+    results = {}
+    for family in args.family:
+        results[family] = []
+        for variant in args.variants:
+            print(f'[{family}] {variant} ...', flush=True)
+            results[family].append(run_variant(args, family, variant))
+    md = '\n\n'.join(table(f, rows) for f, rows in results.items())
+    print('\n' + md)
+    with open(osp.join(args.out, 'results.md'), 'w') as f:
+        f.write(md + '\n')
+    with open(osp.join(args.out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    chart(results, osp.join(args.out, 'memory_params.png'))
+    print(f'\nwritten: {args.out}/results.md, results.json, '
+          f'memory_params.png')
+
+
+if __name__ == '__main__':
+    main()
