@@ -24,6 +24,8 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
         raise ValueError(f'{path}: default_scope must be one of {SCOPES} '
                          f'(inherit an mmdet or mmseg base config), got '
                          f'{scope!r}')
+    from .preflight import check_model_config
+    check_model_config(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -49,9 +51,15 @@ def _replace_syncbn(node):
 def _cpu_distributed(cfg):
     """Distributed training without GPUs (gloo): what mmengine's launcher
     assumes a GPU for (cuda.set_device, DDP device_ids, SyncBN)."""
+    import datetime
+
     import torch.distributed as dist
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
+        # a rank that dies leaves the others waiting in a collective: bound
+        # the wait (torch's default is 30 minutes)
+        timeout = float(os.environ.get('DTL_MM_DIST_TIMEOUT', 1800))
+        dist.init_process_group(
+            backend='gloo', timeout=datetime.timedelta(seconds=timeout))
     cfg.model_wrapper_cfg = dict(
         type='MMDistributedDataParallel', device_ids=None,
         broadcast_buffers=False,
@@ -61,6 +69,9 @@ def _cpu_distributed(cfg):
     # can then deadlock in a lock one of them held
     cfg.setdefault('env_cfg', {}).setdefault('mp_cfg', {})
     cfg.env_cfg.mp_cfg.mp_start_method = 'spawn'
+    loader = cfg.get('train_dataloader') or {}
+    if loader.get('num_workers', 0) > 0:  # spawn once, not every epoch
+        loader['persistent_workers'] = True
     print_log('no GPU: distributed run on gloo, SyncBN replaced by BN, '
               'data workers spawned', logger='current')
 

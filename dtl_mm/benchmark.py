@@ -195,15 +195,23 @@ class _RSSPeak:
 
 
 def peak_memory(step):
-    """Peak memory of one training step: max_memory_allocated on a GPU; on
-    the CPU the peak RSS of this (fresh, one-variant) process."""
+    """Peak memory of one training step, and how far it rose above what was
+    allocated just before (activations, gradients, optimizer state): from
+    max_memory_allocated on a GPU; on the CPU from the resident set size of
+    this (fresh, one-variant) process, which also holds the interpreter and
+    libraries."""
     if step.device.type == 'cuda':
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         step()
-        return torch.cuda.max_memory_allocated()
-    with _RSSPeak() as rss:
-        step()
-    return rss.peak
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        with _RSSPeak() as rss:
+            before = rss.peak
+            step()
+        peak = rss.peak
+    return dict(peak_bytes=peak, peak_rise_bytes=peak - before)
 
 
 def step_time(step, warmup=1, repeats=3):
@@ -265,7 +273,7 @@ def measure(family, variant, device='cpu', batch=2, size=None,
                                 for c in counts.values()))
     step = _Step(model, synthetic_batch(cfg, batch, size), device)
     if 'peak' in what:  # first, so no earlier step's buffers are around
-        row['peak_bytes'] = peak_memory(step)
+        row.update(peak_memory(step))
     if 'saved' in what:
         row.update(saved_for_backward(step))
     if 'time' in what:

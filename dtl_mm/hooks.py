@@ -70,3 +70,38 @@ class RNGStateHook(Hook):
         random.setstate(state['python'])
         if 'cuda' in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module()
+class RankConsistencyHook(Hook):
+    """At the end of every epoch and of training, checks that all ranks hold
+    the same trainable weights (a float64 checksum, all-gathered); a
+    divergence (a rank that skipped a step, a missed all-reduce) raises
+    instead of silently training N different models."""
+
+    priority = 'LOW'
+
+    def _check(self, runner, when):
+        from mmengine.dist import all_gather, get_world_size
+        if get_world_size() < 2:
+            return
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        total = torch.zeros(2, dtype=torch.float64)
+        for p in model.parameters():
+            if p.requires_grad:
+                d = p.detach().double().cpu()
+                total += torch.stack([d.sum(), (d * d).sum()])
+        sums = all_gather(total.to(next(model.parameters()).device))
+        if any(not torch.equal(sums[0].cpu(), s.cpu()) for s in sums[1:]):
+            raise RuntimeError(
+                f'trainable weights differ between ranks {when} '
+                f'(checksums {[s.tolist() for s in sums]})')
+        runner.logger.info(f'trainable weights identical on all '
+                           f'{len(sums)} ranks {when}')
+
+    def after_train_epoch(self, runner):
+        self._check(runner, f'after epoch {runner.epoch}')
+
+    def after_train(self, runner):
+        self._check(runner, f'after iteration {runner.iter}')

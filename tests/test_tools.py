@@ -6,7 +6,6 @@ real layout, as a user would run it.
 """
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 
@@ -16,27 +15,8 @@ import pytest
 import torch
 
 from dtl_mm.toy_data import MAKERS
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO = {
-    'coco': 'configs/demo/cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py',
-    'voc': 'configs/demo/retinanet_swin-t_dtlv2-ls_toy-voc.py',
-    'ade20k': 'configs/demo/upernet_swin-t_dtlv2-ls_toy-ade20k.py',
-}
-METRIC_KEYS = {
-    'coco': ('coco/bbox_mAP', 'coco/segm_mAP'),
-    'voc': ('pascal_voc/mAP', ),
-    'ade20k': ('mIoU', ),
-}
-# a few iterations: 8 images in batches of 4
-SHORT = {
-    'coco': ['train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1'],
-    'voc': ['train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1'],
-    'ade20k': ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-               'default_hooks.checkpoint.interval=2'],
-}
-FINAL = {'coco': 'epoch_1.pth', 'voc': 'epoch_1.pth', 'ade20k': 'iter_2.pth'}
-
+from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
+                        run_tool, tool)
 
 @pytest.fixture(scope='session')
 def workspace(tmp_path_factory):
@@ -45,29 +25,6 @@ def workspace(tmp_path_factory):
     for name, make in MAKERS.items():
         make(str(ws / 'data' / 'toy' / name), n_train=8, n_val=4)
     return ws
-
-
-def run_tool(ws, script, *args, env=None, timeout=600):
-    cmd = [sys.executable, script, *args]
-    proc = subprocess.run(
-        cmd, cwd=ws, capture_output=True, text=True, timeout=timeout,
-        env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{" ".join(cmd)} failed:\n{out[-4000:]}'
-    return out
-
-
-def tool(name):
-    return osp.join(ROOT, 'tools', name)
-
-
-def metrics_in(out, keys):
-    found = {}
-    for key in keys:
-        m = re.findall(re.escape(key) + r': (-?[\d.]+)', out)
-        assert m, f'{key} not in the test output:\n{out[-3000:]}'
-        found[key] = float(m[-1])
-    return found
 
 
 def train(ws, task, work_dir, *extra):
@@ -159,3 +116,6 @@ def test_two_process_distributed_training(workspace):
     log = open(next(wd.glob('*/*.log'))).read()
     assert 'find_unused_parameters=False' in log
     assert 'MMDistributedDataParallel' in log
+    # RankConsistencyHook compared the trainable weights of both ranks
+    assert 'trainable weights identical on all 2 ranks after iteration 2' \
+        in log

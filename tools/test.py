@@ -21,10 +21,11 @@ def parse_args():
     p.add_argument('--show', action='store_true', help='show results')
     p.add_argument('--show-dir', help='folder to draw the predictions in')
     p.add_argument('--wait-time', type=float, default=2)
-    p.add_argument('--backbone-from-pretrained', action='store_true',
-                   help='load the frozen Swin from model.backbone.init_cfg '
-                   'before the checkpoint (for checkpoints that hold only '
-                   'the trainable weights)')
+    p.add_argument('--backbone-from-pretrained', nargs='?', const='',
+                   metavar='SWIN_CKPT',
+                   help='load the frozen Swin from SWIN_CKPT (default: '
+                   'model.backbone.init_cfg.checkpoint) before the checkpoint'
+                   ', for checkpoints that hold only the trainable weights')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -49,12 +50,14 @@ def main():
     if not args.skip_data_check:
         check_data(cfg, ('test', ))
     runner = build_runner(cfg)
-    if args.backbone_from_pretrained:
+    if args.backbone_from_pretrained is not None:
         model = runner.model
         backbone = getattr(model, 'module', model).backbone
-        if not getattr(backbone, 'pretrained', None):
-            raise ValueError('--backbone-from-pretrained needs '
-                             'model.backbone.init_cfg.checkpoint')
+        backbone.pretrained = args.backbone_from_pretrained or \
+            getattr(backbone, 'pretrained', None)
+        if not backbone.pretrained:
+            raise ValueError('--backbone-from-pretrained needs a Swin '
+                             'checkpoint path or model.backbone.init_cfg')
         backbone.init_weights()
     runner.test()
 

@@ -32,6 +32,7 @@ custom_hooks = [
     dict(type='ParameterCountHook'),  # trainable / frozen per part
     dict(type='NonFiniteLossHook'),  # stop at a NaN/inf loss, name the iter
     dict(type='RNGStateHook'),  # resume draws the same random numbers
+    dict(type='RankConsistencyHook'),  # ranks hold the same weights
 ]
 
 # The Swin recipes exempt these from weight decay. mmengine matches the keys

@@ -79,9 +79,9 @@ class PretrainedSwinTransformer(BaseModule):
                 f'(e.g. {missing[0]}): it was probably saved with only the '
                 f'trainable weights. Evaluating it would use a random '
                 f'backbone. Load the frozen Swin from the pretrained file '
-                f'first: tools/test.py ... --backbone-from-pretrained (uses '
-                f'model.backbone.init_cfg.checkpoint), or use a full '
-                f'checkpoint.')
+                f'first: tools/test.py CONFIG CKPT --backbone-from-pretrained '
+                f'[SWIN_CKPT] (default: model.backbone.init_cfg.checkpoint), '
+                f'or use a full checkpoint.')
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- pieces of Swin's forward, shared by every variant -----------------

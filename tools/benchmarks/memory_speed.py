@@ -93,11 +93,12 @@ def table(family, rows):
            f', {r0["size"][0]}x{r0["size"][1]}, {r0["device"]}', '',
            '| variant | #p side (M) | #p trainable (M) | saved for backward '
            'backbone / rest / total (MB) | saved ÷ full | peak (MB) | '
-           'peak ÷ full | step (s) | step ÷ full | img/s bs ' +
+           'peak ÷ full | rise in step (MB) | rise ÷ full | step (s) | '
+           'step ÷ full | img/s bs ' +
            '/'.join(str(k[len('throughput_bs'):]) for k in r0
                     if k.startswith('throughput_bs')) +
            ' | paper #p (M) | paper #m (GB) |',
-           '|---' * 11 + '|']
+           '|---' * 13 + '|']
     for r in rows:
         mb = 2**20
         thr = '/'.join(f'{v:.1f}' for k, v in r.items()
@@ -110,6 +111,8 @@ def table(family, rows):
             f'{r["saved_total"] / mb:.0f} | '
             f'{ratio(r, full, "saved_total"):.2f} | '
             f'{r["peak_bytes"] / mb:.0f} | {ratio(r, full, "peak_bytes"):.2f}'
+            f' | {r["peak_rise_bytes"] / mb:.0f} | '
+            f'{ratio(r, full, "peak_rise_bytes"):.2f}'
             f' | {r["step_time_s"]:.3f} | {ratio(r, full, "step_time_s"):.2f}'
             f' | {thr} | {p[0]} | {p[1]} |')
     return '\n'.join(out)
