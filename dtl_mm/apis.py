@@ -123,6 +123,22 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg)
 
 
-def local_rank_env(local_rank):
+def add_common_args(parser):
+    """The arguments tools/train.py and tools/test.py share with mmdet's."""
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='skip reading every annotation / label file '
+                        'up front')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_tool_args(parser):
+    args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(local_rank)
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args

@@ -5,10 +5,8 @@ Same arguments as mmdet's and mmseg's tools/test.py.
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
-from dtl_mm.apis import (build_runner, check_data, load_config,
-                         local_rank_env, setup_test_outputs)
+from dtl_mm.apis import (add_common_args, build_runner, check_data,
+                         load_config, parse_tool_args, setup_test_outputs)
 
 
 def parse_args():
@@ -26,16 +24,8 @@ def parse_args():
                    help='load the frozen Swin from SWIN_CKPT (default: '
                    'model.backbone.init_cfg.checkpoint) before the checkpoint'
                    ', for checkpoints that hold only the trainable weights')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, key=value')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--skip-data-check', action='store_true',
-                   help='skip reading every annotation / label file up front')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
-    local_rank_env(args.local_rank)
-    return args
+    add_common_args(p)
+    return parse_tool_args(p)
 
 
 def main():

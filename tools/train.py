@@ -4,9 +4,8 @@ Same arguments as mmdet's and mmseg's tools/train.py.
 """
 import argparse
 
-from mmengine.config import DictAction
-
-from dtl_mm.apis import build_runner, check_data, load_config, local_rank_env
+from dtl_mm.apis import (add_common_args, build_runner, check_data,
+                         load_config, parse_tool_args)
 
 
 def parse_args():
@@ -20,16 +19,8 @@ def parse_args():
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help='resume from this checkpoint, or without a value '
                    'from the latest checkpoint in the work dir')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, key=value')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--skip-data-check', action='store_true',
-                   help='skip reading every annotation / label file up front')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
-    local_rank_env(args.local_rank)
-    return args
+    add_common_args(p)
+    return parse_tool_args(p)
 
 
 def main():

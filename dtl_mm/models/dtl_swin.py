@@ -40,6 +40,9 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
             (g(theta(h)), DTLv1).
         fusion_op (str): g: 'dwconv', 'avgpool' or 'conv'.
         kernel_size (int): k of g. beta (float): Swish's beta.
+        with_cp (bool): (a Swin argument) activation checkpointing; only the
+            blocks autograd goes through (after the first add-back) are
+            affected, the no-grad blocks before them keep nothing anyway.
         **kwargs: ``PretrainedSwinTransformer`` / mmdet Swin arguments.
     """
 

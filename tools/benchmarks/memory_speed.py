@@ -15,6 +15,7 @@ results.json and memory_params.png to --out.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -41,17 +42,35 @@ def parse_args():
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--tiny', action='store_true',
                    help='a small Swin instead of Swin-B/L (smoke test)')
+    p.add_argument('--torch-focal-loss', action='store_true',
+                   help="mmdet's PyTorch focal loss on the GPU, for an mmcv "
+                   'built without CUDA ops (RetinaNet)')
     p.add_argument('--worker', nargs=2, metavar=('FAMILY', 'VARIANT'),
                    help=argparse.SUPPRESS)
     return p.parse_args()
 
 
 def scaled(size, scale):
-    return [max(64, int(round(s * scale / 32)) * 32) for s in size]
+    # padded up to a multiple of 32, as the data preprocessors do
+    return [max(64, math.ceil(s * scale / 32) * 32) for s in size]
+
+
+def use_torch_focal_loss():
+    import torch.nn.functional as F
+    from mmdet.models.losses import focal_loss
+
+    def focal(pred, target, *args, **kwargs):
+        target = F.one_hot(target, pred.size(1) + 1)[:, :pred.size(1)]
+        return focal_loss.py_sigmoid_focal_loss(pred, target.type_as(pred),
+                                                *args, **kwargs)
+
+    focal_loss.sigmoid_focal_loss = focal
 
 
 def run_worker(args):
     family, variant = args.worker
+    if args.torch_focal_loss:
+        use_torch_focal_loss()
     neck = None
     if args.tiny:  # keep neck / head inputs consistent with the small Swin
         chans = [32, 64, 128, 256]
@@ -73,7 +92,8 @@ def run_variant(args, family, variant):
            '--worker', family, variant, '--device', args.device, '--batch',
            str(args.batch), '--scale', str(args.scale), '--repeats',
            str(args.repeats), '--infer-batches',
-           *map(str, args.infer_batches)] + (['--tiny'] if args.tiny else [])
+           *map(str, args.infer_batches)] + (['--tiny'] if args.tiny else []) \
+        + (['--torch-focal-loss'] if args.torch_focal_loss else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
     if proc.returncode or not lines:

@@ -1,0 +1,55 @@
+"""The memory / speed benchmark on tiny models (issue 4)."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from tool_utils import ROOT
+
+from dtl_mm.benchmark import measure
+
+TINY = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
+            window_size=7)
+NECK = {'model.neck.in_channels': [64, 128, 256]}
+
+
+def test_saved_bytes_order_fixed_dtl_petl_full():
+    saved = {}
+    for variant in ('full', 'fixed', 'lora', 'adapter', 'adaptformer',
+                    'dtlv2-ls', 'dtlv2-ls+cp'):
+        row = measure('voc', variant, size=(192, 320), what=('saved', ),
+                      backbone_overrides=TINY, model_overrides=NECK)
+        saved[variant] = row['saved_backbone'], row['saved_total']
+        assert row['saved_rest'] > 0
+    total = {k: v[1] for k, v in saved.items()}
+    assert saved['fixed'][0] == 0  # a frozen trunk keeps nothing
+    assert total['fixed'] < total['dtlv2-ls'] < min(
+        total['lora'], total['adapter'], total['adaptformer'])
+    assert max(total['lora'], total['adapter'], total['adaptformer']) < \
+        total['full']
+    # checkpointing the late blocks keeps less still
+    assert total['dtlv2-ls+cp'] < total['dtlv2-ls']
+
+
+def test_benchmark_script_end_to_end(tmp_path):
+    out = tmp_path / 'bench'
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/benchmarks/memory_speed.py'),
+         '--out', str(out), '--tiny', '--family', 'voc', '--variants',
+         'full', 'dtlv2-ls', '--scale', '0.2', '--infer-batches', '1', '2',
+         '--repeats', '1'],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / 'results.json').read_text())
+    rows = results['voc']
+    assert [r['variant'] for r in rows] == ['full', 'dtlv2-ls']
+    for r in rows:
+        assert r['size'] == [128, 224] and r['batch'] == 2
+        assert r['peak_bytes'] > 0 and r['step_time_s'] > 0
+        assert r['throughput_bs1'] > 0 and r['throughput_bs2'] > 0
+    assert rows[1]['saved_total'] < rows[0]['saved_total']
+    md = (out / 'results.md').read_text()
+    assert '| dtlv2-ls |' in md and 'paper #m (GB)' in md
+    assert (out / 'memory_params.png').stat().st_size > 1000
