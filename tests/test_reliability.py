@@ -24,7 +24,10 @@ from dtl_mm.toy_data import MAKERS
 from tool_utils import DEMO, ROOT, SHORT, run_tool, tool
 
 
-def toy(tmp_path, name, **kw):
+def toy(tmp_path, monkeypatch, name, **kw):
+    """Toy data of one task under tmp_path/data/toy, the working folder
+    (the demo configs use data/toy/... relative paths)."""
+    monkeypatch.chdir(tmp_path)
     MAKERS[name](str(tmp_path / 'data' / 'toy' / name), n_train=4, n_val=2,
                  **kw)
     return Config.fromfile(osp.join(ROOT, DEMO[name]))
@@ -32,22 +35,20 @@ def toy(tmp_path, name, **kw):
 
 # ---------------------------------------------------------------- bad data
 def test_clean_toy_data_passes(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
     for name in DEMO:
-        check_config_data(toy(tmp_path, name), ('train', 'val', 'test'))
+        check_config_data(toy(tmp_path, monkeypatch, name),
+                          ('train', 'val', 'test'))
 
 
 def test_missing_image(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cfg = toy(tmp_path, 'coco')
+    cfg = toy(tmp_path, monkeypatch, 'coco')
     os.remove('data/toy/coco/train2017/000000000002.jpg')
     with pytest.raises(DataError, match=r'missing.*000000000002\.jpg'):
         check_config_data(cfg, ('train', ))
 
 
 def test_annotation_file_not_json(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cfg = toy(tmp_path, 'coco')
+    cfg = toy(tmp_path, monkeypatch, 'coco')
     ann = 'data/toy/coco/annotations/instances_val2017.json'
     open(ann, 'w').write('{"images": [')
     with pytest.raises(DataError, match='instances_val2017.json: not valid '
@@ -56,8 +57,7 @@ def test_annotation_file_not_json(tmp_path, monkeypatch):
 
 
 def test_unknown_category(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cfg = toy(tmp_path, 'coco')
+    cfg = toy(tmp_path, monkeypatch, 'coco')
     ann = 'data/toy/coco/annotations/instances_train2017.json'
     data = json.load(open(ann))
     data['annotations'][0]['category_id'] = 99
@@ -67,8 +67,7 @@ def test_unknown_category(tmp_path, monkeypatch):
 
 
 def test_voc_xml_broken_and_unknown_class(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cfg = toy(tmp_path, 'voc')
+    cfg = toy(tmp_path, monkeypatch, 'voc')
     ann_dir = 'data/toy/voc/VOCdevkit/VOC2012/Annotations/'
     xml = ann_dir + sorted(os.listdir(ann_dir))[0]
     good = open(xml).read()
@@ -82,8 +81,7 @@ def test_voc_xml_broken_and_unknown_class(tmp_path, monkeypatch):
 
 
 def test_segmentation_label_out_of_range(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cfg = toy(tmp_path, 'ade20k')
+    cfg = toy(tmp_path, monkeypatch, 'ade20k')
     seg_dir = 'data/toy/ade20k/ADEChallengeData2016/annotations/validation/'
     seg = seg_dir + sorted(os.listdir(seg_dir))[0]
     label = cv2.imread(seg, cv2.IMREAD_UNCHANGED)
@@ -101,8 +99,7 @@ def test_segmentation_label_out_of_range(tmp_path, monkeypatch):
 
 def test_train_tool_fails_before_training_on_bad_data(tmp_path,
                                                       monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    toy(tmp_path, 'coco')
+    toy(tmp_path, monkeypatch, 'coco')
     os.remove('data/toy/coco/val2017/000000000001.jpg')
     proc = subprocess.run(
         [sys.executable, tool('train.py'), osp.join(ROOT, DEMO['coco']),
