@@ -121,7 +121,7 @@ def table(family, rows):
            '|---' * 13 + '|']
     for r in rows:
         mb = 2**20
-        thr = '/'.join(f'{v:.1f}' for k, v in r.items()
+        thr = '/'.join(f'{v:.3g}' for k, v in r.items()
                        if k.startswith('throughput_bs'))
         p = paper.get(r['variant'], ('', ''))
         out.append(
