@@ -222,13 +222,19 @@ def test_killed_and_resumed_run_equals_straight_run(tmp_path):
         assert torch.equal(a['state_dict'][k], b['state_dict'][k]), k
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+def trained_voc(tmp_path):
+    """One short VOC demo run in tmp_path/wd: (config path, work dir)."""
     MAKERS['voc'](str(tmp_path / 'data' / 'toy' / 'voc'), n_train=8,
                   n_val=2)
     cfg = osp.join(ROOT, DEMO['voc'])
     wd = tmp_path / 'wd'
     run_tool(tmp_path, tool('train.py'), cfg, '--work-dir', str(wd),
              '--cfg-options', *SHORT['voc'])
+    return cfg, wd
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg, wd = trained_voc(tmp_path)
     good = (wd / 'epoch_1.pth').read_bytes()
     proc = subprocess.run(
         [sys.executable, tool('train.py'), cfg, '--work-dir', str(wd),
@@ -246,12 +252,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 # ------------------------------------------------ checkpoints at test time
 def test_checkpoint_without_frozen_backbone_is_refused(tmp_path):
-    MAKERS['voc'](str(tmp_path / 'data' / 'toy' / 'voc'), n_train=8,
-                  n_val=2)
-    cfg = osp.join(ROOT, DEMO['voc'])
-    wd = tmp_path / 'wd'
-    run_tool(tmp_path, tool('train.py'), cfg, '--work-dir', str(wd),
-             '--cfg-options', *SHORT['voc'])
+    cfg, wd = trained_voc(tmp_path)
     full = torch.load(wd / 'epoch_1.pth', weights_only=False)
     sd = full['state_dict']
     lean = {k: v for k, v in sd.items() if '.swin.' not in k}
