@@ -119,3 +119,13 @@ def test_two_process_distributed_training(workspace):
     # RankConsistencyHook compared the trainable weights of both ranks
     assert 'trainable weights identical on all 2 ranks after iteration 2' \
         in log
+    # and the two-process evaluation of that checkpoint
+    proc = subprocess.run(
+        ['bash', tool('dist_test.sh'), osp.join(ROOT, DEMO['voc']),
+         str(wd / 'epoch_1.pth'), '2', '--work-dir', str(wd / 'test')],
+        cwd=workspace, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=ROOT, PYTHON=sys.executable,
+                 PORT='29518', OMP_NUM_THREADS='1'))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    metrics_in(out, METRIC_KEYS['voc'])
