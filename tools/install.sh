@@ -71,7 +71,10 @@ if ! "$PY" -c "import mmcv.ops; assert __import__('mmcv').__version__ == '$MMCV'
     export PATH="$(dirname "$PY"):$PATH"
     echo "[install] this takes about 11 minutes on 2 cores; progress every 30 s" >&2
     LOG="$CACHE/build.log"
-    "$PY" -m pip wheel --no-build-isolation --no-deps -v -w "$CACHE" "mmcv==$MMCV" >"$LOG" 2>&1 &
+    # --no-cache-dir: pip's own wheel cache is keyed by the sdist only and
+    # would hand a CPU build to a CUDA environment
+    "$PY" -m pip wheel --no-cache-dir --no-build-isolation --no-deps -v \
+      -w "$CACHE" "mmcv==$MMCV" >"$LOG" 2>&1 &
     BUILD=$!
     START=$SECONDS
     while kill -0 $BUILD 2>/dev/null; do
