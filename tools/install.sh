@@ -69,7 +69,7 @@ if ! "$PY" -c "import mmcv.ops; assert __import__('mmcv').__version__ == '$MMCV'
     export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
     # torch's extension builder compiles in parallel only if it finds ninja
     export PATH="$(dirname "$PY"):$PATH"
-    echo "[install] this takes about 11 minutes on 2 cores; progress every 30 s" >&2
+    echo "[install] this takes about 5-7 minutes on 2 cores; progress every 30 s" >&2
     LOG="$CACHE/build.log"
     # --no-cache-dir: pip's own wheel cache is keyed by the sdist only and
     # would hand a CPU build to a CUDA environment
