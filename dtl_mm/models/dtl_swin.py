@@ -63,11 +63,8 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
                  kernel_size: Optional[int] = None,
                  beta: Optional[float] = None,
                  **kwargs):
-        if kwargs.pop('frozen', True) is not True:
-            raise ValueError('DTLSwinTransformer always freezes the Swin; '
-                             'use PretrainedSwinTransformer(frozen=False) '
-                             'for full fine-tuning')
-        super().__init__(frozen=True, **kwargs)
+        super().__init__(frozen=True,
+                         **self.frozen_only(type(self).__name__, kwargs))
         self.layout = build_layout(
             self.depths, self.channels, variant, rank=rank,
             first_g_block=first_g_block, w_every=w_every, g_every=g_every,

@@ -66,9 +66,8 @@ class _FrozenSwinWithPETL(PretrainedSwinTransformer):
     inside every block)."""
 
     def __init__(self, **kwargs):
-        if kwargs.pop('frozen', True) is not True:
-            raise ValueError(f'{type(self).__name__} always freezes the Swin')
-        super().__init__(frozen=True, **kwargs)
+        super().__init__(frozen=True,
+                         **self.frozen_only(type(self).__name__, kwargs))
         for stage in self.swin.stages:
             for block in stage.blocks:
                 self.attach(block, block.attn.w_msa.qkv.in_features)

@@ -54,6 +54,15 @@ class PretrainedSwinTransformer(BaseModule):
         if frozen:
             self.swin.requires_grad_(False)
 
+    @staticmethod
+    def frozen_only(cls_name, kwargs):
+        """For subclasses that always freeze: reject frozen=False."""
+        if kwargs.pop('frozen', True) is not True:
+            raise ValueError(f'{cls_name} always freezes the Swin; use '
+                             f'PretrainedSwinTransformer(frozen=False) for '
+                             f'full fine-tuning')
+        return kwargs
+
     def init_weights(self):
         # Deliberately not BaseModule.init_weights: Swin's own init_weights
         # would re-randomise the trunk when it has no init_cfg.
