@@ -8,7 +8,8 @@ from .petl_baselines import (AdapterSwinTransformer,
                              AdaptFormerSwinTransformer, LoRASwinTransformer)
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
-from .weight_loading import CheckpointLayoutError, load_swin_weights
+from .weight_loading import (CheckpointLayoutError, load_swin_weights,
+                             swin_fingerprint)
 
 for _registry in (MMDET_MODELS, MMSEG_MODELS):
     for _cls in (PretrainedSwinTransformer, DTLSwinTransformer,
@@ -19,6 +20,7 @@ for _registry in (MMDET_MODELS, MMSEG_MODELS):
 __all__ = [
     'PretrainedSwinTransformer', 'DTLSwinTransformer', 'CompactSideNetwork',
     'CSNLayout', 'build_layout', 'load_swin_weights', 'CheckpointLayoutError',
+    'swin_fingerprint',
     'LoRASwinTransformer', 'AdapterSwinTransformer',
     'AdaptFormerSwinTransformer'
 ]

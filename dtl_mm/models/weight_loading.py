@@ -9,6 +9,7 @@ Two layouts exist in the wild:
 
 The load refuses to leave a frozen weight at its random initialisation.
 """
+import hashlib
 import os
 import re
 from collections import OrderedDict
@@ -113,3 +114,15 @@ def load_swin_weights(swin: nn.Module, filename: str,
         + (f'; ignored {len(report["ignored"])} extra keys'
            if report['ignored'] else ''), logger=logger)
     return report
+
+
+def swin_fingerprint(state: Dict[str, torch.Tensor]) -> str:
+    """sha256 (hex) of a Swin state dict in mmdet keys: names, dtypes,
+    shapes and bytes, in sorted key order. Equal fingerprints mean the same
+    frozen trunk, whichever file or model the tensors came from."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        digest.update(f'{key}|{t.dtype}|{tuple(t.shape)}\n'.encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
