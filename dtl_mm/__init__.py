@@ -1,12 +1,14 @@
 """DTL: Disentangled Transfer Learning for OpenMMLab dense prediction.
 
-Importing the package (configs do it through ``custom_imports``) registers the
-backbones and hooks and lets torch's safe loader read mmengine checkpoints.
+Importing the package (configs do it through ``custom_imports``) registers
+the backbones and hooks, routes every mmengine checkpoint load through the
+safe loader (``checkpoint_schemes``) and makes mmengine's local file writes
+atomic (``atomic_io``).
 """
-from .checkpoint import allow_mmengine_checkpoint_types
+from .checkpoint_schemes import register_safe_loaders
 
-allow_mmengine_checkpoint_types()
+register_safe_loaders()
 
-from . import atomic_io, hooks, models, optim  # noqa: E402,F401
+from . import atomic_io, hooks, models, optim, strict_load  # noqa: E402,F401,E501
 
 __version__ = '0.1.0'
