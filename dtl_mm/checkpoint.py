@@ -19,6 +19,7 @@ numpy 1.x and 2.x name their pickling helpers differently
 (``numpy.core`` / ``numpy._core``); both names are accepted so a checkpoint
 saved under one loads under the other.
 """
+import _compat_pickle
 import collections
 import hashlib
 import io
@@ -113,13 +114,20 @@ class _RestrictedUnpickler(pickle.Unpickler):
     torch's own loader resolves storages before calling it."""
 
     def find_class(self, module, name):
+        # protocol 2 writes Python 2 names (__builtin__.getattr)
+        module, name = _compat_pickle.NAME_MAPPING.get(
+            (module, name),
+            (_compat_pickle.IMPORT_MAPPING.get(module, module), name))
         full = f'{module}.{name}'
         allowed = _allowed_globals()
         if full in allowed:
             return allowed[full]
         if (module == 'collections' and name == 'OrderedDict') or \
                 (module == 'torch._utils' and name.startswith('_rebuild')) \
-                or full in ('torch._tensor._rebuild_from_type_v2',
+                or full in ('_codecs.encode',  # protocol 2's bytes
+                            'builtins.set', 'builtins.frozenset',
+                            'builtins.bytearray',
+                            'torch._tensor._rebuild_from_type_v2',
                             'torch.nn.parameter.Parameter', 'torch.Size',
                             'torch.device', 'torch.serialization._get_layout'):
             return super().find_class(module, name)

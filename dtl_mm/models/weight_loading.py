@@ -141,7 +141,7 @@ def load_swin_weights(swin: nn.Module, filename: str, logger='current',
         f'{report["filled"]}/{len(params)} backbone parameter tensors'
         + (f'; {len(defaulted)} output-norm tensors keep LayerNorm init '
            f'(not part of a classification checkpoint)' if defaulted else '')
-        + (f'; ignored {ignored} other keys (side network, neck, heads, ...)'
+        + (f'; ignored {ignored} other keys of the file'
            if ignored else ''), logger=logger)
     return report
 
