@@ -40,7 +40,7 @@ def expected_state(
                 shapes[prefix + key] = tuple(b.shape)
         if type(module).get_extra_state is not \
                 torch.nn.Module.get_extra_state:
-            shapes[prefix + EXTRA_STATE] = None  # not a tensor
+            shapes[prefix + EXTRA_STATE] = None  # its length varies
     return shapes
 
 

@@ -29,9 +29,10 @@ from dtl_mm.checkpoint import (CheckpointError, _restricted_pickle,
 from dtl_mm.checkpoint_schemes import unsafe_schemes
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            swin_fingerprint)
+from dtl_mm.models.weight_loading import decode_trunk_record
 from dtl_mm.toy_data import MAKERS
-from tool_utils import DEMO, METRIC_KEYS, ROOT, SHORT, metrics_in, run_tool
-from tool_utils import tool
+from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
+                        run_tool, tool)
 
 # the VOC demo config's small Swin
 DEMO_SWIN = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
@@ -298,7 +299,7 @@ def test_lean_checkpoint_holds_what_training_changed(lean_run):
     assert lean_keys == full_keys - swin
     assert any(k.startswith('backbone.csn.') for k in lean_keys)
     assert 'optimizer' in lean and 'param_schedulers' in lean
-    record = lean['state_dict']['backbone._extra_state']['frozen_trunk']
+    record = decode_trunk_record(lean['state_dict']['backbone._extra_state'])
     assert record['source'] == str(lean_run['pretrained'])
     backbone = DTLSwinTransformer(**DEMO_SWIN, init_cfg=dict(
         type='Pretrained', checkpoint=str(lean_run['pretrained'])))
@@ -318,6 +319,28 @@ def test_lean_and_full_checkpoints_evaluate_the_same(lean_run):
         out = run_tool(ws, script, cfg, str(ckpt), '--work-dir',
                        str(ws / 'eval'))
         results.append(metrics_in(out, METRIC_KEYS['voc']))
+    assert results[0] == results[1] == results[2]
+
+
+def test_lean_segmentor_checkpoint_in_mmseg_own_tool(lean_run):
+    ws = lean_run['ws']
+    cfg = pretrained_config(ws, 'ade20k', lean_run['pretrained'], 'ade_pre')
+    wd = ws / 'wd_ade_lean'
+    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
+             '--cfg-options', *SHORT['ade20k'])
+    lean = wd / FINAL['ade20k']
+    state = load_checkpoint_file(str(lean))['state_dict']
+    assert not any(k.startswith('backbone.swin.') for k in state)
+    run_tool(ws, tool('convert_checkpoint.py'), cfg, str(lean),
+             str(ws / 'ade_full.pth'), '--to', 'full')
+    full = next(ws.glob('ade_full-*.pth'))
+    own = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
+    results = [
+        metrics_in(run_tool(ws, script, cfg, str(ckpt), '--work-dir',
+                            str(ws / 'eval_ade')), METRIC_KEYS['ade20k'])
+        for script, ckpt in ((tool('test.py'), lean), (own, lean),
+                             (tool('test.py'), full))
+    ]
     assert results[0] == results[1] == results[2]
 
 

@@ -25,7 +25,9 @@ from mmengine.registry import MODELS, init_default_scope
 
 from dtl_mm.checkpoint import CheckpointError, load_checkpoint_file
 from dtl_mm.models import PretrainedSwinTransformer
-from dtl_mm.models.weight_loading import EXTRA_STATE, swin_fingerprint
+from dtl_mm.models.weight_loading import (EXTRA_STATE, decode_trunk_record,
+                                         encode_trunk_record,
+                                         swin_fingerprint)
 
 # what a shared checkpoint keeps with --strip-optimizer
 KEEP = ('meta', 'state_dict')
@@ -67,7 +69,7 @@ def to_lean(state, backbone, pretrained, name):
     if not all(k in state for k in trunk):
         raise CheckpointError(f'{name}: already lean (or not a full '
                               f'checkpoint of this config)')
-    record = (state.get('backbone.' + EXTRA_STATE) or {}).get('frozen_trunk')
+    record = decode_trunk_record(state.get('backbone.' + EXTRA_STATE))
     sha = swin_fingerprint(
         {k[len('backbone.swin.'):]: state[k] for k in trunk})
     if record is None or record.get('sha256') != sha:
@@ -83,12 +85,12 @@ def to_lean(state, backbone, pretrained, name):
                 f'(sha256 {sha[:16]}... vs {record["sha256"][:16]}...); a '
                 f'lean checkpoint of it could not be restored')
     lean = {k: v for k, v in state.items() if k not in set(trunk)}
-    lean['backbone.' + EXTRA_STATE] = dict(frozen_trunk=dict(record))
+    lean['backbone.' + EXTRA_STATE] = encode_trunk_record(record)
     return lean
 
 
 def to_full(state, backbone, pretrained, name):
-    record = (state.get('backbone.' + EXTRA_STATE) or {}).get('frozen_trunk')
+    record = decode_trunk_record(state.get('backbone.' + EXTRA_STATE))
     if record is None or any(
             k.startswith('backbone.swin.stages.') for k in state):
         raise CheckpointError(f'{name}: not a lean checkpoint (it holds the '

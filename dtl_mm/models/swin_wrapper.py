@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
+                             decode_trunk_record, encode_trunk_record,
                              load_swin_weights)
 
 
@@ -103,12 +104,12 @@ class PretrainedSwinTransformer(BaseModule):
 
     # -- what a checkpoint holds --------------------------------------------
     def get_extra_state(self):
-        return dict(frozen_trunk=self.trunk_record if self.frozen else None)
+        return encode_trunk_record(self.trunk_record if self.frozen else None)
 
     def set_extra_state(self, state):
-        if self.frozen and isinstance(state, dict):
-            self.trunk_record = state.get('frozen_trunk') or \
-                self.trunk_record
+        record = decode_trunk_record(state)
+        if self.frozen and record:
+            self.trunk_record = record
 
     def _leave_out_frozen_trunk(self, module, destination, prefix,
                                 local_metadata):
@@ -129,9 +130,7 @@ class PretrainedSwinTransformer(BaseModule):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         trunk = [prefix + 'swin.' + k for k in self.trunk_keys]
         missing = [k for k in trunk if k not in state_dict]
-        record = state_dict.get(prefix + EXTRA_STATE)
-        record = record.get('frozen_trunk') if isinstance(record,
-                                                          dict) else None
+        record = decode_trunk_record(state_dict.get(prefix + EXTRA_STATE))
         if missing and len(missing) < len(trunk):
             raise CheckpointLayoutError(
                 f'the checkpoint holds only part of the Swin backbone: '
@@ -180,7 +179,7 @@ class PretrainedSwinTransformer(BaseModule):
         state_dict.update(zip(
             (prefix + 'swin.' + k for k in self.trunk_keys),
             self.trunk_state().values()))
-        state_dict[prefix + EXTRA_STATE] = dict(frozen_trunk=record)
+        state_dict[prefix + EXTRA_STATE] = encode_trunk_record(record)
 
     # -- pieces of Swin's forward, shared by every variant -----------------
     def embed(self, x):

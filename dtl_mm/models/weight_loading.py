@@ -14,6 +14,7 @@ recorded fingerprint.
 The load refuses to leave a frozen weight at its random initialisation.
 """
 import hashlib
+import json
 import re
 from collections import Counter, OrderedDict
 from typing import Dict, Iterable, Optional
@@ -33,8 +34,26 @@ _OUTPUT_NORM = re.compile(r'^norm\d+\.')
 _SWIN_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:swin\.)?)'
                        r'((?:stages|layers)\.\d+\..*|patch_embed\..*|'
                        r'absolute_pos_embed|norm\d+\..*)$')
-# where a dtl_mm backbone keeps its record of the frozen trunk
+# where a dtl_mm backbone keeps its record of the frozen trunk (torch's
+# extra-state key): JSON in a uint8 tensor, so that everything that handles
+# state dicts as tensors (mmengine's broadcast, weights_to_cpu, equality
+# checks) handles it too
 EXTRA_STATE = '_extra_state'
+
+
+def encode_trunk_record(record: Optional[dict]) -> torch.Tensor:
+    """{'source': file, 'sha256': hex} or None -> uint8 tensor."""
+    return torch.tensor(list(json.dumps(record).encode()), dtype=torch.uint8)
+
+
+def decode_trunk_record(value) -> Optional[dict]:
+    if isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
+        try:
+            record = json.loads(bytes(value.tolist()).decode())
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+    return None
 
 
 class CheckpointLayoutError(ValueError):
@@ -84,8 +103,8 @@ def find_swin(state_dict: Dict, filename: str):
 def lean_trunk_record(state_dict: Dict) -> Optional[dict]:
     """The frozen-trunk record of a dtl_mm lean checkpoint (no Swin weights,
     ``source`` and ``sha256`` of the file they came from), else None."""
-    records = [v.get('frozen_trunk') for k, v in state_dict.items()
-               if k.endswith(EXTRA_STATE) and isinstance(v, dict)]
+    records = [decode_trunk_record(v) for k, v in state_dict.items()
+               if k.endswith(EXTRA_STATE)]
     records = [r for r in records if r]
     has_swin = any(_SWIN_KEY.match(k) and ('stages.' in k or 'layers.' in k)
                    for k in state_dict)
