@@ -7,6 +7,6 @@ from .checkpoint import allow_mmengine_checkpoint_types
 
 allow_mmengine_checkpoint_types()
 
-from . import atomic_io, hooks, models, optim  # noqa: E402,F401
+from . import atomic_io, hooks, models, optim, resume  # noqa: E402,F401
 
 __version__ = '0.1.0'
