@@ -179,6 +179,8 @@ class RankConsistencyHook(Hook):
             return
         params = [p.detach() for p in _bare_model(runner).parameters()
                   if p.requires_grad]
+        if not params:
+            return
         total = torch.stack([
             torch.stack([d.sum(), (d * d).sum()])
             for d in (p.double() for p in params)]).sum(0)

@@ -278,11 +278,12 @@ def check_images(paths_sizes, source, facts, report, size_what):
     """Every listed image exists, can be read, and is as large as its
     annotation says. ``paths_sizes``: (path, (w, h) or None, id text)."""
     paths = [p for p, _, _ in paths_sizes]
-    missing = [show(p) for p in paths if not osp.isfile(p)]
+    headers = facts.many('image', paths, image_header)
+    missing = [show(p) for p, got in zip(paths, headers)
+               if isinstance(got, FileNotFoundError)]
     if missing:
         raise DataError(f'{len(missing)} of {len(paths)} image files listed '
                         f'by {show(source)} are missing, e.g. {missing[:3]}')
-    headers = facts.many('image', paths, image_header)
     unreadable, wrong, rotated = [], [], []
     for (path, wh, ident), got in zip(paths_sizes, headers):
         if isinstance(got, Exception):
