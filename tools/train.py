@@ -34,7 +34,7 @@ def resume_from(cfg, resume):
     load_from, if any) and says so: a job script can pass --resume on every
     (re)start."""
     if resume != 'auto':
-        if not osp.isfile(resume):
+        if '://' not in resume and not osp.isfile(resume):
             raise FileNotFoundError(f'--resume: checkpoint not found: '
                                     f'{resume}')
         cfg.resume, cfg.load_from = True, resume
