@@ -9,6 +9,7 @@ from .checkpoint_schemes import register_safe_loaders
 
 register_safe_loaders()
 
-from . import atomic_io, hooks, models, optim, strict_load  # noqa: E402,F401,E501
+from . import (atomic_io, hooks, models, optim, resume,  # noqa: E402,F401
+               strict_load)
 
 __version__ = '0.1.0'

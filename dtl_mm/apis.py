@@ -32,9 +32,31 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
-    if launcher != 'none' and not torch.cuda.is_available():
-        _cpu_distributed(cfg)
+    if launcher != 'none':
+        timeout = dist_timeout(cfg)
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+        cfg.env_cfg.dist_cfg.timeout = timeout
+        if not torch.cuda.is_available():
+            _cpu_distributed(cfg)
     return cfg
+
+
+def dist_timeout(cfg):
+    """Seconds a rank waits in a collective for the others before failing:
+    ``DTL_MM_DIST_TIMEOUT``, else ``env_cfg.dist_cfg.timeout``, else 1800
+    (torch's default). Shorter ends a run sooner when a rank dies or hangs;
+    it must stay longer than the slowest legitimate wait (evaluation or a
+    checkpoint save on rank 0 while the others wait)."""
+    value = os.environ.get('DTL_MM_DIST_TIMEOUT') or \
+        cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout') or 1800
+    try:
+        value = float(value)
+        assert value > 0
+    except (ValueError, AssertionError):
+        raise ValueError(f'distributed timeout must be a positive number of '
+                         f'seconds, got {value!r} (DTL_MM_DIST_TIMEOUT or '
+                         f'env_cfg.dist_cfg.timeout)') from None
+    return value
 
 
 def _replace_syncbn(node):
@@ -55,11 +77,10 @@ def _cpu_distributed(cfg):
 
     import torch.distributed as dist
     if not dist.is_initialized():
-        # a rank that dies leaves the others waiting in a collective: bound
-        # the wait (torch's default is 30 minutes)
-        timeout = float(os.environ.get('DTL_MM_DIST_TIMEOUT', 1800))
-        dist.init_process_group(
-            backend='gloo', timeout=datetime.timedelta(seconds=timeout))
+        # a rank that dies leaves the others waiting in a collective: the
+        # wait is bounded by dist_timeout
+        dist.init_process_group(backend='gloo', timeout=datetime.timedelta(
+            seconds=cfg.env_cfg.dist_cfg.timeout))
     cfg.model_wrapper_cfg = dict(
         type='MMDistributedDataParallel', device_ids=None,
         broadcast_buffers=False,
@@ -107,12 +128,30 @@ def setup_test_outputs(cfg, out=None, show=False, show_dir=None,
 
 
 def check_data(cfg, splits):
-    """Reads the datasets' raw files up front; every rank checks its own
-    view of the files before any of them starts work."""
-    from .preflight import check_config_data
-    print_log(f'checking the {"/".join(splits)} data files ...',
-              logger='current')
-    check_config_data(cfg, splits)
+    """Reads the datasets' raw files up front. In a distributed run rank 0
+    checks and the others wait for its verdict (one pass over the data, not
+    one per rank); the process group is started here for that, as mmengine
+    would start it (it then keeps it)."""
+    from mmengine.dist import (broadcast_object_list, get_rank,
+                               get_world_size, init_dist, is_distributed)
+
+    from .preflight import DataError, check_config_data
+    if cfg.get('launcher', 'none') != 'none' and not is_distributed():
+        init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    verdict, error = [None], None
+    if get_rank() == 0:
+        print_log(f'checking the {"/".join(splits)} data files ...',
+                  logger='current')
+        try:
+            check_config_data(cfg, splits)
+        except Exception as e:  # shared, so that no rank waits for ever
+            verdict, error = [f'{type(e).__name__}: {e}'], e
+    if get_world_size() > 1:
+        broadcast_object_list(verdict, src=0)
+    if error is not None:
+        raise error
+    if verdict[0] is not None:
+        raise DataError(f'the data check on rank 0 failed: {verdict[0]}')
 
 
 def build_runner(cfg):

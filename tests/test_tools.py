@@ -119,6 +119,7 @@ def test_two_process_distributed_training(workspace):
     # RankConsistencyHook compared the trainable weights of both ranks
     assert 'trainable weights identical on all 2 ranks after iteration 2' \
         in log
+    assert 'trainable weights identical on all 2 ranks after epoch 1' in log
     # and the two-process evaluation of that checkpoint
     proc = subprocess.run(
         ['bash', tool('dist_test.sh'), osp.join(ROOT, DEMO['voc']),

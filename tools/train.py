@@ -3,9 +3,14 @@
 Same arguments as mmdet's and mmseg's tools/train.py.
 """
 import argparse
+import os.path as osp
+
+from mmengine.logging import print_log
 
 from dtl_mm.apis import (add_common_args, build_runner, check_data,
                          load_config, parse_tool_args)
+from dtl_mm.atomic_io import remove_stale_temp_files
+from dtl_mm.resume import latest_checkpoint
 
 
 def parse_args():
@@ -21,6 +26,29 @@ def parse_args():
                    'from the latest checkpoint in the work dir')
     add_common_args(p)
     return parse_tool_args(p)
+
+
+def resume_from(cfg, resume):
+    """--resume CKPT, or --resume alone: the latest checkpoint of the work
+    dir. With none there, training starts from scratch (from the config's
+    load_from, if any) and says so: a job script can pass --resume on every
+    (re)start."""
+    if resume != 'auto':
+        if '://' not in resume and not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume: checkpoint not found: '
+                                    f'{resume}')
+        cfg.resume, cfg.load_from = True, resume
+        return
+    ckpt, note = latest_checkpoint(cfg.work_dir)
+    if ckpt is None:
+        print_log(f'--resume: nothing to resume from ({note}); training '
+                  f'starts from scratch', logger='current', level=30)
+        cfg.resume = False
+        return
+    print_log(f'--resume: resuming from {ckpt}' + (f' ({note})' if note
+                                                    else ''),
+              logger='current', level=30 if note else 20)
+    cfg.resume, cfg.load_from = True, ckpt
 
 
 def main():
@@ -39,14 +67,11 @@ def main():
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.'
                                'base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    if args.resume is not None:
+        resume_from(cfg, args.resume)
     if not args.skip_data_check:
         check_data(cfg, ('train', 'val'))
+    remove_stale_temp_files(cfg.work_dir)
     build_runner(cfg).train()
 
 

@@ -30,7 +30,7 @@ swin_b_channels_1to3 = [256, 512, 1024]
 custom_imports = dict(imports=['dtl_mm'], allow_failed_imports=False)
 custom_hooks = [
     dict(type='ParameterCountHook'),  # trainable / frozen per part
-    dict(type='NonFiniteLossHook'),  # stop at a NaN/inf loss, name the iter
+    dict(type='NonFiniteLossHook'),  # stop when the loss stays NaN/inf
     dict(type='RNGStateHook'),  # resume draws the same random numbers
     dict(type='RankConsistencyHook'),  # ranks hold the same weights
     dict(type='StrictLoadHook'),  # a checkpoint must fit the model
