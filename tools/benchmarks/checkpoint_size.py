@@ -28,6 +28,9 @@ from dtl_mm.benchmark import FAMILIES
 from dtl_mm.models import swin_fingerprint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+LABELS = {'coco': 'COCO Cascade Mask R-CNN, Swin-B',
+          'voc': 'VOC RetinaNet, Swin-L',
+          'ade20k': 'ADE20K UperNet, Swin-L'}
 
 
 def build(family):
@@ -94,7 +97,7 @@ def main():
             cells = {r['optimizer']: r for r in rows
                      if r['family'] == family and r['lean'] == lean}
             lines.append(
-                f'| {FAMILIES[family]["table"]} | '
+                f'| {LABELS[family]} | '
                 f'{"lean" if lean else "full"} | '
                 + ' | '.join(f'{cells[o]["bytes"] / 2**20:.1f} MiB, saved '
                              f'in {cells[o]["seconds"]:.2f} s'
