@@ -165,12 +165,12 @@ def test_three_tasks_run_the_shared_blocks_once(workspace):
         [(config(t), str(workspace / f'{t}.pth')) for t in tasks],
         names=tasks, show_progress=False)
     calls = count_calls(inf.model.trunk)
-    preds = inf(images(workspace), batch_size=2)  # two batches
-    assert [len(p) for p in preds.values()] == [4, 4, 4]
+    preds = inf(images(workspace)[:2])  # two batches of one
+    assert [len(p) for p in preds.values()] == [2, 2, 2]
     assert calls[0] == 2
     assert all(calls[b] == 2 for b in range(1, 8))  # once per batch
     assert all(calls[b] == 2 * 3 for b in range(8, 13))  # once per task
-    check_against_alone(inf, workspace, tasks, images(workspace)[2:])
+    check_against_alone(inf, workspace, tasks, images(workspace)[2:3])
 
 
 def test_different_first_add_back_blocks_share_up_to_the_smallest(
@@ -282,7 +282,7 @@ def test_infer_tool_matches_test_tool(workspace):
     run_tool(ws, tool('test.py'), osp.join(ROOT, DEMO['ade20k']),
              str(ws / 'ade20k.pth'), '--work-dir', str(ws / 'test_ade'),
              '--out', str(ws / 'ade_pred'))
-    voc_imgs = str(ws / 'data/toy/voc/VOCdevkit/VOC2007/JPEGImages/07_test*')
+    voc_imgs = str(ws / 'data/toy/voc/VOCdevkit/VOC2007/JPEGImages/2007_test*')
     out = run_tool(ws, tool('infer.py'), osp.join(ROOT, DEMO['voc']),
                    str(ws / 'voc.pth'), voc_imgs, '--out-dir',
                    str(ws / 'single'), '--batch-size', '4')
