@@ -1,10 +1,8 @@
 """DTLSwinTransformer: a frozen Swin plus a Compact Side Network (DTL)."""
-from contextlib import nullcontext
-from typing import List, Optional
-
-import torch
+from typing import Iterable, List, Optional
 
 from .csn_layout import build_layout
+from .frozen_trunk import TrunkState, run_frozen_trunk, run_from_trunk
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 
@@ -75,36 +73,20 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
         self.csn = CompactSideNetwork(self.layout)
 
     def forward(self, x):
-        lay, csn = self.layout, self.csn
-        with torch.no_grad():
-            x, hw_shape = self.embed(x)
-        h = None  # side state; None until the first w reads something
-        live = False  # does x carry a graph yet (after the first add-back)?
-        outs, block = [], 0
-        for s, stage in enumerate(self.swin.stages):
-            for blk in stage.blocks:
-                block += 1
-                if block in lay.w_blocks:
-                    h = csn.read(block, x, h)
-                with grad_if(live):
-                    x = blk(x, hw_shape)
-                if block in lay.g_blocks:
-                    x = x + csn.fuse(block, h, hw_shape)
-                    live = True
-            with grad_if(live):
-                if s in self.out_indices:
-                    outs.append(self.stage_output(s, x, hw_shape))
-                if stage.downsample is None:
-                    break
-                hw_in = hw_shape
-                x, hw_shape = stage.downsample(x, hw_shape)
-            if h is not None and s in lay.bridge_stages:
-                h = csn.bridge(s, h, hw_in, stage.downsample)
-            else:
-                h = None  # stage-local CSN, or no G after this stage
-        return tuple(outs)
+        return self.forward_rest(self.forward_shared(x))
 
+    def forward_shared(self, x, upto: Optional[int] = None,
+                       keep: Optional[Iterable[int]] = None) -> TrunkState:
+        """Patch embedding and the frozen blocks 1..``upto`` (default: the
+        first add-back block M), without autograd: the part every task
+        fine-tuned from this Swin computes identically. ``keep``: blocks
+        whose inputs to keep for side-network reads (default: this one's).
+        """
+        lay = self.layout
+        return run_frozen_trunk(self, x, upto or lay.first_g,
+                                lay.w_blocks if keep is None else keep)
 
-def grad_if(live: bool):
-    """Frozen blocks whose input carries no graph run without autograd."""
-    return nullcontext() if live else torch.no_grad()
+    def forward_rest(self, state: TrunkState) -> tuple:
+        """This backbone's stage outputs from a trunk state that ends at or
+        before its first add-back block."""
+        return run_from_trunk(self, state, self.layout, self.csn)

@@ -1,0 +1,120 @@
+"""The frozen Swin walked in two pieces: the trunk up to a block, and the
+rest of the backbone (side network, later blocks, stage outputs) from there.
+
+Up to the first block that receives a side signal, a DTL backbone computes
+exactly what its frozen Swin computes, so that piece is the same for every
+task fine-tuned from one Swin. ``run_frozen_trunk`` runs it once and keeps
+what the side networks read; ``run_from_trunk`` finishes one backbone from
+it. ``DTLSwinTransformer.forward`` is the two in a row.
+"""
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Dict, Iterable, Tuple
+
+import torch
+
+# the plan of a backbone without a side network (the frozen ``fixed`` one)
+NO_SIDE_NETWORK = SimpleNamespace(w_blocks=(), g_blocks=(), bridge_stages=())
+
+
+@dataclass
+class TrunkState:
+    """The frozen Swin after block ``block``, before anything is added back.
+
+    Blocks are numbered 1..N over all stages, as in :class:`CSNLayout`.
+    """
+    x: torch.Tensor  # output of block ``block``, (B, H*W, C)
+    hw_shape: Tuple[int, int]
+    block: int
+    # block -> its input, for the side networks' reads (w)
+    inputs: Dict[int, torch.Tensor] = field(default_factory=dict)
+    # stage finished inside the trunk -> its last block's output (pre-norm)
+    stage_ends: Dict[int, torch.Tensor] = field(default_factory=dict)
+    # stage -> its token grid (H, W)
+    stage_hw: Dict[int, Tuple[int, int]] = field(default_factory=dict)
+
+
+def grad_if(live: bool):
+    """Frozen blocks whose input carries no graph run without autograd."""
+    return nullcontext() if live else torch.no_grad()
+
+
+@torch.no_grad()
+def run_frozen_trunk(backbone, x: torch.Tensor, upto: int,
+                     keep: Iterable[int] = ()) -> TrunkState:
+    """Patch embedding and blocks 1..``upto`` of ``backbone.swin``, without
+    autograd, keeping the inputs of the blocks in ``keep``."""
+    total = sum(backbone.depths)
+    if not 1 <= upto <= total:
+        raise ValueError(f'the shared trunk must end at a block in '
+                         f'1..{total}, got {upto}')
+    keep = set(keep)
+    x, hw_shape = backbone.embed(x)
+    state = TrunkState(x=x, hw_shape=hw_shape, block=0)
+    for s, stage in enumerate(backbone.swin.stages):
+        state.stage_hw[s] = hw_shape
+        for blk in stage.blocks:
+            state.block += 1
+            if state.block in keep:
+                state.inputs[state.block] = x
+            x = blk(x, hw_shape)
+            if state.block == upto:
+                state.x, state.hw_shape = x, hw_shape
+                return state
+        # the trunk ends in a later stage: this one's output is final
+        state.stage_ends[s] = x
+        x, hw_shape = stage.downsample(x, hw_shape)
+
+
+def run_from_trunk(backbone, state: TrunkState, layout=None,
+                   csn=None) -> tuple:
+    """The stage outputs of ``backbone`` from a trunk state: its side network
+    (``csn`` laid out by ``layout``; None for a plain frozen Swin) reads the
+    trunk's kept block inputs, then the blocks after the trunk run.
+
+    Every frozen block whose input carries no graph runs without autograd,
+    so the blocks up to the first add-back keep nothing for backward.
+    """
+    lay = layout or NO_SIDE_NETWORK
+    early = [g for g in lay.g_blocks if g < state.block]
+    if early:
+        raise ValueError(f'the side network adds to block(s) {early}, '
+                         f'inside the shared trunk (blocks 1..{state.block})')
+    unkept = [w for w in lay.w_blocks
+              if w <= state.block and w not in state.inputs]
+    if unkept:
+        raise ValueError(f'the side network reads block(s) {unkept}, whose '
+                         f'inputs the shared trunk did not keep')
+    x, hw_shape = state.x, state.hw_shape
+    h = None  # side state; None until the first w reads something
+    live = False  # does x carry a graph yet (after the first add-back)?
+    outs, block = [], 0
+    for s, stage in enumerate(backbone.swin.stages):
+        done = s in state.stage_ends  # the trunk ran the whole stage
+        hw_in = state.stage_hw[s] if done else hw_shape
+        for blk in stage.blocks:
+            block += 1
+            in_trunk = block <= state.block
+            if block in lay.w_blocks:
+                h = csn.read(block, state.inputs[block] if in_trunk else x,
+                             h)
+            if not in_trunk:
+                with grad_if(live):
+                    x = blk(x, hw_shape)
+            if block in lay.g_blocks:
+                x = x + csn.fuse(block, h, hw_shape)
+                live = True
+        with grad_if(live):
+            if s in backbone.out_indices:
+                outs.append(backbone.stage_output(
+                    s, state.stage_ends[s] if done else x, hw_in))
+            if stage.downsample is None:
+                break
+            if not done:
+                x, hw_shape = stage.downsample(x, hw_shape)
+        if h is not None and s in lay.bridge_stages:
+            h = csn.bridge(s, h, hw_in, stage.downsample)
+        else:
+            h = None  # stage-local CSN, or no G after this stage
+    return tuple(outs)

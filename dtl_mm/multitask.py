@@ -1,0 +1,275 @@
+"""Several detectors / segmentors fine-tuned from one frozen Swin, run on one
+input with the shared part of the backbone computed once.
+
+Up to its first add-back block M, a DTL backbone computes exactly what the
+frozen Swin computes, so K tasks fine-tuned from the same Swin share the
+patch embedding and blocks 1..min(M) over the tasks. From there each task
+runs its own side network, the remaining frozen blocks, its neck and its
+head. The K models keep one copy of the frozen Swin between them: every
+sharing task's backbone points at the same patch embedding and stages.
+
+Sharing is exact only when the frozen weights and the Swin architecture are
+the same and every task sees the same input tensor; the first two are
+checked here (tasks that differ are refused, by name), the third is the
+caller's contract: :meth:`MultiTaskModel.predict` takes one batch tensor.
+"""
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+from .models import (DTLSwinTransformer, PretrainedSwinTransformer,
+                     swin_fingerprint)
+from .models.frozen_trunk import TrunkState, run_frozen_trunk, run_from_trunk
+
+# the output norms (norm0..3) exist only for a model's out_indices and act
+# on stage outputs, which every task normalises itself
+OUTPUT_NORM = re.compile(r'^norm\d+\.')
+
+
+class TrunkSharingError(ValueError):
+    """Two tasks cannot share a frozen trunk."""
+
+
+def trunk_fingerprint(backbone: PretrainedSwinTransformer) -> str:
+    """sha256 of the frozen Swin weights the tasks would share (the whole
+    Swin but the output norms, which differ with out_indices)."""
+    state = backbone.swin.state_dict()
+    return swin_fingerprint(
+        {k: v for k, v in state.items() if not OUTPUT_NORM.match(k)})
+
+
+def swin_architecture(backbone: PretrainedSwinTransformer) -> Dict:
+    """What makes two Swins compute the same function from the same weights
+    (weight shapes are compared by the fingerprint)."""
+    swin = backbone.swin
+    proj = swin.patch_embed.projection
+    attns = [blk.attn for st in swin.stages for blk in st.blocks]
+    return dict(
+        depths=tuple(backbone.depths),
+        channels=tuple(backbone.channels),
+        patch=(tuple(proj.kernel_size), tuple(proj.stride)),
+        num_heads=tuple(a.w_msa.num_heads for a in attns),
+        window_size=tuple(a.window_size for a in attns),
+        shift_size=tuple(a.shift_size for a in attns),
+        qk_scale=tuple(a.w_msa.scale for a in attns),
+        abs_pos_embed=bool(swin.use_abs_pos_embed),
+        patch_norm=swin.patch_embed.norm is not None)
+
+
+def why_not_shared(model) -> Optional[str]:
+    """None when the model's backbone can read a shared frozen trunk, else
+    the reason it has to run alone."""
+    backbone = model.backbone
+    name = type(backbone).__name__
+    if isinstance(backbone, DTLSwinTransformer):
+        pass
+    elif type(backbone) is PretrainedSwinTransformer:
+        if not backbone.frozen:
+            return ('full fine-tuning: every Swin weight is its own, so no '
+                    'block computes what another task computes')
+    elif isinstance(backbone, PretrainedSwinTransformer):
+        return (f'{name}: its trainable parts sit inside every Swin block, '
+                f'so no block computes what another task computes')
+    else:
+        return f'{name} is not a frozen DTL or fixed Swin backbone'
+    mode = (getattr(model, 'test_cfg', None) or {}).get('mode')
+    if mode == 'slide':
+        return ("test_cfg.mode='slide' runs the backbone on crops of the "
+                "image, not on the shared input")
+    return None
+
+
+def first_add_back(backbone) -> Optional[int]:
+    """M, the first block whose output gets a side signal (None: none)."""
+    if isinstance(backbone, DTLSwinTransformer):
+        return backbone.layout.first_g
+    return None
+
+
+@dataclass
+class Task:
+    """One model of a :class:`MultiTaskModel` and how it runs."""
+    name: str
+    model: nn.Module
+    reason_alone: Optional[str]  # None: reads the shared trunk
+
+    @property
+    def shares(self) -> bool:
+        return self.reason_alone is None
+
+
+class _TrunkRun:
+    """The shared trunk's result for the batch being predicted."""
+
+    def __init__(self):
+        self.inputs = None
+        self.state = None
+
+    def state_for(self, x) -> Optional[TrunkState]:
+        return self.state if x is self.inputs else None
+
+
+class TrunkBranch(nn.Module):
+    """A task's backbone inside a :class:`MultiTaskModel`.
+
+    Called on the batch the shared trunk has just run on, it continues from
+    the trunk's state (side network, later blocks, stage outputs); on any
+    other tensor it runs the whole backbone, as the model alone would.
+    """
+
+    def __init__(self, backbone: PretrainedSwinTransformer, run: _TrunkRun):
+        super().__init__()
+        self.backbone = backbone
+        self.run = run
+
+    def forward(self, x):
+        state = self.run.state_for(x)
+        if state is None:
+            return self.backbone(x)
+        if isinstance(self.backbone, DTLSwinTransformer):
+            return self.backbone.forward_rest(state)
+        return run_from_trunk(self.backbone, state)  # fixed: no side network
+
+
+class MultiTaskModel(nn.Module):
+    """K mmdet / mmseg models on one frozen Swin trunk.
+
+    Args:
+        models (dict): task name -> built detector / segmentor, weights
+            loaded. Models whose backbone cannot read a shared trunk (full
+            fine-tuning, LoRA, Adapter, AdaptFormer, sliding-window
+            segmentation) are kept and run alone, with a log line saying so.
+
+    Attributes:
+        shared_blocks (int): the trunk covers the patch embedding and blocks
+            1..shared_blocks: the earliest first add-back block M over the
+            sharing tasks (the last block when only ``fixed`` backbones
+            share). 0 when fewer than one task shares.
+        trunk: the backbone whose frozen Swin every sharing task uses.
+    """
+
+    def __init__(self, models: Dict[str, nn.Module]):
+        super().__init__()
+        if not models:
+            raise ValueError('MultiTaskModel needs at least one model')
+        self.tasks = [Task(name, model, why_not_shared(model))
+                      for name, model in models.items()]
+        self.models = nn.ModuleDict(models)
+        self.run = _TrunkRun()
+        sharing = [t for t in self.tasks if t.shares]
+        for t in self.tasks:
+            if not t.shares:
+                print_log(f'task {t.name!r} runs alone: {t.reason_alone}',
+                          logger='current')
+        self.trunk = None
+        self.shared_blocks = 0
+        self.keep = ()
+        if not sharing:
+            return
+        first = sharing[0]
+        self.trunk = first.model.backbone
+        check_same_trunk(
+            [(t.name, t.model.backbone) for t in sharing])
+        for t in sharing:
+            backbone = t.model.backbone
+            if backbone is not self.trunk:
+                use_swin_of(backbone, self.trunk)
+            t.model.backbone = TrunkBranch(backbone, self.run)
+        ms = [first_add_back(t.model.backbone.backbone) for t in sharing]
+        total = sum(self.trunk.depths)
+        self.shared_blocks = min((m for m in ms if m), default=total)
+        self.keep = tuple(sorted({
+            w for t in sharing
+            if isinstance(t.model.backbone.backbone, DTLSwinTransformer)
+            for w in t.model.backbone.backbone.layout.w_blocks
+            if w <= self.shared_blocks}))
+        print_log(
+            f'{len(sharing)} task(s) share the frozen Swin trunk (patch '
+            f'embedding + blocks 1..{self.shared_blocks} of {total}): '
+            + ', '.join(repr(t.name) for t in sharing), logger='current')
+
+    @property
+    def names(self) -> List[str]:
+        return [t.name for t in self.tasks]
+
+    def describe(self) -> str:
+        """One line per task: shares the trunk, or runs alone and why."""
+        lines = []
+        for t in self.tasks:
+            if t.shares:
+                m = first_add_back(t.model.backbone.backbone)
+                lines.append(
+                    f'{t.name}: shares blocks 1..{self.shared_blocks}'
+                    + (f', first add-back block {m}' if m else
+                       ' (fixed backbone)'))
+            else:
+                lines.append(f'{t.name}: runs alone ({t.reason_alone})')
+        return '\n'.join(lines)
+
+    def shared_trunk(self, inputs: torch.Tensor) -> Optional[TrunkState]:
+        """Runs the shared trunk on a batch (None when no task shares)."""
+        if self.trunk is None:
+            return None
+        return run_frozen_trunk(self.trunk, inputs, self.shared_blocks,
+                                self.keep)
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor,
+                data_samples: Dict[str, Sequence]) -> Dict[str, list]:
+        """Every task's predictions on one preprocessed batch.
+
+        Args:
+            inputs: the batch tensor (B, 3, H, W), the same for every task.
+            data_samples: task name -> that task's data samples (its own
+                DetDataSample / SegDataSample type) with the batch's meta
+                information, so that predictions map back to each original
+                image.
+        """
+        self.run.inputs, self.run.state = inputs, self.shared_trunk(inputs)
+        try:
+            return {t.name: t.model(inputs, list(data_samples[t.name]),
+                                    mode='predict')
+                    for t in self.tasks}
+        finally:  # the trunk's features are not kept past the batch
+            self.run.inputs = self.run.state = None
+
+
+def check_same_trunk(backbones):
+    """Refuses, naming the two tasks, when Swin architectures or frozen
+    weights differ. ``backbones``: [(task name, backbone)]."""
+    (name0, ref), rest = backbones[0], backbones[1:]
+    arch0 = swin_architecture(ref)
+    for name, backbone in rest:
+        arch = swin_architecture(backbone)
+        diff = [f'{k} {arch0[k]} vs {arch[k]}' for k in arch0
+                if arch0[k] != arch[k]]
+        if diff:
+            raise TrunkSharingError(
+                f'tasks {name0!r} and {name!r} have different Swin '
+                f'architectures ({"; ".join(diff)}): they cannot share a '
+                f'frozen trunk')
+    print0 = trunk_fingerprint(ref)
+    for name, backbone in rest:
+        other = trunk_fingerprint(backbone)
+        if other != print0:
+            raise TrunkSharingError(
+                f'tasks {name0!r} and {name!r} were fine-tuned from '
+                f'different frozen Swin weights (trunk sha256 '
+                f'{print0[:12]}... vs {other[:12]}...): their trunk features '
+                f'differ, so they cannot share one. Check that both '
+                f'checkpoints come from the same pretrained Swin.')
+
+
+def use_swin_of(backbone: PretrainedSwinTransformer,
+                trunk: PretrainedSwinTransformer):
+    """Point ``backbone`` at ``trunk``'s frozen patch embedding and stages
+    (its own copies are dropped); its output norms stay its own."""
+    swin, shared = backbone.swin, trunk.swin
+    swin.patch_embed = shared.patch_embed
+    swin.stages = shared.stages
+    if swin.use_abs_pos_embed:
+        swin.absolute_pos_embed = shared.absolute_pos_embed
