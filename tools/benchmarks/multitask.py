@@ -145,6 +145,13 @@ def run_worker(args):
     """K tasks, shared and separate, built in this process from the same
     seeds and timed interleaved on the same inputs."""
     k, m = int(args.worker[0]), args.worker[1]
+    # each row is also kept in OUT/rows/, so an interrupted run (or one
+    # split over several machines) reuses what it has measured
+    kept = osp.join(args.out, 'rows', f'K{k}_M{m}.json')
+    if osp.isfile(kept):
+        with open(kept) as f:
+            print('RESULT ' + f.read(), flush=True)
+        return
     m = None if m == 'default' else int(m)
     device = torch.device(args.device)
     size = input_size(args.scale)
@@ -199,6 +206,9 @@ def run_worker(args):
                         separate=lambda: separate_predict(*many)), device, 1)
     row.update(throughput_shared=args.batch / t['shared'],
                throughput_separate=args.batch / t['separate'])
+    os.makedirs(osp.dirname(kept), exist_ok=True)
+    with open(kept, 'w') as f:
+        f.write(json.dumps(row))
     print('RESULT ' + json.dumps(row), flush=True)
 
 
