@@ -322,6 +322,22 @@ def test_lean_and_full_checkpoints_evaluate_the_same(lean_run):
     assert results[0] == results[1] == results[2]
 
 
+def test_det_inferencer_with_lean_checkpoint(lean_run, monkeypatch):
+    """mmdet's own DetInferencer completes a lean checkpoint too."""
+    from mmdet.apis import DetInferencer
+    monkeypatch.chdir(lean_run['ws'])
+    image = sorted((lean_run['ws'] / 'data/toy/voc/VOCdevkit/VOC2007/'
+                    'JPEGImages').glob('*.jpg'))[0]
+    cfg = Config.fromfile(lean_run['cfg'])
+    cfg.model.test_cfg.score_thr = 0.0  # a barely trained model: keep all
+    preds = [
+        DetInferencer(cfg, str(lean_run[kind]),
+                      device='cpu')(str(image))['predictions'][0]
+        for kind in ('lean', 'full')
+    ]
+    assert preds[0]['bboxes'] and preds[0] == preds[1]
+
+
 def test_lean_segmentor_checkpoint_in_mmseg_own_tool(lean_run):
     ws = lean_run['ws']
     cfg = pretrained_config(ws, 'ade20k', lean_run['pretrained'], 'ade_pre')
