@@ -75,6 +75,13 @@ def check_versions(requirements):
 
 def check_imports():
     problems = []
+    if version('mmengine'):  # upstream mmengine reads configs through it
+        try:
+            import pkg_resources  # noqa: F401
+        except ImportError:
+            problems.append('mmengine 0.10 needs pkg_resources, which '
+                            'setuptools 82 removed: pip install '
+                            '"setuptools<82"')
     for module in IMPORTS:
         try:
             importlib.import_module(module)

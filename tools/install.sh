@@ -50,7 +50,7 @@ CACHE_ROOT="${DTL_MM_CACHE:-$HOME/.cache/dtl_mm}"
 # mmdet 3.3.0 and mmseg 1.2.2 refuse mmcv >= 2.2.0 at import, so upstream
 # mmcv is pinned to 2.1.0; it ships no wheels for current torch, so it is
 # built from source with its ops.  mmengine 0.10.7 is its last release.
-TORCH_SPEC=">=2.1"; TORCH_DEFAULT="2.13.0"; NUMPY_SPEC=""
+TORCH_SPEC=">=2.1"; TORCH_DEFAULT="2.13.0"; NUMPY_SPEC=""; RANGES=()
 case "$STACK" in
   pinned|torch2.1)
     MMCV_DIST=mmcv; MMCV=2.1.0
@@ -61,6 +61,9 @@ case "$STACK" in
            ftfy regex matplotlib)
     CONFLICTS=(onedl-mmengine onedl-mmcv onedl-mmdetection
                onedl-mmsegmentation)
+    # mmengine 0.10.7 reads `mmdet::` configs through pkg_resources, which
+    # setuptools 82 removed
+    RANGES=("setuptools <82")
     if [[ "$STACK" == torch2.1 ]]; then
       TORCH_SPEC="==2.1.2"; TORCH_DEFAULT="2.1.2"; NUMPY_SPEC="==1.26.4"
     fi ;;
@@ -78,7 +81,7 @@ esac
 WANT=()  # what the check expects: "distribution specifier"
 for p in "${PKGS[@]}"; do WANT+=("${p%%==*} ==${p##*==}"); done
 [[ -n "$MMCV_DIST" ]] && WANT+=("$MMCV_DIST ==$MMCV")
-WANT+=("torch $TORCH_SPEC")
+WANT+=("torch $TORCH_SPEC" "${RANGES[@]}")
 [[ -n "$NUMPY_SPEC" ]] && WANT+=("numpy $NUMPY_SPEC")
 
 # ---- the environment
@@ -134,6 +137,13 @@ then
   PLAN+=("torch==$TORCH_DEFAULT")
   [[ "${NOW[torch]}" != - ]] && REPLACE+=("torch ${NOW[torch]}")
 fi
+for r in "${RANGES[@]}"; do
+  if ! DTL_WANT="$r" DTL_STACK="$STACK" \
+      "$PY" "$ROOT/tools/check_env.py" --quiet --only; then
+    PLAN+=("${r// /}"); [[ "${NOW[${r%% *}]}" != - ]] \
+      && REPLACE+=("${r%% *} ${NOW[${r%% *}]}")
+  fi
+done
 for p in ${NUMPY_SPEC:+"numpy$NUMPY_SPEC"} "$MMCV_DIST==$MMCV" "${PKGS[@]}"
 do
   d="${p%%==*}"; [[ "${NOW[$d]}" == "${p##*==}" ]] && continue
@@ -277,7 +287,8 @@ if ! mmcv_ready; then
   pip_ -q --no-deps "$CACHE"/$WHEEL_GLOB
 fi
 
-pip_ -q -c "$CONSTRAINTS" ${NUMPY_SPEC:+"numpy$NUMPY_SPEC"} "${PKGS[@]}" \
+pip_ -q -c "$CONSTRAINTS" ${NUMPY_SPEC:+"numpy$NUMPY_SPEC"} \
+  "${RANGES[@]// /}" "${PKGS[@]}" \
   "${EXTRA[@]}" \
   $([[ $TESTS == 1 ]] && echo pytest)
 pip_ -q --no-deps -e .

@@ -78,12 +78,12 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
-max_epochs = 36
-train_cfg = dict(max_epochs=max_epochs)
+__max_epochs = 36
+train_cfg = dict(max_epochs=__max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+    dict(type='MultiStepLR', begin=0, end=__max_epochs, by_epoch=True,
          milestones=[27, 33], gamma=0.1),
 ]
 optim_wrapper = dict(

@@ -72,14 +72,14 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_epochs = 12
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+__max_epochs = 12
+train_cfg = dict(max_epochs=__max_epochs, val_interval=__max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=30),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+    dict(type='MultiStepLR', begin=0, end=__max_epochs, by_epoch=True,
          milestones=[9, 11], gamma=0.1),
 ]
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1e-3))
 default_hooks = dict(logger=dict(interval=5),
-                     checkpoint=dict(interval=max_epochs))
+                     checkpoint=dict(interval=__max_epochs))
