@@ -1,14 +1,16 @@
 """DTL: Disentangled Transfer Learning for OpenMMLab dense prediction.
 
-Importing the package (configs do it through ``custom_imports``) registers the
-backbones and hooks, lets torch's safe loader read mmengine checkpoints and
-lets ``mmseg::`` base configs resolve on forks of the OpenMMLab stack.
+Importing the package (configs do it through ``custom_imports``) registers
+the backbones and hooks, routes every mmengine checkpoint load through the
+safe loader (``checkpoint_schemes``), makes mmengine's local file writes
+atomic (``atomic_io``) and lets ``mmseg::`` base configs resolve on forks of
+the OpenMMLab stack (``config_packages``).
 """
-from .checkpoint import allow_mmengine_checkpoint_types
+from .checkpoint_schemes import register_safe_loaders
 from .config_packages import resolve_forked_config_packages
 from .version import __version__  # noqa: F401
 
-allow_mmengine_checkpoint_types()
+register_safe_loaders()
 resolve_forked_config_packages()
 
-from . import atomic_io, hooks, models, optim  # noqa: E402,F401
+from . import atomic_io, hooks, models, optim, strict_load  # noqa: E402,F401,E501

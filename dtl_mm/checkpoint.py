@@ -1,39 +1,71 @@
-"""Safe checkpoint loading for mmengine checkpoints on torch >= 2.6.
+"""One safe way in for every checkpoint the process reads.
 
-torch >= 2.6 loads with ``weights_only=True``: only tensors and allow-listed
-types are unpickled, so a checkpoint cannot run code. mmengine 0.10.7's own
-checkpoints hold a few more types (its ``HistoryBuffer`` of numpy arrays in
-the message hub, ``Counter`` milestones in schedulers), and fail to load.
-We allow exactly those types instead of turning safe loading off, and route
-mmengine's local-file loader through a loader whose errors name the file.
+Unpickling a checkpoint can run code. Every checkpoint dtl_mm or mmengine
+reads (pretrained Swin, ``load_from``, ``--resume``, ``tools/test.py``,
+mmdet's and mmseg's own tools through a config's ``custom_imports``) goes
+through :func:`load_checkpoint_file`: a local path, a ``~`` path or an
+http(s) URL (downloaded once into torch's hub cache, then read from disk).
+Only tensors, plain containers and the few types mmengine's own training
+checkpoints hold (its ``HistoryBuffer`` of numpy arrays in the message hub,
+``Counter`` milestones in schedulers) are unpickled:
+
+- torch >= 2.4: ``torch.load(weights_only=True)`` with exactly those types
+  added to its allow-list;
+- older torch (no ``add_safe_globals``; before 2.6 ``weights_only`` is off
+  by default): a restricted unpickler with the same allow-list, passed
+  explicitly.
+
+numpy 1.x and 2.x name their pickling helpers differently
+(``numpy.core`` / ``numpy._core``); both names are accepted so a checkpoint
+saved under one loads under the other.
 """
 import collections
+import hashlib
+import io
 import os
+import os.path as osp
 import pickle
+import re
+import sys
+import types
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file cannot be used; the message names the file."""
 
 
-def mmengine_checkpoint_types():
-    """The non-tensor types an mmengine (0.10.x) training checkpoint holds."""
-    dtype_classes = {
+# -------------------------------------------------------- allowed types
+def _numpy_core():
+    return getattr(np, '_core', None) or np.core
+
+
+def _numpy_pickle_globals():
+    """(object, 'module.name') for numpy's pickling helpers under both the
+    numpy 1 and the numpy 2 module names."""
+    multiarray = _numpy_core().multiarray
+    pairs = []
+    for name in ('_reconstruct', 'scalar'):
+        obj = getattr(multiarray, name)
+        for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+            pairs.append((obj, f'{module}.{name}'))
+    return pairs
+
+
+def _numpy_dtype_classes():
+    return sorted({
         type(np.dtype(t))
         for t in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32',
                   'int64', 'uint8', 'uint32', 'bool')
-    }
-    return [
-        HistoryBuffer, collections.Counter, np.ndarray, np.dtype,
-        np._core.multiarray._reconstruct, np._core.multiarray.scalar,
-        *sorted(dtype_classes, key=lambda c: c.__name__)
-    ]
+    }, key=lambda c: c.__name__)
 
 
 def _history_buffer_method(obj, name):
@@ -47,39 +79,254 @@ def _history_buffer_method(obj, name):
         f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
 
 
-def allow_mmengine_checkpoint_types():
-    torch.serialization.add_safe_globals(
-        mmengine_checkpoint_types() +
-        [(_history_buffer_method, 'builtins.getattr')])
+def mmengine_checkpoint_types():
+    """The non-tensor types an mmengine (0.10.x) training checkpoint holds."""
+    return [HistoryBuffer, collections.Counter, np.ndarray, np.dtype,
+            *_numpy_dtype_classes()]
 
 
-def load_checkpoint_file(filename: str, map_location='cpu'):
-    """``torch.load(weights_only=True)`` with errors that name the file."""
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+def _allowed_globals():
+    """'module.name' -> object, for everything besides torch's own types."""
+    allowed = {f'{c.__module__}.{c.__qualname__}': c
+               for c in mmengine_checkpoint_types()}
+    allowed.update({name: obj for obj, name in _numpy_pickle_globals()})
+    allowed['builtins.getattr'] = _history_buffer_method
+    return allowed
+
+
+_SAFE_GLOBALS_ADDED = False
+
+
+def _add_safe_globals():
+    """Extends torch's weights-only allow-list once (torch >= 2.4)."""
+    global _SAFE_GLOBALS_ADDED
+    if not _SAFE_GLOBALS_ADDED:
+        torch.serialization.add_safe_globals([
+            (obj, name) if name != f'{obj.__module__}.{obj.__qualname__}'
+            else obj for name, obj in _allowed_globals().items()
+        ])
+        _SAFE_GLOBALS_ADDED = True
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """For torch < 2.4: the same allow-list, enforced by ``find_class``.
+    torch's own loader resolves storages before calling it."""
+
+    def find_class(self, module, name):
+        full = f'{module}.{name}'
+        allowed = _allowed_globals()
+        if full in allowed:
+            return allowed[full]
+        if (module == 'collections' and name == 'OrderedDict') or \
+                (module == 'torch._utils' and name.startswith('_rebuild')) \
+                or full in ('torch._tensor._rebuild_from_type_v2',
+                            'torch.nn.parameter.Parameter', 'torch.Size',
+                            'torch.device', 'torch.serialization._get_layout'):
+            return super().find_class(module, name)
+        if module == 'torch' and isinstance(getattr(torch, name, None),
+                                            (torch.dtype, torch.layout)):
+            return getattr(torch, name)
+        raise pickle.UnpicklingError(
+            f'Weights only load failed: Unsupported global: GLOBAL {full}')
+
+
+def _restricted_load(f, **kwargs):
+    # torch's legacy (non-zip) format reads a few pickles with ``load``
+    return _RestrictedUnpickler(f, **kwargs).load()
+
+
+_restricted_pickle = types.SimpleNamespace(
+    Unpickler=_RestrictedUnpickler, load=_restricted_load,
+    __name__='dtl_mm_restricted_pickle')
+
+
+def _torch_load(f, map_location):
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        _add_safe_globals()
+        return torch.load(f, map_location=map_location, weights_only=True)
+    # weights_only=False is explicit: the restricted unpickler does the job
+    return torch.load(f, map_location=map_location, weights_only=False,
+                      pickle_module=_restricted_pickle)
+
+
+# ---------------------------------------------------------------- loading
+# the file each recently loaded checkpoint object came from, for messages
+# of code that gets the object only (mmengine's after_load_checkpoint hooks)
+_SOURCES = collections.OrderedDict()
+
+
+def checkpoint_source(checkpoint) -> str:
+    """The file or URL a checkpoint object was loaded from, if known."""
+    return _SOURCES.get(id(checkpoint), 'the checkpoint')
+
+
+def _remember_source(checkpoint, name):
+    _SOURCES[id(checkpoint)] = name
+    while len(_SOURCES) > 8:
+        _SOURCES.popitem(last=False)
+
+
+def _is_url(filename: str) -> bool:
+    return filename.startswith(('http://', 'https://'))
+
+
+def load_checkpoint_file(filename: str, map_location='cpu',
+                         require_dict: bool = True):
+    """Loads a checkpoint from a path, a ``~`` path or an http(s) URL, safely,
+    with errors that name the file (and the URL)."""
+    name = filename
+    if _is_url(filename):
+        filename = download_checkpoint(filename)
+        name = f'{name} (cached as {filename})'
+    else:
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'checkpoint file not found: {filename}')
+    with open(filename, 'rb') as f:
+        checkpoint = load_checkpoint_bytes(f, name, map_location)
+    if require_dict and not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f'{name}: not a checkpoint: it holds a {type(checkpoint).__name__}'
+            f', expected a dict (a state dict, or a training checkpoint with '
+            f'"state_dict" / "model")')
+    _remember_source(checkpoint, name)
+    return checkpoint
+
+
+def load_checkpoint_bytes(f, name: str, map_location='cpu'):
+    """``_torch_load`` of an open binary file; ``name`` is used in errors."""
+    head = f.read(4)
+    f.seek(0)
+    if not head.startswith(b'PK') and not head.startswith(b'\x80'):
+        # neither torch's zip format nor a pickle (legacy torch format)
+        raise CheckpointError(
+            f'{name}: not a checkpoint file (neither a torch zip archive nor '
+            f'a pickle; starts with {head!r})')
     try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
+        return _torch_load(f, map_location)
     except pickle.UnpicklingError as e:
-        if 'Weights only load failed' in str(e):
-            reason = str(e).split('Please file an issue')[0].strip()
+        msg = str(e)
+        found = re.search(r'GLOBAL (\S+)', msg)
+        if 'Weights only load failed' in msg and found:
             raise CheckpointError(
-                f'{filename}: refused to load: it contains Python objects '
-                f'other than tensors and the types mmengine checkpoints use, '
-                f'and unpickling them could run code. Only tensors, plain '
-                f'containers and {[t.__name__ for t in mmengine_checkpoint_types()[:2]]} '
-                f'are accepted. Detail: {reason[-400:]}') from None
+                f'{name}: refused to load: it contains a Python object '
+                f'({found.group(1).rstrip(".,")}) other than tensors and the '
+                f'types mmengine checkpoints use, and unpickling it could run '
+                f'code. Only tensors, plain containers, numpy arrays, '
+                f'HistoryBuffer and Counter are accepted.') from None
         raise CheckpointError(
-            f'{filename}: corrupt checkpoint (cannot be unpickled: {e})'
-        ) from None
-    except (EOFError, zipfile.BadZipFile, RuntimeError) as e:
+            f'{name}: corrupt checkpoint (cannot be unpickled: '
+            f'{msg.splitlines()[0][:200]})') from None
+    except (EOFError, zipfile.BadZipFile, RuntimeError, ValueError,
+            KeyError) as e:
         raise CheckpointError(
-            f'{filename}: truncated or corrupt checkpoint file '
+            f'{name}: truncated or corrupt checkpoint file '
             f'({type(e).__name__}: {str(e)[:200]})') from None
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
-def _load_local(filename, map_location=None):
-    # replaces mmengine's plain torch.load for local files (resume, test,
-    # load_from): same safety, clearer errors
-    return load_checkpoint_file(os.path.expanduser(filename), map_location)
+# ------------------------------------------------------------- downloads
+_HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.[a-z]+$')
+
+
+def cached_checkpoint_path(url: str) -> str:
+    """Where ``url`` is cached: torch's hub cache (``$TORCH_HOME``)."""
+    name = osp.basename(urllib.parse.urlparse(url).path)
+    if not name:
+        raise CheckpointError(f'{url}: the URL names no file')
+    return osp.join(torch.hub.get_dir(), 'checkpoints', name)
+
+
+def download_checkpoint(url: str, progress: bool = True) -> str:
+    """Downloads ``url`` once into torch's hub cache and returns the path.
+
+    The file appears under its final name only once complete: the length
+    matches the server's ``Content-Length``, a torch zip archive reads to
+    its end with valid CRCs, and a ``-<sha256 prefix>`` in the file name
+    (torch hub's convention) matches the content. Otherwise nothing is
+    cached and the error names the URL and the cache file.
+    """
+    path = cached_checkpoint_path(url)
+    if osp.isfile(path):
+        return path
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.partial'
+    print_log(f'Downloading {url} to {path}', logger='current')
+    try:
+        size, digest = _fetch(url, tmp, path, progress)
+        _verify_download(url, path, tmp, size, digest)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _fetch(url, tmp, path, progress):
+    try:
+        response = urllib.request.urlopen(url, timeout=60)
+    except (urllib.error.URLError, OSError) as e:
+        raise CheckpointError(f'{url}: download failed: {e}') from None
+    expected = response.headers.get('Content-Length')
+    expected = int(expected) if expected and expected.isdigit() else None
+    digest, size = hashlib.sha256(), 0
+    bar = _progress_bar(expected, url) if progress else None
+    try:
+        with response, open(tmp, 'wb') as f:
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                f.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+    except (OSError, ValueError) as e:  # IncompleteRead, reset connection
+        raise CheckpointError(
+            f'{url}: download interrupted after {size} bytes ({e}); '
+            f'nothing was cached at {path}') from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if expected is not None and size != expected:
+        raise CheckpointError(
+            f'{url}: incomplete download: {size} of {expected} bytes; '
+            f'nothing was cached at {path}')
+    return size, digest.hexdigest()
+
+
+def _verify_download(url, path, tmp, size, digest):
+    fail = f'{url}: the downloaded file is not valid ({{}}); nothing was ' \
+           f'cached at {path}'
+    found = _HASH_IN_NAME.search(osp.basename(path))
+    if found and not digest.startswith(found.group(1)):
+        raise CheckpointError(fail.format(
+            f'sha256 {digest[:len(found.group(1))]} does not match the '
+            f'{found.group(1)} in its name'))
+    with open(tmp, 'rb') as f:
+        is_zip = f.read(2) == b'PK'
+    if is_zip:
+        try:
+            with zipfile.ZipFile(tmp) as z:
+                bad = z.testzip()
+        except zipfile.BadZipFile as e:
+            raise CheckpointError(fail.format(f'truncated or corrupt zip '
+                                              f'archive, {size} bytes: '
+                                              f'{e}')) from None
+        if bad is not None:
+            raise CheckpointError(fail.format(f'CRC error in {bad}'))
+
+
+def _progress_bar(total, url):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit='B', unit_scale=True, unit_divisor=1024,
+                desc=osp.basename(urllib.parse.urlparse(url).path),
+                file=sys.stderr, disable=None)
+
+
+def load_checkpoint_buffer(name, data, map_location='cpu'):
+    """The safe load of a checkpoint held in memory (object storage)."""
+    return load_checkpoint_bytes(io.BytesIO(data), name, map_location)

@@ -23,14 +23,15 @@ def parse_args():
                    metavar='SWIN_CKPT',
                    help='load the frozen Swin from SWIN_CKPT (default: '
                    'model.backbone.init_cfg.checkpoint) before the checkpoint'
-                   ', for checkpoints that hold only the trainable weights')
+                   '; lean checkpoints take it from init_cfg by themselves')
     add_common_args(p)
     return parse_tool_args(p)
 
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
+    if not args.checkpoint.startswith(('http://', 'https://')) and \
+            not osp.isfile(osp.expanduser(args.checkpoint)):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
@@ -48,7 +49,7 @@ def main():
         if not backbone.pretrained:
             raise ValueError('--backbone-from-pretrained needs a Swin '
                              'checkpoint path or model.backbone.init_cfg')
-        backbone.init_weights()
+        backbone.load_pretrained()
     runner.test()
 
 

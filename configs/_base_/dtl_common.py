@@ -7,5 +7,6 @@ custom_hooks = [
     dict(type='NonFiniteLossHook'),  # stop at a NaN/inf loss, name the iter
     dict(type='RNGStateHook'),  # resume draws the same random numbers
     dict(type='RankConsistencyHook'),  # ranks hold the same weights
+    dict(type='StrictLoadHook'),  # a checkpoint must fit the model
 ]
 

@@ -16,7 +16,8 @@ from mmdet.models.backbones.swin import SwinTransformer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from .weight_loading import CheckpointLayoutError, load_swin_weights
+from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
+                             load_swin_weights)
 
 
 class PretrainedSwinTransformer(BaseModule):
@@ -25,15 +26,23 @@ class PretrainedSwinTransformer(BaseModule):
     Args:
         frozen (bool): freeze every Swin parameter (patch embed, blocks,
             PatchMerging, output norms) and run the trunk without autograd.
+        lean_checkpoint (bool): for a frozen Swin that came from a file,
+            leave its weights out of saved state dicts (checkpoints) and
+            record the file and a sha256 fingerprint instead; loading such
+            a checkpoint takes the trunk from that file again (the config's
+            ``init_cfg.checkpoint``) and checks the fingerprint. A trunk
+            that did not come from a file is always saved in full.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
-            as in mmdet's Swin configs; Microsoft and OpenMMLab layouts both
-            load, and a weight left unfilled is an error.
+            as in mmdet's Swin configs (a path, ``~`` path or http(s) URL);
+            Microsoft and OpenMMLab layouts and whole dtl_mm / mmdet / mmseg
+            model checkpoints all load, and a weight left unfilled is an
+            error.
         **swin_args: mmdet ``SwinTransformer`` arguments. ``convert_weights``
             is accepted and ignored: the layout is detected from the file.
     """
 
-    def __init__(self, frozen: bool = False, init_cfg: Optional[dict] = None,
-                 **swin_args):
+    def __init__(self, frozen: bool = False, lean_checkpoint: bool = True,
+                 init_cfg: Optional[dict] = None, **swin_args):
         super().__init__(init_cfg=None)
         swin_args.pop('convert_weights', None)
         if swin_args.get('pretrained'):
@@ -46,13 +55,19 @@ class PretrainedSwinTransformer(BaseModule):
                 f'checkpoint=PATH) or None, got {init_cfg}')
         self.pretrained = init_cfg['checkpoint'] if init_cfg else None
         self.frozen = frozen
-        self.swin_loaded_from_pretrained = False
+        self.lean_checkpoint = lean_checkpoint
+        # {'source': file, 'sha256': fingerprint} once the trunk holds the
+        # weights of a file; None while it is random
+        self.trunk_record: Optional[dict] = None
         self.swin = SwinTransformer(**swin_args)
+        # the Swin's own state, before any variant adds modules to it
+        self.trunk_keys = tuple(self.swin.state_dict())
         self.out_indices = tuple(self.swin.out_indices)
         self.depths = tuple(len(s.blocks) for s in self.swin.stages)
         self.channels = tuple(self.swin.num_features)
         if frozen:
             self.swin.requires_grad_(False)
+        self._register_state_dict_hook(self._leave_out_frozen_trunk)
 
     @staticmethod
     def frozen_only(cls_name, kwargs):
@@ -67,8 +82,7 @@ class PretrainedSwinTransformer(BaseModule):
         # Deliberately not BaseModule.init_weights: Swin's own init_weights
         # would re-randomise the trunk when it has no init_cfg.
         if self.pretrained:
-            load_swin_weights(self.swin, self.pretrained)
-            self.swin_loaded_from_pretrained = True
+            self.load_pretrained()
         else:
             print_log(
                 f'{type(self).__name__}: no pretrained checkpoint '
@@ -77,21 +91,96 @@ class PretrainedSwinTransformer(BaseModule):
                 logger='current', level=30)
         self._is_init = True
 
+    def load_pretrained(self, filename: Optional[str] = None):
+        """Fills the trunk from ``filename`` (default: ``init_cfg``)."""
+        filename = filename or self.pretrained
+        report = load_swin_weights(self.swin, filename, keys=self.trunk_keys)
+        self.trunk_record = dict(source=filename, sha256=report['sha256'])
+
+    def trunk_state(self):
+        state = self.swin.state_dict()
+        return {k: state[k] for k in self.trunk_keys}
+
+    # -- what a checkpoint holds --------------------------------------------
+    def get_extra_state(self):
+        return dict(frozen_trunk=self.trunk_record if self.frozen else None)
+
+    def set_extra_state(self, state):
+        if self.frozen and isinstance(state, dict):
+            self.trunk_record = state.get('frozen_trunk') or \
+                self.trunk_record
+
+    def _leave_out_frozen_trunk(self, module, destination, prefix,
+                                local_metadata):
+        if not (self.frozen and self.lean_checkpoint):
+            return
+        if self.trunk_record is None:
+            if not getattr(self, '_warned_full', False):
+                self._warned_full = True
+                print_log(
+                    f'{type(self).__name__}: the frozen Swin did not come '
+                    f'from a file (init_cfg=None), so checkpoints hold it in '
+                    f'full (lean checkpoints need a trunk that can be '
+                    f'restored from its file)', logger='current', level=30)
+            return
+        for key in self.trunk_keys:
+            destination.pop(prefix + 'swin.' + key, None)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # mmengine loads resume / test checkpoints with strict=False, which
-        # would leave missing Swin weights random without a word
-        missing = [prefix + 'swin.' + n for n, _ in self.swin.named_parameters()
-                   if prefix + 'swin.' + n not in state_dict]
-        if missing and not self.swin_loaded_from_pretrained:
+        trunk = [prefix + 'swin.' + k for k in self.trunk_keys]
+        missing = [k for k in trunk if k not in state_dict]
+        record = state_dict.get(prefix + EXTRA_STATE)
+        record = record.get('frozen_trunk') if isinstance(record,
+                                                          dict) else None
+        if missing and len(missing) < len(trunk):
             raise CheckpointLayoutError(
-                f'the checkpoint lacks {len(missing)} Swin backbone weights '
-                f'(e.g. {missing[0]}): it was probably saved with only the '
-                f'trainable weights. Evaluating it would use a random '
+                f'the checkpoint holds only part of the Swin backbone: '
+                f'{len(missing)} of {len(trunk)} tensors are missing, e.g. '
+                f'{missing[:3]}')
+        if missing and record:
+            self._complete_lean(state_dict, prefix, record)
+        elif missing and self.trunk_record is None:
+            # mmengine loads test / resume checkpoints with strict=False,
+            # which would leave the Swin random without a word
+            raise CheckpointLayoutError(
+                f'the checkpoint lacks all {len(missing)} Swin backbone '
+                f'weights (e.g. {missing[0]}) and records no pretrained file '
+                f'to take them from. Evaluating it would use a random '
                 f'backbone. Load the frozen Swin from the pretrained file '
                 f'first: tools/test.py CONFIG CKPT --backbone-from-pretrained '
                 f'[SWIN_CKPT] (default: model.backbone.init_cfg.checkpoint), '
                 f'or use a full checkpoint.')
+        elif missing:  # trainable-only, onto a trunk loaded from a file
+            state_dict.update(zip(trunk, self.trunk_state().values()))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _complete_lean(self, state_dict, prefix, record):
+        """Puts the frozen trunk a lean checkpoint was trained on into its
+        state dict, from the configured pretrained file."""
+        want = record.get('sha256')
+        if self.trunk_record is None or self.trunk_record['sha256'] != want:
+            if not self.pretrained:
+                raise CheckpointLayoutError(
+                    f'a lean checkpoint: it holds no frozen Swin weights; '
+                    f'they come from {record.get("source")} (sha256 '
+                    f'{str(want)[:16]}...), but no pretrained file is '
+                    f'configured. Set model.backbone.init_cfg.checkpoint '
+                    f'(or tools/test.py --backbone-from-pretrained FILE).')
+            self.load_pretrained()
+        have = self.trunk_record['sha256']
+        if have != want:
+            raise CheckpointLayoutError(
+                f'a lean checkpoint trained on the frozen Swin from '
+                f'{record.get("source")} (sha256 {str(want)[:16]}...), but '
+                f'the configured pretrained file {self.trunk_record["source"]}'
+                f' holds different weights (sha256 {have[:16]}...). '
+                f'Evaluating would use the wrong backbone; point '
+                f'model.backbone.init_cfg.checkpoint at the file the '
+                f'checkpoint was trained with.')
+        state_dict.update(zip(
+            (prefix + 'swin.' + k for k in self.trunk_keys),
+            self.trunk_state().values()))
+        state_dict[prefix + EXTRA_STATE] = dict(frozen_trunk=record)
 
     # -- pieces of Swin's forward, shared by every variant -----------------
     def embed(self, x):

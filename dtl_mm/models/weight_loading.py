@@ -1,19 +1,22 @@
-"""Pretrained Swin weights into mmdet's Swin, whatever layout they come in.
+"""Pretrained Swin weights into mmdet's Swin, wherever they sit in a file.
 
-Two layouts exist in the wild:
-- Microsoft's release (``model`` -> ``layers.*``, ``patch_embed.proj``,
-  ``attn.``, ``mlp.fc1``): converted once with mmdet's ``swin_converter``;
-- OpenMMLab-converted (``stages.*``, optionally under ``backbone.`` and, for
-  checkpoints of our own wrapper, ``backbone.swin.``): loaded as they are.
-  (mmdet's converter would silently mangle these, so we detect first.)
+A Swin is found under any of the prefixes ``[module.][backbone.][swin.]``:
+an ImageNet classifier (Microsoft's release, ``model`` -> ``layers.*``,
+converted once with mmdet's ``swin_converter``; or OpenMMLab's converted
+``[backbone.]stages.*``, loaded as they are, since the converter would
+silently mangle them), an mmdet / mmseg detector or segmentor, a whole
+dtl_mm model (``backbone.swin.*`` beside ``backbone.csn.*``, neck and
+heads), a DDP-saved model (``module.``). Everything else in the file is
+ignored and counted. A dtl_mm lean checkpoint holds no Swin: it names the
+file its trunk came from, which is loaded instead and checked against the
+recorded fingerprint.
 
 The load refuses to leave a frozen weight at its random initialisation.
 """
 import hashlib
-import os
 import re
-from collections import OrderedDict
-from typing import Dict
+from collections import Counter, OrderedDict
+from typing import Dict, Iterable, Optional
 
 import torch
 from mmdet.models.backbones.swin import swin_converter
@@ -26,7 +29,12 @@ from ..checkpoint import load_checkpoint_file
 # the ImageNet classifier: a classification checkpoint never has them. Left
 # at LayerNorm's deterministic init (weight 1, bias 0) they are well defined.
 _OUTPUT_NORM = re.compile(r'^norm\d+\.')
-_PREFIXES = ('module.', 'backbone.', 'swin.')
+# (prefix, Swin key): stages/layers, patch embedding, output norms
+_SWIN_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:swin\.)?)'
+                       r'((?:stages|layers)\.\d+\..*|patch_embed\..*|'
+                       r'absolute_pos_embed|norm\d+\..*)$')
+# where a dtl_mm backbone keeps its record of the frozen trunk
+EXTRA_STATE = '_extra_state'
 
 
 class CheckpointLayoutError(ValueError):
@@ -43,46 +51,66 @@ def extract_state_dict(ckpt, filename: str) -> Dict[str, torch.Tensor]:
     return ckpt
 
 
-def to_mmdet_swin_keys(state_dict: Dict, filename: str):
-    """Returns (state dict in mmdet Swin keys, layout name)."""
-    sd = dict(state_dict)
-    if any(k.startswith('backbone.') for k in sd):
-        # a whole detector/segmentor: keep only its backbone
-        sd = {k: v for k, v in sd.items() if k.startswith('backbone.')}
-    for prefix in _PREFIXES:
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
-    if any(k.startswith('stages.') for k in sd):
-        return sd, 'openmmlab'
+def find_swin(state_dict: Dict, filename: str):
+    """Returns (Swin state dict in mmdet keys, layout, #ignored keys)."""
+    groups = {}
+    for key, value in state_dict.items():
+        found = _SWIN_KEY.match(key)
+        if found and isinstance(value, torch.Tensor):
+            groups.setdefault(found.group(1), {})[found.group(2)] = value
+    trunks = {p: sd for p, sd in groups.items()
+              if any(k.startswith(('stages.', 'layers.')) for k in sd)}
+    if len(trunks) > 1:
+        raise CheckpointLayoutError(
+            f'{filename}: Swin weights under several prefixes '
+            f'({", ".join(repr(p) for p in trunks)}); cannot tell which is '
+            f'the backbone')
+    if not trunks:
+        sample = ', '.join(list(state_dict)[:5])
+        raise CheckpointLayoutError(
+            f'{filename}: not a Swin checkpoint: expected keys '
+            f"'[module.][backbone.][swin.]stages.*' (OpenMMLab, dtl_mm) or "
+            f"'layers.*' (Microsoft release), found e.g. {sample}")
+    prefix, sd = trunks.popitem()
+    ignored = len(state_dict) - len(sd)
     if any(k.startswith('layers.') for k in sd):
         converted = swin_converter(sd)  # adds 'backbone.'
         return {k[len('backbone.'):]: v for k, v in converted.items()}, \
-            'microsoft'
-    sample = ', '.join(list(sd)[:5])
-    raise CheckpointLayoutError(
-        f'{filename}: not a Swin checkpoint: expected keys starting with '
-        f"'layers.' (Microsoft release) or '[backbone.]stages.' (OpenMMLab), "
-        f'found e.g. {sample}')
+            'microsoft', ignored
+    return sd, 'openmmlab' if not prefix.endswith('swin.') else 'dtl_mm', \
+        ignored
 
 
-def load_swin_weights(swin: nn.Module, filename: str,
-                      logger='current') -> Dict:
-    """Fill every Swin parameter from ``filename`` or raise.
+def lean_trunk_record(state_dict: Dict) -> Optional[dict]:
+    """The frozen-trunk record of a dtl_mm lean checkpoint (no Swin weights,
+    ``source`` and ``sha256`` of the file they came from), else None."""
+    records = [v.get('frozen_trunk') for k, v in state_dict.items()
+               if k.endswith(EXTRA_STATE) and isinstance(v, dict)]
+    records = [r for r in records if r]
+    has_swin = any(_SWIN_KEY.match(k) and ('stages.' in k or 'layers.' in k)
+                   for k in state_dict)
+    return records[0] if records and not has_swin else None
 
-    Returns a report dict: layout, filled, defaulted (output norms), ignored.
+
+def load_swin_weights(swin: nn.Module, filename: str, logger='current',
+                      keys: Optional[Iterable[str]] = None) -> Dict:
+    """Fill every Swin parameter (of ``keys``, default: all of ``swin``'s
+    state) from ``filename`` or raise.
+
+    Returns a report dict: layout, filled, defaulted (output norms),
+    ignored (count of other keys in the file), sha256 of the result.
     """
-    if not re.match(r'^(https?|s3)://', filename) and \
-            not os.path.isfile(filename):
-        raise FileNotFoundError(
-            f'pretrained Swin checkpoint not found: {filename} (set '
-            f'model.backbone.init_cfg.checkpoint to a local .pth file; see '
-            f'README "Pretrained weights")')
     ckpt = load_checkpoint_file(filename)
-    sd, layout = to_mmdet_swin_keys(extract_state_dict(ckpt, filename),
-                                    filename)
+    state = extract_state_dict(ckpt, filename)
+    record = lean_trunk_record(state)
+    if record is not None:
+        return _load_via_lean_record(swin, filename, record, logger, keys)
+    sd, layout, ignored = find_swin(state, filename)
 
     target = swin.state_dict()
-    params = {name for name, _ in swin.named_parameters()}
+    if keys is not None:
+        target = OrderedDict((k, target[k]) for k in keys)
+    params = {name for name, _ in swin.named_parameters()} & set(target)
     mismatched = [
         f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
         for k, v in sd.items() if k in target and v.shape != target[k].shape
@@ -102,17 +130,37 @@ def load_swin_weights(swin: nn.Module, filename: str,
             f'{missing[:5]}')
     filled = OrderedDict((k, v) for k, v in sd.items() if k in target)
     swin.load_state_dict(filled, strict=False)
-    report = dict(layout=layout, filled=len([k for k in filled
-                                             if k in params]),
-                  defaulted=defaulted,
-                  ignored=sorted(set(sd) - set(target)))
+    ignored += len(set(sd) - set(target))
+    report = dict(layout=layout, filled=len(set(filled) & params),
+                  defaulted=defaulted, ignored=ignored,
+                  sha256=swin_fingerprint(
+                      {k: v for k, v in swin.state_dict().items()
+                       if k in target}))
     print_log(
         f'Loaded Swin weights from {filename} ({layout} layout): filled '
         f'{report["filled"]}/{len(params)} backbone parameter tensors'
         + (f'; {len(defaulted)} output-norm tensors keep LayerNorm init '
            f'(not part of a classification checkpoint)' if defaulted else '')
-        + (f'; ignored {len(report["ignored"])} extra keys'
-           if report['ignored'] else ''), logger=logger)
+        + (f'; ignored {ignored} other keys (side network, neck, heads, ...)'
+           if ignored else ''), logger=logger)
+    return report
+
+
+def _load_via_lean_record(swin, filename, record, logger, keys):
+    """A lean checkpoint as pretrained: its trunk is the file it names."""
+    source = record.get('source')
+    if not source or source == filename:
+        raise CheckpointLayoutError(
+            f'{filename}: a lean dtl_mm checkpoint: it holds no Swin weights '
+            f'and names no other file to take them from')
+    print_log(f'{filename} is a lean checkpoint: taking its frozen Swin '
+              f'from {source}', logger=logger)
+    report = load_swin_weights(swin, source, logger, keys)
+    if report['sha256'] != record.get('sha256'):
+        raise CheckpointLayoutError(
+            f'{filename}: a lean checkpoint trained on a frozen Swin with '
+            f'sha256 {str(record.get("sha256"))[:16]}..., but {source} now '
+            f'holds different weights (sha256 {report["sha256"][:16]}...)')
     return report
 
 
@@ -126,3 +174,9 @@ def swin_fingerprint(state: Dict[str, torch.Tensor]) -> str:
         digest.update(f'{key}|{t.dtype}|{tuple(t.shape)}\n'.encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
+
+
+def describe_state_dict(keys: Iterable[str]) -> str:
+    """'backbone.* (40), neck.* (12), ...': what a checkpoint holds."""
+    tops = Counter(k.split('.', 1)[0] for k in keys)
+    return ', '.join(f'{t}.* ({n})' for t, n in tops.most_common())

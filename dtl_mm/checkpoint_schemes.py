@@ -1,0 +1,88 @@
+"""mmengine's checkpoint loaders, routed through dtl_mm's safe loader.
+
+mmengine picks a loader by the path's prefix (``CheckpointLoader``). Its own
+loaders for local files, URLs and model-zoo names end in a plain
+``torch.load`` (or ``torch.hub.load_state_dict_from_url``), which on torch
+< 2.6 unpickles anything, and the URL one unpickles anything on every torch.
+:func:`register_safe_loaders` replaces each of them (``force=True``), once,
+for the whole process: ``load_from``, ``--resume``, ``init_cfg`` and mmdet's
+and mmseg's own tools then all read checkpoints through
+:func:`dtl_mm.checkpoint.load_checkpoint_file`. Model-zoo names
+(``open-mmlab://``, ``torchvision://``, ``mmcls://``) keep working: they are
+resolved to their URL as mmengine does, then downloaded safely.
+"""
+import os.path as osp
+
+from mmengine.runner import checkpoint as mm_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint import (CheckpointError, load_checkpoint_buffer,
+                         load_checkpoint_file)
+
+
+def _local_or_url(filename, map_location=None):
+    return load_checkpoint_file(filename, map_location or 'cpu')
+
+
+def _torchvision(filename, map_location=None):
+    name = filename.split('://', 1)[1]
+    urls = mm_checkpoint.get_torchvision_models()
+    return _local_or_url(urls[name], map_location)
+
+
+def _openmmlab(filename, map_location=None):
+    name = filename.split('://', 1)[1]
+    name = mm_checkpoint.get_deprecated_model_names().get(name, name)
+    url = mm_checkpoint.get_external_models()[name]
+    if not url.startswith(('http://', 'https://')):
+        url = osp.join(mm_checkpoint._get_mmengine_home(), url)
+    return _local_or_url(url, map_location)
+
+
+def _mmcls(filename, map_location=None):
+    url = mm_checkpoint.get_mmcls_models()[filename[len('mmcls://'):]]
+    return mm_checkpoint._process_mmcls_checkpoint(
+        _local_or_url(url, map_location))
+
+
+def _object_storage(filename, map_location=None, backend='petrel'):
+    from mmengine.fileio import get_file_backend
+    data = get_file_backend(filename, backend_args={
+        'backend': backend
+    }).get(filename)
+    return load_checkpoint_buffer(filename, data, map_location or 'cpu')
+
+
+def _pavi(filename, map_location=None):
+    raise CheckpointError(
+        f'{filename}: pavi:// checkpoints are not supported by the safe '
+        f'loader; download the file and pass its local path')
+
+
+_LOADERS = {
+    '': _local_or_url,
+    'http://': _local_or_url,
+    'https://': _local_or_url,
+    'modelzoo://': _torchvision,
+    'torchvision://': _torchvision,
+    'open-mmlab://': _openmmlab,
+    'openmmlab://': _openmmlab,
+    'mmcls://': _mmcls,
+    r'(\S+\:)?s3://': _object_storage,
+    r'(\S+\:)?petrel://': _object_storage,
+    'pavi://': _pavi,
+}
+
+
+def register_safe_loaders():
+    """Makes every mmengine checkpoint prefix load through the safe loader
+    (idempotent)."""
+    for prefix, loader in _LOADERS.items():
+        CheckpointLoader.register_scheme(prefix, loader, force=True)
+
+
+def unsafe_schemes():
+    """Prefixes whose registered loader is not ours (for the tests)."""
+    ours = set(_LOADERS.values())
+    return sorted(p for p, loader in CheckpointLoader._schemes.items()
+                  if loader not in ours)

@@ -1,0 +1,109 @@
+"""Whole-model checkpoints must fit the model they are loaded into.
+
+mmengine loads ``load_from``, ``--resume`` and test checkpoints with
+``strict=False``: a checkpoint of another architecture (other shapes) or of
+another task (a segmentor's ``decode_head.*`` for a detector's
+``roi_head.*``) only prints warnings, and the run goes on with random
+weights where they did not fit. :class:`StrictLoadHook` (in every dtl_mm
+config's ``custom_hooks``, so mmdet's and mmseg's own tools get it too)
+checks the checkpoint against the model before mmengine loads it.
+
+Deliberately absent keys are not errors: the frozen Swin of a lean
+checkpoint (the backbone restores and checks it itself) and the backbone's
+trunk record in checkpoints saved before it existed.
+"""
+import re
+from typing import Dict, Optional, Tuple
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from .checkpoint import CheckpointError, checkpoint_source
+from .models.swin_wrapper import PretrainedSwinTransformer
+from .models.weight_loading import EXTRA_STATE, describe_state_dict
+
+
+def expected_state(
+        model: torch.nn.Module) -> Dict[str, Optional[Tuple[int, ...]]]:
+    """Every key the model's full state dict has, with its shape (without
+    calling ``state_dict``, whose lean hooks would drop the frozen trunk)."""
+    shapes = {}
+    for name, module in model.named_modules():
+        prefix = name + '.' if name else ''
+        for key, p in module.named_parameters(recurse=False):
+            shapes[prefix + key] = tuple(p.shape)
+        for key, b in module.named_buffers(recurse=False):
+            if key not in module._non_persistent_buffers_set:
+                shapes[prefix + key] = tuple(b.shape)
+        if type(module).get_extra_state is not \
+                torch.nn.Module.get_extra_state:
+            shapes[prefix + EXTRA_STATE] = None  # not a tensor
+    return shapes
+
+
+def _deliberately_absent(model):
+    """Keys a valid checkpoint may lack."""
+    keys = set()
+    for name, module in model.named_modules():
+        if isinstance(module, PretrainedSwinTransformer):
+            prefix = name + '.' if name else ''
+            keys.add(prefix + EXTRA_STATE)
+            # the backbone decides about its own trunk (lean or refused)
+            keys.update(prefix + 'swin.' + k for k in module.trunk_keys)
+    return keys
+
+
+def check_checkpoint_fits(model, checkpoint, name=None):
+    """Raises CheckpointError naming the file when ``checkpoint`` does not
+    fit ``model``; logs keys the model does not have."""
+    name = name or checkpoint_source(checkpoint)
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f'{name}: not a model checkpoint (no '
+                              f'state dict)')
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    model = model.module if is_model_wrapper(model) else model
+    expected = expected_state(model)
+    optional = _deliberately_absent(model)
+
+    mismatched = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {expected[k]}'
+        for k, v in state.items()
+        if expected.get(k) is not None and isinstance(v, torch.Tensor)
+        and tuple(v.shape) != expected[k]
+    ]
+    missing = [k for k in expected if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in expected]
+    if mismatched or missing:
+        problems = []
+        if mismatched:
+            problems.append(f'{len(mismatched)} tensor(s) have other shapes '
+                            f'(another architecture?), e.g. '
+                            + '; '.join(mismatched[:3]))
+        if missing:
+            problems.append(f'{len(missing)} weight(s) of the model are '
+                            f'missing, e.g. {missing[:3]}')
+        raise CheckpointError(
+            f'{name} does not fit this model: ' + '; '.join(problems) +
+            f'. The checkpoint holds {describe_state_dict(state)}; the model '
+            f'expects {describe_state_dict(expected)}. Loading it would '
+            f'leave weights at random values.')
+    if unexpected:
+        print_log(f'{name}: {len(unexpected)} key(s) the model does not '
+                  f'have are ignored, e.g. {unexpected[:3]}',
+                  logger='current', level=30)
+
+
+@HOOKS.register_module()
+class StrictLoadHook(Hook):
+    """Refuses a ``load_from`` / ``--resume`` / test checkpoint that does not
+    fit the model (see the module docstring)."""
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        check_checkpoint_fits(runner.model, checkpoint)

@@ -1,0 +1,425 @@
+"""Checkpoints from every source: http(s) URLs served on 127.0.0.1, our own
+whole-model checkpoints (full, lean, DDP-saved) as pretrained weights,
+refusal of checkpoints that do not fit the model, and lean checkpoints
+through our and mmdet's / mmseg's own tools."""
+import http.server
+import os
+import os.path as osp
+import pickle
+import shutil
+import subprocess
+import sys
+import threading
+
+import mmdet
+import mmseg
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner.checkpoint import (CheckpointLoader, get_state_dict,
+                                        save_checkpoint)
+from swin_utils import plain_swin, to_microsoft_layout
+
+from dtl_mm.checkpoint import (CheckpointError, _restricted_pickle,
+                               cached_checkpoint_path, load_checkpoint_file)
+from dtl_mm.checkpoint_schemes import unsafe_schemes
+from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
+                           swin_fingerprint)
+from dtl_mm.toy_data import MAKERS
+from tool_utils import DEMO, METRIC_KEYS, ROOT, SHORT, metrics_in, run_tool
+from tool_utils import tool
+
+# the demo configs' small Swin
+DEMO_SWIN = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
+                 window_size=4, drop_path_rate=0.0)
+
+
+# ------------------------------------------------------- a local server
+class _Server(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (path -> bytes) on 127.0.0.1; ``truncate`` paths
+    announce the full length but send half; counts requests per path."""
+
+    def __init__(self):
+        super().__init__(('127.0.0.1', 0), _Handler)
+        self.files, self.truncate, self.requests = {}, set(), []
+
+    def url(self, path):
+        return f'http://127.0.0.1:{self.server_address[1]}{path}'
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append(self.path)
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        if self.path in server.truncate:
+            data = data[:len(data) // 2]
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    home = tmp_path / 'torch_home'
+    monkeypatch.setenv('TORCH_HOME', str(home))
+    return home
+
+
+def file_bytes(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+# --------------------------------------------------- URLs, as shipped
+def test_every_mmengine_scheme_goes_through_the_safe_loader():
+    assert unsafe_schemes() == []
+
+
+@pytest.mark.parametrize('config', [
+    'configs/coco/cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py',
+])
+def test_shipped_config_url_downloads_once_and_fills_every_weight(
+        config, tmp_path, server, torch_home):
+    """The config as shipped (the official release URL) with only the host
+    rewritten to a local server that holds a file of the real layout."""
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    url = cfg.model.backbone.init_cfg.checkpoint
+    assert url.startswith('https://github.com/')
+    path = url[len('https://github.com'):]
+    swin_args = {k: cfg.model.backbone[k] for k in
+                 ('embed_dims', 'depths', 'num_heads', 'window_size')}
+    source = plain_swin(**swin_args, drop_path_rate=0.0)
+    torch.save(to_microsoft_layout(source.state_dict()),
+               tmp_path / 'release.pth')
+    server.files[path] = file_bytes(tmp_path / 'release.pth')
+    cfg.model.backbone.init_cfg.checkpoint = server.url(path)
+
+    init_default_scope('mmdet')
+    for _ in range(2):
+        backbone = MODELS.build(cfg.model.backbone)
+        backbone.init_weights()
+        got = backbone.trunk_state()
+        for k, v in source.state_dict().items():
+            if not k.startswith('norm'):  # output norms: not in the file
+                assert torch.equal(got[k], v), k
+    assert server.requests == [path]  # the second build used the cache
+    assert osp.isfile(cached_checkpoint_path(url))
+
+
+class _RunsCode:
+
+    def __reduce__(self):
+        return (os.system, ('touch PWNED_BY_CHECKPOINT', ))
+
+
+def test_truncated_download_is_an_error_and_not_cached(
+        tmp_path, server, torch_home):
+    torch.save({'state_dict': {'w': torch.ones(50000)}}, tmp_path / 'a.pth')
+    server.files['/w/a.pth'] = file_bytes(tmp_path / 'a.pth')
+    server.truncate.add('/w/a.pth')
+    url = server.url('/w/a.pth')
+    with pytest.raises(CheckpointError, match=r'/w/a\.pth.*(incomplete|'
+                       r'interrupted).*nothing was cached at .*a\.pth'):
+        load_checkpoint_file(url)
+    assert not osp.exists(cached_checkpoint_path(url))
+    assert os.listdir(osp.dirname(cached_checkpoint_path(url))) == []
+    # a short file whose length matches: the zip archive check catches it
+    server.truncate.clear()
+    server.files['/w/a.pth'] = file_bytes(tmp_path / 'a.pth')[:-100]
+    with pytest.raises(CheckpointError, match='not valid.*nothing was '
+                       'cached'):
+        load_checkpoint_file(url)
+    # the complete file then downloads and loads
+    server.files['/w/a.pth'] = file_bytes(tmp_path / 'a.pth')
+    assert load_checkpoint_file(url)['state_dict']['w'].sum() == 50000
+    assert len(server.requests) == 3
+
+
+def test_code_running_checkpoint_from_url_is_refused(
+        tmp_path, server, torch_home, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({'state_dict': {}, 'x': _RunsCode()}, tmp_path / 'evil.pth')
+    server.files['/evil.pth'] = file_bytes(tmp_path / 'evil.pth')
+    url = server.url('/evil.pth')
+    # init_cfg
+    backbone = DTLSwinTransformer(
+        **DEMO_SWIN, init_cfg=dict(type='Pretrained', checkpoint=url))
+    with pytest.raises(CheckpointError, match=f'{url}.*refused.*posix.system'):
+        backbone.init_weights()
+    # every other mmengine path (load_from, resume, test) goes through here
+    with pytest.raises(CheckpointError, match='refused'):
+        CheckpointLoader.load_checkpoint(url, map_location='cpu')
+    assert not (tmp_path / 'PWNED_BY_CHECKPOINT').exists()
+
+
+def test_tools_refuse_code_running_checkpoint_url(workspace, server,
+                                                   torch_home):
+    torch.save({'state_dict': {}, 'x': _RunsCode()}, workspace / 'evil.pth')
+    server.files['/evil.pth'] = file_bytes(workspace / 'evil.pth')
+    url = server.url('/evil.pth')
+    env = dict(TORCH_HOME=str(torch_home))
+    for extra in (['--resume', url], ['--cfg-options', f'load_from={url}']):
+        out = run_failing(workspace, tool('train.py'),
+                          osp.join(ROOT, DEMO['voc']), '--work-dir',
+                          str(workspace / 'evil_wd'), *extra, env=env)
+        assert url in out and 'refused' in out
+        assert 'Epoch(train)' not in out
+    assert not (workspace / 'PWNED_BY_CHECKPOINT').exists()
+
+
+# ---------------------------------------------------- safe, every torch
+def test_restricted_unpickler_for_old_torch(lean_run, monkeypatch):
+    """torch < 2.4 has no add_safe_globals: our own allow-list applies."""
+    monkeypatch.delattr(torch.serialization, 'add_safe_globals')
+    ckpt = load_checkpoint_file(str(lean_run['lean']))
+    assert 'message_hub' in ckpt and 'optimizer' in ckpt
+    torch.save({'x': _RunsCode()}, lean_run['ws'] / 'evil_old.pth')
+    with pytest.raises(CheckpointError, match='refused.*posix.system'):
+        load_checkpoint_file(str(lean_run['ws'] / 'evil_old.pth'))
+    assert issubclass(_restricted_pickle.Unpickler, pickle.Unpickler)
+
+
+def test_numpy_arrays_load_under_both_numpy_module_names(tmp_path):
+    """A checkpoint pickled under numpy 1 names numpy.core.multiarray, one
+    under numpy 2 numpy._core.multiarray; both load on either."""
+    path = tmp_path / 'np.pth'
+    torch.save({'meta': {'a': np.arange(3), 's': np.float64(2.5)}}, path)
+    data = file_bytes(path)
+    for old, new in ((b'numpy._core', b'numpy.core.'),
+                     (b'numpy.core.', b'numpy._core')):
+        renamed = data.replace(old, new)
+        (tmp_path / 'renamed.pth').write_bytes(renamed)
+        meta = load_checkpoint_file(str(tmp_path / 'renamed.pth'))['meta']
+        assert meta['a'].tolist() == [0, 1, 2] and meta['s'] == 2.5
+
+
+def test_random_bytes_and_plain_tensor_are_named_as_such(tmp_path):
+    (tmp_path / 'noise.pth').write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError, match='noise.pth: not a checkpoint '
+                       'file'):
+        load_checkpoint_file(str(tmp_path / 'noise.pth'))
+    torch.save(torch.ones(3), tmp_path / 'tensor.pth')
+    with pytest.raises(CheckpointError, match='tensor.pth: not a checkpoint:'
+                       ' it holds a Tensor'):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'tensor.pth'))
+
+
+# ------------------------------------------- trained runs, full and lean
+def run_failing(ws, script, *args, env=None):
+    proc = subprocess.run([sys.executable, script, *args], cwd=ws,
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=ROOT,
+                                   **(env or {})))
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    ws = tmp_path_factory.mktemp('ckpt_ws')
+    for name in ('voc', 'ade20k'):
+        MAKERS[name](str(ws / 'data' / 'toy' / name), n_train=8, n_val=4)
+    return ws
+
+
+def pretrained_config(ws, task, pretrained, name):
+    """What a user writes: the demo config with a pretrained Swin file."""
+    path = ws / f'{name}.py'
+    path.write_text(
+        f'_base_ = {osp.join(ROOT, DEMO[task])!r}\n'
+        f'model = dict(backbone=dict(init_cfg=dict(type="Pretrained", '
+        f'checkpoint={str(pretrained)!r})))\n')
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def lean_run(workspace):
+    """A short VOC training run from a pretrained Swin file: its lean
+    checkpoint, and the self-contained one tools/convert_checkpoint.py
+    makes of it."""
+    ws = workspace
+    swin = plain_swin(**DEMO_SWIN)
+    torch.save(to_microsoft_layout(swin.state_dict()), ws / 'swin_demo.pth')
+    cfg = pretrained_config(ws, 'voc', ws / 'swin_demo.pth', 'voc_pre')
+    wd = ws / 'wd_lean'
+    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
+             '--cfg-options', *SHORT['voc'])
+    out = run_tool(ws, tool('convert_checkpoint.py'), cfg,
+                   str(wd / 'epoch_1.pth'), str(ws / 'voc_full.pth'),
+                   '--to', 'full')
+    full = next(ws.glob('voc_full-*.pth'))
+    assert str(full) in out
+    return dict(ws=ws, cfg=cfg, wd=wd, lean=wd / 'epoch_1.pth', full=full,
+                pretrained=ws / 'swin_demo.pth')
+
+
+def test_lean_checkpoint_holds_what_training_changed(lean_run):
+    lean = load_checkpoint_file(str(lean_run['lean']))
+    full = load_checkpoint_file(str(lean_run['full']))
+    lean_keys, full_keys = set(lean['state_dict']), set(full['state_dict'])
+    swin = {k for k in full_keys if k.startswith('backbone.swin.')}
+    assert swin and not swin & lean_keys
+    assert lean_keys == full_keys - swin
+    assert any(k.startswith('backbone.csn.') for k in lean_keys)
+    assert 'optimizer' in lean and 'param_schedulers' in lean
+    record = lean['state_dict']['backbone._extra_state']['frozen_trunk']
+    assert record['source'] == str(lean_run['pretrained'])
+    backbone = DTLSwinTransformer(**DEMO_SWIN, init_cfg=dict(
+        type='Pretrained', checkpoint=str(lean_run['pretrained'])))
+    backbone.init_weights()
+    assert record['sha256'] == swin_fingerprint(backbone.trunk_state())
+    assert osp.getsize(lean_run['lean']) < 0.5 * osp.getsize(
+        lean_run['full'])
+
+
+def test_lean_and_full_checkpoints_evaluate_the_same(lean_run):
+    ws, cfg = lean_run['ws'], lean_run['cfg']
+    own = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
+    results = []
+    for script, ckpt in ((tool('test.py'), lean_run['lean']),
+                         (tool('test.py'), lean_run['full']),
+                         (own, lean_run['lean'])):
+        out = run_tool(ws, script, cfg, str(ckpt), '--work-dir',
+                       str(ws / 'eval'))
+        results.append(metrics_in(out, METRIC_KEYS['voc']))
+    assert results[0] == results[1] == results[2]
+
+
+def test_lean_checkpoint_refuses_another_pretrained_file(lean_run):
+    ws = lean_run['ws']
+    state = torch.load(lean_run['pretrained'], weights_only=True)
+    key = next(k for k in state['model'] if k.endswith('qkv.weight'))
+    state['model'][key] = state['model'][key] + 1e-3
+    torch.save(state, ws / 'swin_changed.pth')
+    changed = pretrained_config(ws, 'voc', ws / 'swin_changed.pth',
+                                'voc_changed')
+    out = run_failing(ws, tool('test.py'), changed, str(lean_run['lean']))
+    assert 'different weights' in out and 'swin_changed.pth' in out
+    assert 'pascal_voc/mAP' not in out
+    # and with no pretrained file at all (the demo config: init_cfg=None)
+    out = run_failing(ws, tool('test.py'), osp.join(ROOT, DEMO['voc']),
+                      str(lean_run['lean']))
+    assert 'lean checkpoint' in out and 'no pretrained file' in out
+
+
+def test_resume_from_lean_equals_resume_from_full(lean_run):
+    ws, cfg = lean_run['ws'], lean_run['cfg']
+    finals = []
+    for name in ('lean', 'full'):
+        wd = ws / f'resume_{name}'
+        wd.mkdir()
+        shutil.copy(lean_run[name], wd / 'epoch_1.pth')
+        run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
+                 '--resume', str(wd / 'epoch_1.pth'), '--cfg-options',
+                 *SHORT['voc'], 'train_cfg.max_epochs=2')
+        finals.append(load_checkpoint_file(str(wd / 'epoch_2.pth')))
+    (a, b) = finals
+    assert a['meta']['iter'] == b['meta']['iter'] == 4
+    assert set(a['state_dict']) == set(b['state_dict'])
+    for k, v in a['state_dict'].items():
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(v, b['state_dict'][k]), k
+    for pid, s in a['optimizer']['state'].items():
+        assert torch.equal(s['exp_avg'], b['optimizer']['state'][pid]
+                           ['exp_avg'])
+
+
+@pytest.mark.parametrize('kind', ['lean', 'full', 'ddp', 'mmdet'])
+def test_our_and_other_model_checkpoints_as_pretrained(lean_run, kind,
+                                                       tmp_path):
+    reference = DTLSwinTransformer(**DEMO_SWIN, init_cfg=dict(
+        type='Pretrained', checkpoint=str(lean_run['pretrained'])))
+    reference.init_weights()
+    full = load_checkpoint_file(str(lean_run['full']))['state_dict']
+    if kind in ('lean', 'full'):
+        source = str(lean_run[kind])
+    else:
+        if kind == 'ddp':  # a whole model saved from its DDP wrapper
+            state = {'module.' + k: v for k, v in full.items()}
+        else:  # an mmdet Swin detector: backbone.stages.* beside the rest
+            state = {k.replace('backbone.swin.', 'backbone.'): v
+                     for k, v in full.items()
+                     if not k.startswith('backbone.csn.')}
+        source = str(tmp_path / f'{kind}.pth')
+        torch.save({'state_dict': state}, source)
+    backbone = DTLSwinTransformer(**DEMO_SWIN, init_cfg=dict(
+        type='Pretrained', checkpoint=source))
+    backbone.init_weights()
+    want = reference.trunk_state()
+    for k, v in backbone.trunk_state().items():
+        assert torch.equal(v, want[k]), k
+
+
+# ----------------------------------- checkpoints that do not fit, refused
+def build_and_save(config, scope, path, **backbone):
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.model.backbone.update(backbone)
+    init_default_scope(scope)
+    model = MODELS.build(cfg.model)
+    save_checkpoint({'meta': {}, 'state_dict': get_state_dict(model)},
+                    str(path))
+
+
+def test_checkpoints_of_another_model_are_refused_everywhere(workspace):
+    ws = workspace
+    wide = ws / 'wide_backbone.pth'  # another embed width
+    build_and_save(DEMO['voc'], 'mmdet', wide, embed_dims=48)
+    segmentor = ws / 'segmentor.pth'  # the other task
+    build_and_save(DEMO['ade20k'], 'mmseg', segmentor)
+    detector = ws / 'detector.pth'
+    build_and_save(DEMO['voc'], 'mmdet', detector)
+    voc, ade = osp.join(ROOT, DEMO['voc']), osp.join(ROOT, DEMO['ade20k'])
+    own_det = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
+                       'test.py')
+    own_seg = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools',
+                       'test.py')
+    cases = [
+        (tool('test.py'), voc, wide, 'other shapes'),
+        (tool('test.py'), voc, segmentor, 'decode_head'),
+        (own_det, voc, segmentor, 'decode_head'),
+        (own_det, voc, wide, 'other shapes'),
+        (own_seg, ade, detector, 'bbox_head'),
+    ]
+    for script, cfg, ckpt, what in cases:
+        out = run_failing(ws, script, cfg, str(ckpt), '--work-dir',
+                          str(ws / 'refused'))
+        assert f'{ckpt} does not fit this model' in out, out[-2000:]
+        assert what in out
+        assert 'pascal_voc/mAP' not in out and 'mIoU' not in out
+    out = run_failing(ws, tool('train.py'), voc, '--work-dir',
+                      str(ws / 'refused_train'), '--cfg-options',
+                      f'load_from={segmentor}', *SHORT['voc'])
+    assert f'{segmentor} does not fit this model' in out
+    assert 'Epoch(train)' not in out
+
+
+def test_partial_swin_in_checkpoint_is_refused():
+    backbone = DTLSwinTransformer(**DEMO_SWIN)
+    state = {'backbone.' + k: v for k, v in
+             backbone.state_dict().items()}
+    del state['backbone.swin.stages.2.blocks.1.attn.w_msa.qkv.weight']
+    holder = torch.nn.Module()
+    holder.backbone = DTLSwinTransformer(**DEMO_SWIN)
+    with pytest.raises(CheckpointLayoutError, match='only part of the Swin'):
+        holder.load_state_dict(state)
