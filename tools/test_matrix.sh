@@ -16,14 +16,18 @@ VENVS="${DTL_MM_VENVS:-$HOME/.cache/dtl_mm/venvs}"
 BASE_PY="${DTL_MM_PYTHON:-$(command -v python3.11 || command -v python3)}"
 STACKS=("$@"); [[ ${#STACKS[@]} -eq 0 ]] && STACKS=(pinned onedl torch2.1)
 
-# imports and config parsing, the backbone, weight loading, the PETL
-# baselines, and one train -> test per task family (detection: COCO, VOC;
-# segmentation: ADE20K) through our tools
+# imports and config parsing (one config per task), the backbone, weight
+# and checkpoint loading, the PETL baselines, and one train -> test per task
+# family (detection: COCO, VOC; segmentation: ADE20K) through our tools
+BUILD=tests/test_configs.py::test_config_builds_with_expected_trainable_parts
 COMPAT=(
   tests/test_config_packages.py
-  tests/test_configs.py
+  "$BUILD[cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py]"
+  "$BUILD[retinanet_swin-l_dtlv2-ls_fpn_voc0712.py]"
+  "$BUILD[upernet_swin-l_dtlv2-ls_160k_ade20k-512x512.py]"
   tests/test_backbone.py
   tests/test_weight_loading.py
+  tests/test_checkpoints.py
   tests/test_petl.py
   tests/test_tools.py::test_train_then_test_prints_real_metrics
 )
@@ -44,20 +48,10 @@ import platform
 
 import mmcv, mmdet, mmengine, mmseg, numpy, torch  # noqa: E401
 
-def dist(module, names):
-    for n in names:
-        try:
-            return md.version(n) and (n if n.startswith('onedl') else '')
-        except md.PackageNotFoundError:
-            pass
-    return ''
-
+providers = md.packages_distributions()
 cols = [platform.python_version(), torch.__version__, numpy.__version__]
-for m, names in ((mmengine, ['onedl-mmengine']), (mmcv, ['onedl-mmcv']),
-                 (mmdet, ['onedl-mmdetection']),
-                 (mmseg, ['onedl-mmsegmentation'])):
-    fork = dist(m, names)
-    cols.append(m.__version__ + (' (onedl)' if fork else ''))
+for module in (mmengine, mmcv, mmdet, mmseg):
+    cols.append(f'{providers[module.__name__][0]} {module.__version__}')
 print('|'.join(cols))
 PYEOF
 )"
