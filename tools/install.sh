@@ -300,4 +300,4 @@ say "environment ready ($PY)"
 echo "$PY"
 }
 
-main "$@"
+main "$@"; exit $?  # on one line: bash never reads past it
