@@ -234,7 +234,9 @@ PYEOF
 build_progress() {
   # ninja prints "[done/total] c++ ..." per compile step
   local log="$1" start="$2" last done total el
-  last="$(grep -oE '^\s*\[[0-9]+/[0-9]+\]' "$log" | tail -1 | tr -d ' []')"
+  # (|| true: no step yet is no error; this runs under set -e)
+  last="$(grep -oE '^\s*\[[0-9]+/[0-9]+\]' "$log" | tail -1 \
+    | tr -d ' []' || true)"
   el=$((SECONDS - start))
   if [[ -z "$last" ]]; then
     say "mmcv build: preparing (${el} s)"; return
