@@ -19,6 +19,7 @@ numpy 1.x and 2.x name their pickling helpers differently
 (``numpy.core`` / ``numpy._core``); both names are accepted so a checkpoint
 saved under one loads under the other.
 """
+import _compat_pickle
 import collections
 import hashlib
 import io
@@ -45,7 +46,11 @@ class CheckpointError(RuntimeError):
 
 # -------------------------------------------------------- allowed types
 def _numpy_core():
-    return getattr(np, '_core', None) or np.core
+    # numpy 1.26 also has a ``numpy._core``, but only an empty stub for
+    # reading numpy 2 pickles; numpy 2 deprecates ``numpy.core``
+    if np.lib.NumpyVersion(np.__version__) >= '2.0.0':
+        return np._core
+    return np.core
 
 
 def _numpy_pickle_globals():
@@ -113,6 +118,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
     torch's own loader resolves storages before calling it."""
 
     def find_class(self, module, name):
+        # protocol-2 pickles name Python 2 modules (``__builtin__``); map
+        # them as pickle's own find_class does
+        module, name = _compat_pickle.NAME_MAPPING.get(
+            (module, name),
+            (_compat_pickle.IMPORT_MAPPING.get(module, module), name))
         full = f'{module}.{name}'
         allowed = _allowed_globals()
         if full in allowed:
@@ -121,7 +131,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 (module == 'torch._utils' and name.startswith('_rebuild')) \
                 or full in ('torch._tensor._rebuild_from_type_v2',
                             'torch.nn.parameter.Parameter', 'torch.Size',
-                            'torch.device', 'torch.serialization._get_layout'):
+                            'torch.device', 'torch.serialization._get_layout',
+                            # bytes in a protocol-2 pickle (numpy arrays);
+                            # torch's own weights-only loader allows it too
+                            '_codecs.encode'):
             return super().find_class(module, name)
         if module == 'torch' and isinstance(getattr(torch, name, None),
                                             (torch.dtype, torch.layout)):
