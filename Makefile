@@ -1,14 +1,22 @@
-# One command each; both install what is missing first (nothing twice).
-#   make demo  - toy COCO data, DTLv2-LS training + evaluation on CPU
-#   make test  - the test suite
+# One command each; all install what is missing first (nothing twice).
+#   make demo         - toy COCO data, DTLv2-LS training + evaluation on CPU
+#   make test         - the test suite (STACK=pinned|onedl|torch2.1|installed)
+#   make test-matrix  - the compatibility subset on every tested stack, each
+#                       in its own venv under ~/.cache/dtl_mm/venvs
 SHELL := /bin/bash
+STACK ?= pinned
 
-.PHONY: install demo test
+.PHONY: install demo test test-matrix
 install:
-	@bash tools/install.sh >/dev/null
+	@bash tools/install.sh --stack $(STACK) >/dev/null
 
 demo:
-	@py="$$(bash tools/install.sh | tail -n 1)" && "$$py" tools/demo.py
+	@py="$$(bash tools/install.sh --stack $(STACK) | tail -n 1)" && \
+	  "$$py" tools/demo.py
 
 test:
-	@py="$$(bash tools/install.sh | tail -n 1)" && "$$py" -m pytest -q tests $(PYTEST_ARGS)
+	@py="$$(bash tools/install.sh --stack $(STACK) --tests | tail -n 1)" && \
+	  "$$py" -m pytest -q tests $(PYTEST_ARGS)
+
+test-matrix:
+	@bash tools/test_matrix.sh $(STACKS)

@@ -26,6 +26,7 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
                          f'{scope!r}')
     from .preflight import check_model_config
     check_model_config(cfg)
+    check_toy_data_written(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -57,6 +58,23 @@ def dist_timeout(cfg):
                          f'seconds, got {value!r} (DTL_MM_DIST_TIMEOUT or '
                          f'env_cfg.dist_cfg.timeout)') from None
     return value
+
+
+def check_toy_data_written(cfg):
+    """A demo config whose toy data set is not there yet names the command
+    that writes it, rather than failing on a missing file in the dataset."""
+    from .preflight import leaf_datasets
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        for ds in leaf_datasets(loader['dataset']) if loader else []:
+            root = osp.normpath(ds.get('data_root') or '.')
+            parts = root.split(os.sep)
+            if parts[:2] == ['data', 'toy'] and len(parts) == 3 \
+                    and not osp.isdir(root):
+                raise FileNotFoundError(
+                    f'toy data set not found: {root} (relative to '
+                    f'{os.getcwd()}); write it with: python '
+                    f'tools/make_toy_data.py data/toy --only {parts[2]}')
 
 
 def _replace_syncbn(node):
@@ -125,6 +143,10 @@ def setup_test_outputs(cfg, out=None, show=False, show_dir=None,
             hook['test_out_dir'] = show_dir
         elif show_dir:
             cfg.visualizer['save_dir'] = show_dir
+        if cfg.default_scope == 'mmseg':
+            # mmseg 1.2's hook draws every `interval`-th test batch (50 by
+            # default); mmdet's draws every image at test time, and so do we
+            hook['interval'] = 1
 
 
 def check_data(cfg, splits):

@@ -46,7 +46,11 @@ class CheckpointError(RuntimeError):
 
 # -------------------------------------------------------- allowed types
 def _numpy_core():
-    return getattr(np, '_core', None) or np.core
+    # numpy 1.26 also has a ``numpy._core``, but only an empty stub for
+    # reading numpy 2 pickles; numpy 2 deprecates ``numpy.core``
+    if np.lib.NumpyVersion(np.__version__) >= '2.0.0':
+        return np._core
+    return np.core
 
 
 def _numpy_pickle_globals():

@@ -91,6 +91,18 @@ def test_signal_enters_only_from_first_g_block(variant):
     assert not torch.allclose(seen_dtl[first_g + 1], seen_plain[first_g + 1])
 
 
+@pytest.mark.parametrize('bridge', ALL_BRIDGES)
+@pytest.mark.parametrize('fusion_op', FUSION_OPS)
+def test_gradients_have_the_layout_of_their_weights(bridge, fusion_op):
+    """DDP buckets each gradient in its parameter's layout and warns ("Grad
+    strides do not match bucket view strides") when one differs."""
+    model, _ = dtl_and_plain('dtlv2', bridge=bridge, fusion_op=fusion_op)
+    randomise(model.csn)
+    sum(o.sum() for o in model(torch.randn(1, 3, 64, 64))).backward()
+    for name, p in model.csn.named_parameters():
+        assert p.grad.stride() == p.stride(), name
+
+
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_gradients_and_no_graph_before_first_add_back(variant):
     model, _ = dtl_and_plain(variant)

@@ -127,3 +127,35 @@ def test_weight_decay_exemptions_do_not_catch_side_network():
                  'stages.0.blocks.0.attn.w_msa.relative_position_bias_table'):
         assert decay[id(swin[name])] == 0.0
     assert decay[id(swin['stages.0.blocks.0.attn.w_msa.qkv.weight'])] == 0.05
+
+
+# the library configs each task's recipe starts from
+UPSTREAM = {
+    'coco': ['mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
+             'mmdet::_base_/datasets/coco_instance.py',
+             'mmdet::_base_/schedules/schedule_1x.py',
+             'mmdet::_base_/default_runtime.py'],
+    'voc': ['mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'],
+    'ade20k': ['mmseg::swin/swin-large-patch4-window7-in22k-pre_upernet_'
+               '8xb2-160k_ade20k-512x512.py'],
+}
+DEMO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))
+
+
+def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
+    """Beyond the names mmdet's / mmseg's own configs have, ours add only
+    the plugin import and hooks: helper values (Swin sizes, a shared head,
+    scales, schedule lengths) stay out of the config a run dumps."""
+    upstream = {}
+    for task, bases in UPSTREAM.items():
+        path = tmp_path / f'{task}.py'
+        path.write_text(f'_base_ = {bases!r}\n')
+        upstream[task] = set(Config.fromfile(str(path)))
+    for path in MAIN + DEMO_CONFIGS:
+        task = next(t for t in UPSTREAM if t in osp.basename(path))
+        cfg = Config.fromfile(path)
+        dumped = tmp_path / 'dumped.py'
+        cfg.dump(str(dumped))
+        names = set(Config.fromfile(str(dumped)))
+        assert names - upstream[task] == {'custom_imports', 'custom_hooks'}, \
+            path

@@ -73,11 +73,13 @@ def test_test_tool_writes_outputs(workspace, trained):
              str(trained['coco']), '--work-dir', str(workspace / 'out_c'),
              '--out', str(pkl))
     assert pkl.stat().st_size > 0
-    seg_out = workspace / 'ade_preds'
+    seg_out, seg_vis = workspace / 'ade_preds', workspace / 'ade_vis'
     run_tool(workspace, tool('test.py'), osp.join(ROOT, DEMO['ade20k']),
              str(trained['ade20k']), '--work-dir', str(workspace / 'out_a'),
-             '--out', str(seg_out))
+             '--out', str(seg_out), '--show-dir', str(seg_vis))
     assert len(list(seg_out.glob('*.png'))) == 4
+    # every one of the 4 validation images drawn, not every 50th
+    assert len(list(seg_vis.rglob('*.png'))) == 4
 
 
 def test_resume_continues_iterations_and_optimizer(workspace):

@@ -4,13 +4,15 @@
 
 Builds each DTLSwinTransformer (no weights needed) and counts the CSN.
 """
-from dtl_mm.models import DTLSwinTransformer
+import argparse
 
+from dtl_mm.models import DTLSwinTransformer
+from dtl_mm.swin_presets import SWIN_B, SWIN_L
+
+# no pretrained weights: only the parameter counts are needed
 SWIN = {
-    'Swin-B': dict(embed_dims=128, depths=[2, 2, 18, 2],
-                   num_heads=[4, 8, 16, 32]),
-    'Swin-L': dict(embed_dims=192, depths=[2, 2, 18, 2],
-                   num_heads=[6, 12, 24, 48]),
+    'Swin-B': dict(SWIN_B, init_cfg=None),
+    'Swin-L': dict(SWIN_L, init_cfg=None),
 }
 # task, backbone, d', paper #p (M) for DTLv1 / DTLv2 / DTLv2-LS
 ROWS = [
@@ -22,6 +24,9 @@ VARIANTS = ('dtlv1', 'dtlv2', 'dtlv2-ls')
 
 
 def main():
+    argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog='Prints a Markdown table; takes no arguments.').parse_args()
     print('| task | backbone | d′ | DTLv1 | DTLv2 | DTLv2-LS |')
     print('|---|---|---|---|---|---|')
     for task, arch, rank, paper in ROWS:

@@ -10,8 +10,10 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
     './dtl_common.py',
 ]
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
 
-bbox_head = dict(
+# names starting with __ are helpers: they stay out of the final config
+__bbox_head = dict(
     type='ConvFCBBoxHead',
     num_shared_convs=4,
     num_shared_fcs=1,
@@ -30,11 +32,7 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='PretrainedSwinTransformer',
-        embed_dims={{_base_.swin_b.embed_dims}},
-        depths={{_base_.swin_b.depths}},
-        num_heads={{_base_.swin_b.num_heads}},
-        window_size={{_base_.swin_b.window_size}},
-        init_cfg={{_base_.swin_b.init_cfg}},
+        **swin_presets.SWIN_B,
         mlp_ratio=4,
         qkv_bias=True,
         qk_scale=None,
@@ -44,9 +42,9 @@ model = dict(
         patch_norm=True,
         out_indices=(0, 1, 2, 3),
         with_cp=False),
-    neck=dict(in_channels=[128, 256, 512, 1024]),
+    neck=dict(in_channels=swin_presets.SWIN_B_CHANNELS),
     roi_head=dict(bbox_head=[
-        dict(**bbox_head, bbox_coder=dict(
+        dict(**__bbox_head, bbox_coder=dict(
             type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
             target_stds=stds))
         for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
@@ -54,9 +52,9 @@ model = dict(
     ]))
 
 # augmentation strategy of the Swin detection recipe (from DETR)
-ms_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333),
-             (640, 1333), (672, 1333), (704, 1333), (736, 1333), (768, 1333),
-             (800, 1333)]
+__ms_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333),
+               (608, 1333), (640, 1333), (672, 1333), (704, 1333),
+               (736, 1333), (768, 1333), (800, 1333)]
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
@@ -64,7 +62,7 @@ train_pipeline = [
     dict(
         type='RandomChoice',
         transforms=[
-            [dict(type='RandomChoiceResize', scales=ms_scales,
+            [dict(type='RandomChoiceResize', scales=__ms_scales,
                   keep_ratio=True)],
             [
                 dict(type='RandomChoiceResize',
@@ -72,7 +70,7 @@ train_pipeline = [
                      keep_ratio=True),
                 dict(type='RandomCrop', crop_type='absolute_range',
                      crop_size=(384, 600), allow_negative_crop=True),
-                dict(type='RandomChoiceResize', scales=ms_scales,
+                dict(type='RandomChoiceResize', scales=__ms_scales,
                      keep_ratio=True),
             ],
         ]),
@@ -80,18 +78,18 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
-max_epochs = 36
-train_cfg = dict(max_epochs=max_epochs)
+__max_epochs = 36
+train_cfg = dict(max_epochs=__max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+    dict(type='MultiStepLR', begin=0, end=__max_epochs, by_epoch=True,
          milestones=[27, 33], gamma=0.1),
 ]
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     constructor='DTLOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={{_base_.swin_decay_exemptions}}),
+    paramwise_cfg=dict(custom_keys=swin_presets.DECAY_EXEMPTIONS),
     optimizer=dict(
         _delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
         weight_decay=0.05))

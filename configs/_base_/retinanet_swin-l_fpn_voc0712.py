@@ -5,16 +5,13 @@ _base_ = [
     'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py',
     './dtl_common.py',
 ]
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
 
 model = dict(
     backbone=dict(
         _delete_=True,
         type='PretrainedSwinTransformer',
-        embed_dims={{_base_.swin_l.embed_dims}},
-        depths={{_base_.swin_l.depths}},
-        num_heads={{_base_.swin_l.num_heads}},
-        window_size={{_base_.swin_l.window_size}},
-        init_cfg={{_base_.swin_l.init_cfg}},
+        **swin_presets.SWIN_L,
         mlp_ratio=4,
         qkv_bias=True,
         drop_path_rate=0.2,
@@ -23,12 +20,12 @@ model = dict(
         # a gradient (DDP with find_unused_parameters=False)
         out_indices=(1, 2, 3),
         with_cp=False),
-    neck=dict(in_channels=[384, 768, 1536], start_level=0,
+    neck=dict(in_channels=swin_presets.SWIN_L_CHANNELS[1:], start_level=0,
               num_outs=5))
 
 optim_wrapper = dict(
     constructor='DTLOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={{_base_.swin_decay_exemptions}}),
+    paramwise_cfg=dict(custom_keys=swin_presets.DECAY_EXEMPTIONS),
     optimizer=dict(
         _delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
         weight_decay=0.05))

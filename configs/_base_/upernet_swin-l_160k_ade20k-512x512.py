@@ -7,16 +7,13 @@ _base_ = [
     'ade20k-512x512.py',
     './dtl_common.py',
 ]
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
 
 model = dict(
     backbone=dict(
         _delete_=True,
         type='PretrainedSwinTransformer',
-        embed_dims={{_base_.swin_l.embed_dims}},
-        depths={{_base_.swin_l.depths}},
-        num_heads={{_base_.swin_l.num_heads}},
-        window_size={{_base_.swin_l.window_size}},
-        init_cfg={{_base_.swin_l.init_cfg}},
+        **swin_presets.SWIN_L,
         pretrain_img_size=224,
         mlp_ratio=4,
         qkv_bias=True,
@@ -27,4 +24,4 @@ model = dict(
         with_cp=False))
 optim_wrapper = dict(
     constructor='DTLOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={{_base_.swin_decay_exemptions}}))
+    paramwise_cfg=dict(custom_keys=swin_presets.DECAY_EXEMPTIONS))

@@ -1,4 +1,5 @@
 _base_ = './upernet_swin-l_dtlv2_160k_ade20k-512x512.py'
-model = dict(backbone={{_base_.swin_b}},
-             decode_head=dict(in_channels={{_base_.swin_b_channels}}),
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
+model = dict(backbone=swin_presets.SWIN_B,
+             decode_head=dict(in_channels=swin_presets.SWIN_B_CHANNELS),
              auxiliary_head=dict(in_channels=512))

@@ -1,3 +1,4 @@
 _base_ = './cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py'
-model = dict(backbone={{_base_.swin_l}},
-             neck=dict(in_channels={{_base_.swin_l_channels}}))
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
+model = dict(backbone=swin_presets.SWIN_L,
+             neck=dict(in_channels=swin_presets.SWIN_L_CHANNELS))

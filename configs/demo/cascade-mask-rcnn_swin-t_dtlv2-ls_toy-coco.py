@@ -5,28 +5,29 @@
 _base_ = '../coco/cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py'
 
 data_root = 'data/toy/coco/'
-classes = ('square', 'circle', 'triangle')
-width = 64  # FPN / RoI head width (256 in the real config)
+# names starting with __ are helpers: they stay out of the final config
+__classes = ('square', 'circle', 'triangle')
+__width = 64  # FPN / RoI head width (256 in the real config)
 
 model = dict(
     backbone=dict(
         embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
         window_size=4, drop_path_rate=0.0, rank=16,
         init_cfg=None),  # no pretrained small Swin exists offline
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=width),
-    rpn_head=dict(in_channels=width, feat_channels=width),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=__width),
+    rpn_head=dict(in_channels=__width, feat_channels=__width),
     roi_head=dict(
         # a fixed 2x2 sampling grid: CPU RoIAlign dominates the step time
-        bbox_roi_extractor=dict(out_channels=width,
+        bbox_roi_extractor=dict(out_channels=__width,
                                 roi_layer=dict(sampling_ratio=2)),
-        mask_roi_extractor=dict(out_channels=width,
+        mask_roi_extractor=dict(out_channels=__width,
                                 roi_layer=dict(sampling_ratio=2)),
         bbox_head=[
             dict(
                 type='ConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1,
-                in_channels=width, conv_out_channels=width,
+                in_channels=__width, conv_out_channels=__width,
                 fc_out_channels=256, roi_feat_size=7,
-                num_classes=len(classes), reg_class_agnostic=False,
+                num_classes=len(__classes), reg_class_agnostic=False,
                 reg_decoded_bbox=True, norm_cfg=dict(type='BN'),
                 bbox_coder=dict(type='DeltaXYWHBBoxCoder',
                                 target_means=[0., 0., 0., 0.],
@@ -37,23 +38,23 @@ model = dict(
             for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
                          [0.033, 0.033, 0.067, 0.067])
         ],
-        mask_head=dict(in_channels=width, conv_out_channels=width,
-                       num_classes=len(classes))),
+        mask_head=dict(in_channels=__width, conv_out_channels=__width,
+                       num_classes=len(__classes))),
     # a handful of shapes per image needs few proposals
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200)),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200)))
 
-scale = (160, 128)
+__scale = (160, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='Resize', scale=__scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='Resize', scale=__scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
@@ -61,24 +62,24 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=4, num_workers=2, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=dict(classes=classes),
+    dataset=dict(data_root=data_root, metainfo=dict(classes=__classes),
                  pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4, num_workers=2, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=dict(classes=classes),
+    dataset=dict(data_root=data_root, metainfo=dict(classes=__classes),
                  pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_epochs = 12
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+__max_epochs = 12
+train_cfg = dict(max_epochs=__max_epochs, val_interval=__max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=30),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+    dict(type='MultiStepLR', begin=0, end=__max_epochs, by_epoch=True,
          milestones=[9, 11], gamma=0.1),
 ]
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1e-3))
 default_hooks = dict(logger=dict(interval=5),
-                     checkpoint=dict(interval=max_epochs))
+                     checkpoint=dict(interval=__max_epochs))

@@ -4,36 +4,37 @@
 _base_ = '../voc/retinanet_swin-l_dtlv2-ls_fpn_voc0712.py'
 
 data_root = 'data/toy/voc/VOCdevkit/'
-classes = ('square', 'circle', 'triangle')
-width = 64
+# names starting with __ are helpers: they stay out of the final config
+__classes = ('square', 'circle', 'triangle')
+__width = 64
 
 model = dict(
     backbone=dict(
         embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
         window_size=4, drop_path_rate=0.0, rank=16, init_cfg=None),
-    neck=dict(in_channels=[64, 128, 256], out_channels=width),
-    bbox_head=dict(num_classes=len(classes), in_channels=width,
-                   feat_channels=width, stacked_convs=2))
+    neck=dict(in_channels=[64, 128, 256], out_channels=__width),
+    bbox_head=dict(num_classes=len(__classes), in_channels=__width,
+                   feat_channels=__width, stacked_convs=2))
 
-scale = (160, 128)
+__scale = (160, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='Resize', scale=__scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='Resize', scale=__scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                     'scale_factor')),
 ]
-voc_trainval = [
+__voc_trainval = [
     dict(type='VOCDataset', data_root=data_root, metainfo=dict(
-        classes=classes), ann_file=f'{year}/ImageSets/Main/trainval.txt',
+        classes=__classes), ann_file=f'{year}/ImageSets/Main/trainval.txt',
          data_prefix=dict(sub_data_root=f'{year}/'),
          filter_cfg=dict(filter_empty_gt=True, min_size=8, bbox_min_size=4),
          pipeline=train_pipeline)
@@ -41,10 +42,10 @@ voc_trainval = [
 ]
 train_dataloader = dict(
     batch_size=4, num_workers=2, persistent_workers=False,
-    dataset=dict(times=1, dataset=dict(datasets=voc_trainval)))
+    dataset=dict(times=1, dataset=dict(datasets=__voc_trainval)))
 val_dataloader = dict(
     batch_size=4, num_workers=2, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=dict(classes=classes),
+    dataset=dict(data_root=data_root, metainfo=dict(classes=__classes),
                  pipeline=test_pipeline))
 test_dataloader = val_dataloader
 

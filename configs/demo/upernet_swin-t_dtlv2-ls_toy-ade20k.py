@@ -38,14 +38,14 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 120
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+__max_iters = 120
+train_cfg = dict(max_iters=__max_iters, val_interval=__max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=20),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=max_iters,
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=__max_iters,
          by_epoch=False),
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(by_epoch=False, interval=max_iters))
+                     checkpoint=dict(by_epoch=False, interval=__max_iters))

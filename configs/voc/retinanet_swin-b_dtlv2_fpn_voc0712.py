@@ -1,3 +1,4 @@
 _base_ = './retinanet_swin-l_dtlv2_fpn_voc0712.py'
-model = dict(backbone={{_base_.swin_b}},
-             neck=dict(in_channels={{_base_.swin_b_channels_1to3}}))
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
+model = dict(backbone=swin_presets.SWIN_B,
+             neck=dict(in_channels=swin_presets.SWIN_B_CHANNELS[1:]))

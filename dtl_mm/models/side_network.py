@@ -57,13 +57,25 @@ class Swish(nn.Module):
         return f'beta={self.beta}'
 
 
+def map_conv(in_dim: int, out_dim: int, k: int, **kwargs) -> nn.Conv2d:
+    """A bias-free Conv2d over :func:`to_map`'s output, weight channels-last.
+
+    ``to_map`` returns a channels-last view (no copy), so the weight's
+    gradient comes back channels-last; a depthwise weight kept in the
+    default layout then differs from its gradient in strides, and DDP warns
+    "Grad strides do not match bucket view strides" (and copies each step).
+    """
+    conv = nn.Conv2d(in_dim, out_dim, k, bias=False, **kwargs)
+    return conv.to(memory_format=torch.channels_last)
+
+
 def spatial_op(kind: str, dim: int, k: int) -> nn.Module:
     """g: a 'same'-padded k x k operator on (B, C, H, W), bias-free so that
     g(0) = 0 (identity at initialisation)."""
     if kind == 'dwconv':
-        return nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim, bias=False)
+        return map_conv(dim, dim, k, padding=k // 2, groups=dim)
     if kind == 'conv':
-        return nn.Conv2d(dim, dim, k, padding=k // 2, bias=False)
+        return map_conv(dim, dim, k, padding=k // 2)
     return nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)
 
 
@@ -118,8 +130,7 @@ class ConvBridge(nn.Module):
 
     def __init__(self, dim, groups):
         super().__init__()
-        self.conv = nn.Conv2d(dim, 2 * dim, 2, stride=2, groups=groups,
-                              bias=False)
+        self.conv = map_conv(dim, 2 * dim, 2, stride=2, groups=groups)
 
     def forward(self, h, hw_shape):
         x = to_map(h, hw_shape)

@@ -29,7 +29,7 @@ TINY = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--out', required=True, help='folder for the results')
+    p.add_argument('--out', help='folder for the results')
     p.add_argument('--family', nargs='+', default=list(FAMILIES),
                    choices=list(FAMILIES))
     p.add_argument('--variants', nargs='+', default=list(VARIANTS),
@@ -45,6 +45,9 @@ def parse_args():
     p.add_argument('--torch-focal-loss', action='store_true',
                    help="mmdet's PyTorch focal loss on the GPU, for an mmcv "
                    'built without CUDA ops (RetinaNet)')
+    p.add_argument('--replot', metavar='DIR',
+                   help='only redraw DIR/memory_params.png from '
+                   'DIR/results.json')
     p.add_argument('--worker', nargs=2, metavar=('FAMILY', 'VARIANT'),
                    help=argparse.SUPPRESS)
     return p.parse_args()
@@ -139,25 +142,57 @@ def table(family, rows):
 
 
 def chart(results, path):
+    """Per family: backbone-side trainable parameters, the bytes a step
+    saves for backward (backbone / rest), the step's peak memory and its
+    time; every bar carries its value."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fams = list(results)
-    fig, axes = plt.subplots(2, len(fams), figsize=(5 * len(fams), 7),
+    fig, axes = plt.subplots(4, len(fams), figsize=(5.5 * len(fams), 13),
                              squeeze=False)
+    mb = 2**20
     for j, fam in enumerate(fams):
         rows = results[fam]
+        r0 = rows[0]
         names = [r['variant'] for r in rows]
-        for i, (key, label) in enumerate(
-                (('peak_bytes', 'peak memory of a step (MB)'),
-                 ('params_trainable', 'trainable parameters (M)'))):
-            scale = 2**20 if key == 'peak_bytes' else 1e6
-            ax = axes[i][j]
-            ax.bar(names, [r[key] / scale for r in rows],
-                   color=['tab:red' if n.startswith('dtl') else 'tab:gray'
-                          for n in names])
-            ax.set_title(f'{fam}: {label}', fontsize=9)
+        colors = ['tab:red' if n.startswith('dtl') else 'tab:gray'
+                  for n in names]
+        on_gpu = r0['device'].startswith('cuda')
+        where = (f'{fam}, batch {r0["batch"]} at {r0["size"][0]}x'
+                 f'{r0["size"][1]}, {"GPU" if on_gpu else "CPU"}')
+        ax = axes[0][j]
+        bars = ax.bar(names, [r['params_backbone_side'] / 1e6 for r in rows],
+                      color=colors)
+        ax.bar_label(bars, fmt='%.2f', fontsize=7)
+        ax.set_title(f'{where}\nbackbone-side trainable parameters (M)',
+                     fontsize=9)
+        ax = axes[1][j]
+        back = [r['saved_backbone'] / mb for r in rows]
+        rest = [r['saved_rest'] / mb for r in rows]
+        ax.bar(names, back, color=colors, label='backbone')
+        bars = ax.bar(names, rest, bottom=back, color='tab:blue', alpha=0.5,
+                      label='rest of the model')
+        ax.bar_label(bars, labels=[f'{b:.0f}/{r:.0f}'
+                                   for b, r in zip(back, rest)], fontsize=6)
+        ax.legend(fontsize=7)
+        ax.set_title('saved for backward in one training step (MB): '
+                     'backbone / rest', fontsize=9)
+        ax = axes[2][j]
+        key, label = (('peak_bytes', 'peak GPU memory of one training step '
+                       '(MB)') if on_gpu else
+                      ('peak_rise_bytes', 'rise of the process RSS in one '
+                       'training step (MB)'))
+        bars = ax.bar(names, [r[key] / mb for r in rows], color=colors)
+        ax.bar_label(bars, fmt='%.0f', fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax = axes[3][j]
+        bars = ax.bar(names, [r['step_time_s'] for r in rows], color=colors)
+        ax.bar_label(bars, fmt='%.3g', fontsize=7)
+        ax.set_title('time of one training step (s, median)', fontsize=9)
+        for ax in axes[:, j]:
             ax.tick_params(axis='x', rotation=60, labelsize=8)
+            ax.margins(y=0.15)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -166,6 +201,12 @@ def main():
     args = parse_args()
     if args.worker:
         return run_worker(args)
+    if args.replot:
+        with open(osp.join(args.replot, 'results.json')) as f:
+            return chart(json.load(f),
+                         osp.join(args.replot, 'memory_params.png'))
+    if not args.out:
+        sys.exit('--out is required')
     os.makedirs(args.out, exist_ok=True)
     results = {}
     for family in args.family:

@@ -1,0 +1,41 @@
+"""Swin-B and Swin-L as the paper uses them (window 7, ImageNet-22K).
+
+The configs import this module rather than keeping these values in a shared
+base config: mmengine leaves imported modules out of a config, so a dumped
+config (``work_dir/*.py``) holds only what the run used.  A config imports
+it below its ``_base_`` line: mmengine reads a config that starts with an
+import as a new-style (lazy-import) config.  The checkpoints
+are the official release files; point a config at a local copy with
+``--cfg-options model.backbone.init_cfg.checkpoint=/path/to/FILE.pth``.
+"""
+_RELEASES = ('https://github.com/SwinTransformer/storage/releases/download/'
+             'v1.0.0/')
+
+SWIN_B = dict(
+    embed_dims=128,
+    depths=[2, 2, 18, 2],
+    num_heads=[4, 8, 16, 32],
+    window_size=7,
+    init_cfg=dict(
+        type='Pretrained',
+        checkpoint=_RELEASES + 'swin_base_patch4_window7_224_22k.pth'))
+SWIN_L = dict(
+    embed_dims=192,
+    depths=[2, 2, 18, 2],
+    num_heads=[6, 12, 24, 48],
+    window_size=7,
+    init_cfg=dict(
+        type='Pretrained',
+        checkpoint=_RELEASES + 'swin_large_patch4_window7_224_22k.pth'))
+# output channels of the four stages (necks and heads read these)
+SWIN_B_CHANNELS = [128, 256, 512, 1024]
+SWIN_L_CHANNELS = [192, 384, 768, 1536]
+
+# The Swin recipes exempt these from weight decay. mmengine matches the keys
+# as substrings of parameter names; no CSN parameter name contains them
+# (tests/test_configs.py checks it).
+DECAY_EXEMPTIONS = {
+    'absolute_pos_embed': dict(decay_mult=0.),
+    'relative_position_bias_table': dict(decay_mult=0.),
+    'norm': dict(decay_mult=0.),
+}

@@ -1,0 +1,129 @@
+"""Checks an environment against an OpenMMLab stack dtl_mm supports.
+
+Used by ``tools/install.sh``: it passes the stack's requirements in
+``DTL_WANT`` (one ``distribution specifier`` per line).  For the
+``installed`` stack (a user's own environment) the tested ranges below are
+checked instead, accepting the upstream or the onedl distributions.
+
+``python tools/check_env.py [--quiet]`` prints one line per package and
+what to do about each problem; the exit status is 0 when the plugin can
+run in this environment (``--only``: the versions only, no imports).
+``--versions`` prints ``distribution version``
+of the wanted distributions (``-`` when absent) for the install plan.
+"""
+import importlib
+import importlib.metadata as md
+import os
+import sys
+
+try:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+except ImportError:  # a bare venv: pip always carries a copy
+    from pip._vendor.packaging.specifiers import SpecifierSet
+    from pip._vendor.packaging.version import Version
+
+# The ranges the compatibility matrix has run (README); the first name of
+# each entry is the upstream distribution, the second the onedl fork's.
+TESTED = [
+    (('torch', ), '>=2.1'),
+    (('numpy', ), '>=1.26'),
+    (('mmengine', 'onedl-mmengine'), '>=0.10.7,<0.11'),
+    (('mmcv', 'onedl-mmcv'), '>=2.1.0,<2.4'),
+    (('mmdet', 'onedl-mmdetection'), '>=3.3.0,<3.6'),
+    (('mmsegmentation', 'onedl-mmsegmentation'), '>=1.2.2,<1.5'),
+]
+# what the plugin imports; mmcv.ops needs mmcv's compiled extension
+IMPORTS = ['torch', 'numpy', 'mmengine', 'mmcv', 'mmcv.ops', 'mmdet',
+           'mmseg']
+
+
+def version(dist):
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def wanted():
+    lines = os.environ.get('DTL_WANT', '').split('\n')
+    if os.environ.get('DTL_STACK', 'installed') != 'installed':
+        return [((ln.split()[0], ), ln.split()[1]) for ln in lines if ln]
+    return TESTED
+
+
+def check_versions(requirements):
+    problems = []
+    for dists, spec in requirements:
+        found = [(d, version(d)) for d in dists if version(d)]
+        if not found:
+            problems.append(f'{dists[0]} is not installed (want {spec})')
+            print(f'  missing  {dists[0]} {spec}')
+            continue
+        dist, ver = found[0]
+        # a local build tag (2.1.2+cu121) still is that release
+        ok = Version(ver.split('+')[0]) in SpecifierSet(spec)
+        print(f"  {'ok' if ok else 'wrong':7}  {dist} {ver} (want {spec})")
+        if not ok:
+            problems.append(f'{dist} {ver} is installed, want {spec}')
+        if len(found) > 1:
+            problems.append('both %s are installed; they provide the same '
+                            'module: uninstall one' %
+                            ' and '.join(d for d, _ in found))
+    return problems
+
+
+def check_imports():
+    problems = []
+    if version('mmengine'):  # upstream mmengine reads configs through it
+        try:
+            import pkg_resources  # noqa: F401
+        except ImportError:
+            problems.append('mmengine 0.10 needs pkg_resources, which '
+                            'setuptools 82 removed: pip install '
+                            '"setuptools<82"')
+    for module in IMPORTS:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # any failure means the plugin cannot run
+            msg = f'import {module} fails: {type(e).__name__}: {e}'
+            if module == 'mmcv.ops':
+                msg += (' (mmcv without its compiled ops; build it with '
+                        'MMCV_WITH_OPS=1)')
+            problems.append(msg)
+            break
+    return problems
+
+
+def main():
+    if '--versions' in sys.argv:
+        for dists, _ in wanted():
+            print(dists[0], version(dists[0]) or '-')
+        return 0
+    quiet = '--quiet' in sys.argv
+    if quiet:
+        sys.stdout = open(os.devnull, 'w')
+    print(f'{sys.executable} (python {sys.version.split()[0]}):')
+    problems = check_versions(wanted())
+    if '--only' in sys.argv:  # versions only, no imports
+        return 1 if problems else 0
+    if os.environ.get('DTL_TESTS') == '1' and not version('pytest'):
+        problems.append('pytest is not installed')
+    if not problems:
+        problems = check_imports()
+    if not problems:
+        try:
+            import dtl_mm  # noqa: F401
+        except ImportError as e:
+            if os.environ.get('DTL_STACK', 'installed') != 'installed':
+                problems.append(f'import dtl_mm fails: {e}')
+            else:  # the stack is fine; only the plugin itself is missing
+                print('  note: dtl_mm is not installed; run '
+                      '`pip install --no-deps -e .` in the repository')
+    for p in problems:
+        print(f'  problem: {p}')
+    return 1 if problems else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
