@@ -26,7 +26,6 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
                          f'{scope!r}')
     from .preflight import check_model_config
     check_model_config(cfg)
-    check_toy_data_written(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -69,10 +68,11 @@ def check_toy_data_written(cfg):
         for ds in leaf_datasets(loader['dataset']) if loader else []:
             root = osp.normpath(ds.get('data_root') or '.')
             parts = root.split(os.sep)
-            if parts[:2] == ['data', 'toy'] and len(parts) == 3 \
-                    and not osp.isdir(root):
+            if parts[:2] == ['data', 'toy'] and len(parts) >= 3 \
+                    and not osp.isdir(osp.join(*parts[:3])):
                 raise FileNotFoundError(
-                    f'toy data set not found: {root} (relative to '
+                    f'toy data set not found: {osp.join(*parts[:3])} '
+                    f'(relative to '
                     f'{os.getcwd()}); write it with: python '
                     f'tools/make_toy_data.py data/toy --only {parts[2]}')
 
@@ -158,6 +158,7 @@ def check_data(cfg, splits):
                                get_world_size, init_dist, is_distributed)
 
     from .preflight import DataError, check_config_data
+    check_toy_data_written(cfg)
     if cfg.get('launcher', 'none') != 'none' and not is_distributed():
         init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
     verdict, error = [None], None
