@@ -11,22 +11,20 @@ are the official release files; point a config at a local copy with
 _RELEASES = ('https://github.com/SwinTransformer/storage/releases/download/'
              'v1.0.0/')
 
-SWIN_B = dict(
-    embed_dims=128,
-    depths=[2, 2, 18, 2],
-    num_heads=[4, 8, 16, 32],
-    window_size=7,
-    init_cfg=dict(
-        type='Pretrained',
-        checkpoint=_RELEASES + 'swin_base_patch4_window7_224_22k.pth'))
-SWIN_L = dict(
-    embed_dims=192,
-    depths=[2, 2, 18, 2],
-    num_heads=[6, 12, 24, 48],
-    window_size=7,
-    init_cfg=dict(
-        type='Pretrained',
-        checkpoint=_RELEASES + 'swin_large_patch4_window7_224_22k.pth'))
+
+def _release(embed_dims, num_heads, file):
+    """A 24-block, window-7 Swin of the official ImageNet-22K release."""
+    return dict(
+        embed_dims=embed_dims,
+        depths=[2, 2, 18, 2],
+        num_heads=num_heads,
+        window_size=7,
+        init_cfg=dict(type='Pretrained', checkpoint=_RELEASES + file))
+
+
+SWIN_B = _release(128, [4, 8, 16, 32], 'swin_base_patch4_window7_224_22k.pth')
+SWIN_L = _release(192, [6, 12, 24, 48],
+                  'swin_large_patch4_window7_224_22k.pth')
 # output channels of the four stages (necks and heads read these)
 SWIN_B_CHANNELS = [128, 256, 512, 1024]
 SWIN_L_CHANNELS = [192, 384, 768, 1536]
