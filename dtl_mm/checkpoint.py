@@ -21,6 +21,7 @@ saved under one loads under the other.
 """
 import _compat_pickle
 import collections
+import functools
 import hashlib
 import io
 import os
@@ -90,8 +91,10 @@ def mmengine_checkpoint_types():
             *_numpy_dtype_classes()]
 
 
+@functools.lru_cache(maxsize=None)
 def _allowed_globals():
-    """'module.name' -> object, for everything besides torch's own types."""
+    """'module.name' -> object, for everything besides torch's own types
+    (built once: the restricted unpickler asks for every global)."""
     allowed = {f'{c.__module__}.{c.__qualname__}': c
                for c in mmengine_checkpoint_types()}
     allowed.update({name: obj for obj, name in _numpy_pickle_globals()})
@@ -99,18 +102,13 @@ def _allowed_globals():
     return allowed
 
 
-_SAFE_GLOBALS_ADDED = False
-
-
+@functools.lru_cache(maxsize=None)
 def _add_safe_globals():
-    """Extends torch's weights-only allow-list once (torch >= 2.4)."""
-    global _SAFE_GLOBALS_ADDED
-    if not _SAFE_GLOBALS_ADDED:
-        torch.serialization.add_safe_globals([
-            (obj, name) if name != f'{obj.__module__}.{obj.__qualname__}'
-            else obj for name, obj in _allowed_globals().items()
-        ])
-        _SAFE_GLOBALS_ADDED = True
+    """Extends torch's weights-only allow-list, once (torch >= 2.4)."""
+    torch.serialization.add_safe_globals([
+        (obj, name) if name != f'{obj.__module__}.{obj.__qualname__}'
+        else obj for name, obj in _allowed_globals().items()
+    ])
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

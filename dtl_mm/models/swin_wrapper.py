@@ -150,7 +150,7 @@ class PretrainedSwinTransformer(BaseModule):
                 f'[SWIN_CKPT] (default: model.backbone.init_cfg.checkpoint), '
                 f'or use a full checkpoint.')
         elif missing:  # trainable-only, onto a trunk loaded from a file
-            state_dict.update(zip(trunk, self.trunk_state().values()))
+            self._fill_trunk(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _complete_lean(self, state_dict, prefix, record):
@@ -176,10 +176,13 @@ class PretrainedSwinTransformer(BaseModule):
                 f'Evaluating would use the wrong backbone; point '
                 f'model.backbone.init_cfg.checkpoint at the file the '
                 f'checkpoint was trained with.')
-        state_dict.update(zip(
-            (prefix + 'swin.' + k for k in self.trunk_keys),
-            self.trunk_state().values()))
-        state_dict[prefix + EXTRA_STATE] = encode_trunk_record(record)
+        self._fill_trunk(state_dict, prefix)
+
+    def _fill_trunk(self, state_dict, prefix):
+        """The trunk's current weights into a state dict that lacks them, so
+        the Swin's modules load them like any other key."""
+        state_dict.update((prefix + 'swin.' + k, v)
+                          for k, v in self.trunk_state().items())
 
     # -- pieces of Swin's forward, shared by every variant -----------------
     def embed(self, x):

@@ -152,9 +152,8 @@ def load_swin_weights(swin: nn.Module, filename: str, logger='current',
     ignored += len(set(sd) - set(target))
     report = dict(layout=layout, filled=len(set(filled) & params),
                   defaulted=defaulted, ignored=ignored,
-                  sha256=swin_fingerprint(
-                      {k: v for k, v in swin.state_dict().items()
-                       if k in target}))
+                  # target's tensors share storage with the loaded weights
+                  sha256=swin_fingerprint(target))
     print_log(
         f'Loaded Swin weights from {filename} ({layout} layout): filled '
         f'{report["filled"]}/{len(params)} backbone parameter tensors'
