@@ -1,17 +1,15 @@
 """DTL: Disentangled Transfer Learning for OpenMMLab dense prediction.
 
-Importing the package (configs do it through ``custom_imports``) registers
-the backbones and hooks, routes every mmengine checkpoint load through the
-safe loader (``checkpoint_schemes``), makes mmengine's local file writes
-atomic (``atomic_io``) and lets ``mmseg::`` base configs resolve on forks of
-the OpenMMLab stack (``config_packages``).
+Configs load the plugin with ``custom_imports=dict(imports=['dtl_mm'])``.
+Importing it registers the backbones, hooks and optimizer constructor (each
+where it is defined) and applies the process-wide changes listed in
+:mod:`dtl_mm.process_changes`: safe checkpoint loading, atomic local writes,
+``mmseg::`` configs on forks of the stack.
 """
-from .checkpoint_schemes import register_safe_loaders
-from .config_packages import resolve_forked_config_packages
+from .process_changes import apply_process_changes
 from .version import __version__  # noqa: F401
 
-register_safe_loaders()
-resolve_forked_config_packages()
+apply_process_changes()
 
-from . import (atomic_io, hooks, models, optim, resume,  # noqa: E402,F401
-               strict_load)
+# the modules whose classes register themselves in mmengine's registries
+from . import hooks, models, optim, strict_load  # noqa: E402,F401

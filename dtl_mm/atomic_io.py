@@ -15,6 +15,9 @@ mmengine's CheckpointHook writes ``last_checkpoint`` (the name of the latest
 checkpoint) with a plain ``open(..., 'w')``, outside the file backend; the
 ``open`` its module sees is replaced by one that sends exactly that write
 through ``atomic_write`` and leaves every other call alone.
+
+Nothing changes on import: :func:`make_local_writes_atomic` does it, called
+from :mod:`dtl_mm.process_changes`.
 """
 import builtins
 import errno
@@ -134,8 +137,6 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write(obj, filepath, 'w', encoding)
 
 
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-
 
 class _AtomicTextFile(io.StringIO):
     """A text file that appears whole, on closing, or not at all."""
@@ -156,4 +157,9 @@ def _checkpoint_hook_open(file, mode='r', *args, encoding=None, **kwargs):
     return builtins.open(file, mode, *args, encoding=encoding, **kwargs)
 
 
-checkpoint_hook.open = _checkpoint_hook_open
+
+def make_local_writes_atomic():
+    """Sends mmengine's local file writes and CheckpointHook's
+    ``last_checkpoint`` write through :func:`atomic_write` (idempotent)."""
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    checkpoint_hook.open = _checkpoint_hook_open

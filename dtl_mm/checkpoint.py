@@ -103,8 +103,11 @@ def _allowed_globals():
 
 
 @functools.lru_cache(maxsize=None)
-def _add_safe_globals():
-    """Extends torch's weights-only allow-list, once (torch >= 2.4)."""
+def allow_mmengine_types_in_torch_load():
+    """Extends torch's weights-only allow-list with the types mmengine
+    checkpoints hold, once (torch >= 2.4; a no-op before)."""
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        return
     torch.serialization.add_safe_globals([
         (obj, name) if name != f'{obj.__module__}.{obj.__qualname__}'
         else obj for name, obj in _allowed_globals().items()
@@ -152,7 +155,7 @@ _restricted_pickle = types.SimpleNamespace(
 
 def _torch_load(f, map_location):
     if hasattr(torch.serialization, 'add_safe_globals'):
-        _add_safe_globals()
+        allow_mmengine_types_in_torch_load()
         return torch.load(f, map_location=map_location, weights_only=True)
     # weights_only=False is explicit: the restricted unpickler does the job
     return torch.load(f, map_location=map_location, weights_only=False,

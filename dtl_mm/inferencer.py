@@ -21,7 +21,7 @@ import numpy as np
 from mmengine.logging import print_log
 from rich.progress import track
 
-from .apis import load_config
+from .runner_setup import load_config
 from .multitask import MultiTaskModel
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',

@@ -5,7 +5,10 @@ import tempfile
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+# the tests' helpers, and the benchmark scripts' measurement module
+sys.path.insert(0, TESTS)
+sys.path.insert(0, os.path.join(os.path.dirname(TESTS), 'tools', 'benchmarks'))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 # the data check's cache of file facts: one per test session (tools run as
 # subprocesses inherit it), not the user's ~/.cache

@@ -1,13 +1,12 @@
-"""The memory / speed benchmark on tiny models (issue 4)."""
+"""The memory / speed benchmark on tiny models."""
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
 
+from measure import measure
 from tool_utils import ROOT
-
-from dtl_mm.benchmark import measure
 
 TINY = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
             window_size=7)

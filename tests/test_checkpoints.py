@@ -30,7 +30,7 @@ from dtl_mm.checkpoint_schemes import unsafe_schemes
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            swin_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
-from dtl_mm.toy_data import MAKERS
+from dtl_mm.toy_data_writer import MAKERS
 from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
                         run_tool, tool)
 

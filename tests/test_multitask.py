@@ -17,12 +17,12 @@ from PIL import Image
 from swin_utils import randomise
 from tool_utils import DEMO, ROOT, run_tool, tool
 
-from dtl_mm.apis import load_config
-from dtl_mm.benchmark import build_model
+from dtl_mm.runner_setup import load_config
+from dtl_mm.runner_setup import build_model
 from dtl_mm.inferencer import (MultiTaskInferencer, build_inferencer,
                                samples_for)
 from dtl_mm.multitask import MultiTaskModel, TrunkSharingError
-from dtl_mm.toy_data import MAKERS
+from dtl_mm.toy_data_writer import MAKERS
 
 TASKS = ('voc', 'ade20k', 'coco')
 SCOPES = dict(voc='mmdet', coco='mmdet', ade20k='mmseg')

@@ -21,14 +21,15 @@ from mmengine.runner.checkpoint import save_checkpoint
 from PIL import Image
 from swin_utils import TINY, plain_swin
 
-from dtl_mm import atomic_io, preflight
+from dtl_mm import atomic_io, data_check
 from dtl_mm.atomic_io import AtomicLocalBackend
 from dtl_mm.checkpoint import load_checkpoint_file
 from dtl_mm.hooks import NonFiniteLossHook, RankConsistencyHook
 from dtl_mm.models import CheckpointLayoutError, DTLSwinTransformer
-from dtl_mm.preflight import DataError, check_config_data, check_model_config
+from dtl_mm.data_check import DataError, check_config_data
+from dtl_mm.model_check import check_model_config
 from dtl_mm.resume import latest_checkpoint
-from dtl_mm.toy_data import MAKERS
+from dtl_mm.toy_data_writer import MAKERS
 from tool_utils import DEMO, ROOT, SHORT, run_tool, tool
 
 
@@ -298,8 +299,8 @@ def test_second_check_reads_only_changed_files(tmp_path, monkeypatch):
     cfg = toy(tmp_path, monkeypatch, 'ade20k')
     monkeypatch.setenv('DTL_MM_CACHE_DIR', str(tmp_path / 'cache'))
     reads = []
-    real = preflight.label_facts
-    monkeypatch.setattr(preflight, 'label_facts',
+    real = data_check.label_facts
+    monkeypatch.setattr(data_check, 'label_facts',
                         lambda p, b: reads.append(p) or real(p, b))
     check_config_data(cfg, ('train', 'val'))
     assert len(reads) == 6
@@ -320,14 +321,14 @@ def test_data_check_runs_on_rank_0_only(monkeypatch):
     """The other ranks read nothing and stop with rank 0's verdict."""
     import mmengine.dist as mdist
 
-    from dtl_mm.apis import check_data
+    from dtl_mm.runner_setup import check_data
     monkeypatch.setattr(mdist, 'get_rank', lambda: 1)
     monkeypatch.setattr(mdist, 'get_world_size', lambda: 2)
     monkeypatch.setattr(mdist, 'is_distributed', lambda: True)
     monkeypatch.setattr(
         mdist, 'broadcast_object_list',
         lambda objs, src: objs.__setitem__(0, 'DataError: x.jpg missing'))
-    monkeypatch.setattr(preflight, 'check_config_data',
+    monkeypatch.setattr(data_check, 'check_config_data',
                         lambda *a: pytest.fail('rank 1 read the data'))
     cfg = Config(dict(launcher='pytorch'))
     with pytest.raises(DataError, match='the data check on rank 0 failed: '
@@ -745,7 +746,7 @@ def test_rank_consistency_every_n_iterations(tmp_path, monkeypatch):
 
 
 def test_distributed_timeout_is_configurable(monkeypatch):
-    from dtl_mm.apis import dist_timeout
+    from dtl_mm.runner_setup import dist_timeout
     monkeypatch.delenv('DTL_MM_DIST_TIMEOUT', raising=False)
     assert dist_timeout(Config()) == 1800
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(timeout=600))))

@@ -14,7 +14,7 @@ import mmseg
 import pytest
 import torch
 
-from dtl_mm.toy_data import MAKERS
+from dtl_mm.toy_data_writer import MAKERS
 from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
                         run_tool, tool)
 

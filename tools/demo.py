@@ -78,7 +78,7 @@ def main():
     data = osp.join(ROOT, 'data/toy/coco')
     if not osp.isfile(osp.join(data, 'annotations/instances_val2017.json')):
         print('[1/4] writing the toy COCO data set to data/toy/coco')
-        from dtl_mm.toy_data import make_coco
+        from dtl_mm.toy_data_writer import make_coco
         make_coco(data)
     else:
         print('[1/4] toy COCO data set found in data/toy/coco')

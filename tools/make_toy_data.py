@@ -6,7 +6,7 @@
 import argparse
 import os.path as osp
 
-from dtl_mm.toy_data import MAKERS
+from dtl_mm.toy_data_writer import MAKERS
 
 
 def main():

@@ -5,7 +5,7 @@ Same arguments as mmdet's and mmseg's tools/test.py.
 import argparse
 import os.path as osp
 
-from dtl_mm.apis import (add_common_args, build_runner, check_data,
+from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
                          load_config, parse_tool_args, setup_test_outputs)
 
 

@@ -7,7 +7,7 @@ import os.path as osp
 
 from mmengine.logging import print_log
 
-from dtl_mm.apis import (add_common_args, build_runner, check_data,
+from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
                          load_config, parse_tool_args)
 from dtl_mm.atomic_io import remove_stale_temp_files
 from dtl_mm.resume import latest_checkpoint

@@ -1,7 +1,9 @@
-"""DTL models, registered in both mmdet's and mmseg's MODELS registries."""
-from mmdet.registry import MODELS as MMDET_MODELS
-from mmseg.registry import MODELS as MMSEG_MODELS
+"""DTL and PETL-baseline Swin backbones.
 
+Each backbone registers itself in mmengine's root ``MODELS`` registry where
+it is defined; mmdet's and mmseg's ``MODELS`` registries are its children and
+find it from either scope, so detection never needs mmseg installed.
+"""
 from .csn_layout import CSNLayout, build_layout
 from .dtl_swin import DTLSwinTransformer
 from .petl_baselines import (AdapterSwinTransformer,
@@ -11,16 +13,9 @@ from .swin_wrapper import PretrainedSwinTransformer
 from .weight_loading import (CheckpointLayoutError, load_swin_weights,
                              swin_fingerprint)
 
-for _registry in (MMDET_MODELS, MMSEG_MODELS):
-    for _cls in (PretrainedSwinTransformer, DTLSwinTransformer,
-                 LoRASwinTransformer, AdapterSwinTransformer,
-                 AdaptFormerSwinTransformer):
-        _registry.register_module(module=_cls)
-
 __all__ = [
     'PretrainedSwinTransformer', 'DTLSwinTransformer', 'CompactSideNetwork',
     'CSNLayout', 'build_layout', 'load_swin_weights', 'CheckpointLayoutError',
-    'swin_fingerprint',
-    'LoRASwinTransformer', 'AdapterSwinTransformer',
+    'swin_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
     'AdaptFormerSwinTransformer'
 ]

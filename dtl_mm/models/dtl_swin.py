@@ -1,12 +1,15 @@
 """DTLSwinTransformer: a frozen Swin plus a Compact Side Network (DTL)."""
 from typing import Iterable, List, Optional
 
+from mmengine.registry import MODELS
+
 from .csn_layout import build_layout
 from .frozen_trunk import TrunkState, run_frozen_trunk, run_from_trunk
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 
 
+@MODELS.register_module()
 class DTLSwinTransformer(PretrainedSwinTransformer):
     """Swin with Disentangled Transfer Learning (DTLv1 / DTLv2 / DTLv2-LS).
 

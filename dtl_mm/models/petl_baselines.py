@@ -18,6 +18,7 @@ test tools expect; a hook-based LoRA is shorter than working around that.
 """
 from contextlib import nullcontext
 
+from mmengine.registry import MODELS
 from torch import nn
 
 from .side_network import LowRankMap
@@ -79,6 +80,7 @@ class _FrozenSwinWithPETL(PretrainedSwinTransformer):
         raise NotImplementedError
 
 
+@MODELS.register_module()
 class LoRASwinTransformer(_FrozenSwinWithPETL):
     """LoRA (Hu et al.) on every block's fused qkv projection."""
 
@@ -94,6 +96,7 @@ class LoRASwinTransformer(_FrozenSwinWithPETL):
         w_msa.qkv.register_forward_hook(w_msa.petl_lora.add_to_output)
 
 
+@MODELS.register_module()
 class AdapterSwinTransformer(_FrozenSwinWithPETL):
     """Houlsby adapters: a residual bottleneck after attention and after the
     MLP of every block."""
@@ -112,6 +115,7 @@ class AdapterSwinTransformer(_FrozenSwinWithPETL):
             block.petl_adapter_mlp.residual)
 
 
+@MODELS.register_module()
 class AdaptFormerSwinTransformer(_FrozenSwinWithPETL):
     """AdaptFormer: a scaled bottleneck in parallel with every block's MLP:
     x + MLP(LN(x)) + s * B(x)."""

@@ -15,12 +15,14 @@ import torch
 from mmdet.models.backbones.swin import SwinTransformer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmengine.registry import MODELS
 
 from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
                              decode_trunk_record, encode_trunk_record,
                              load_swin_weights)
 
 
+@MODELS.register_module()
 class PretrainedSwinTransformer(BaseModule):
     """mmdet's Swin with layout-detecting, all-or-nothing weight loading.
 

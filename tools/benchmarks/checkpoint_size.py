@@ -24,7 +24,7 @@ from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                         weights_to_cpu)
 
 import dtl_mm  # noqa: F401  (registers the backbones)
-from dtl_mm.benchmark import FAMILIES
+from measure import FAMILIES
 from dtl_mm.models import swin_fingerprint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

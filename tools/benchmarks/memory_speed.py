@@ -21,7 +21,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from dtl_mm.benchmark import FAMILIES, VARIANTS, measure
+from measure import FAMILIES, VARIANTS, measure
 
 TINY = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
             window_size=7)

@@ -30,7 +30,8 @@ import torch
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
-from dtl_mm.benchmark import ROOT, _RSSPeak, build_model
+from dtl_mm.runner_setup import build_model
+from measure import ROOT, RSSPeak
 from dtl_mm.inferencer import samples_for
 from dtl_mm.multitask import MultiTaskModel
 
@@ -135,7 +136,7 @@ def peak_rise(fn, device):
         fn()
         return torch.cuda.max_memory_allocated() - before
     ctypes.CDLL('libc.so.6').malloc_trim(0)
-    with _RSSPeak() as rss:
+    with RSSPeak() as rss:
         before = rss.peak
         fn()
     return rss.peak - before

@@ -24,7 +24,7 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
         raise ValueError(f'{path}: default_scope must be one of {SCOPES} '
                          f'(inherit an mmdet or mmseg base config), got '
                          f'{scope!r}')
-    from .preflight import check_model_config
+    from .model_check import check_model_config
     check_model_config(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
@@ -62,7 +62,7 @@ def dist_timeout(cfg):
 def check_toy_data_written(cfg):
     """A demo config whose toy data set is not there yet names the command
     that writes it, rather than failing on a missing file in the dataset."""
-    from .preflight import leaf_datasets
+    from .data_check import leaf_datasets
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         for ds in leaf_datasets(loader['dataset']) if loader else []:
@@ -157,7 +157,7 @@ def check_data(cfg, splits):
     from mmengine.dist import (broadcast_object_list, get_rank,
                                get_world_size, init_dist, is_distributed)
 
-    from .preflight import DataError, check_config_data
+    from .data_check import DataError, check_config_data
     check_toy_data_written(cfg)
     if cfg.get('launcher', 'none') != 'none' and not is_distributed():
         init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
@@ -175,6 +175,13 @@ def check_data(cfg, splits):
         raise error
     if verdict[0] is not None:
         raise DataError(f'the data check on rank 0 failed: {verdict[0]}')
+
+
+def build_model(cfg):
+    """The config's model, built in its scope's registry."""
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope(cfg.default_scope)
+    return MODELS.build(cfg.model)
 
 
 def build_runner(cfg):

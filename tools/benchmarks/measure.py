@@ -1,7 +1,7 @@
 """Memory / speed / parameter measurements of whole detection and
 segmentation models, one variant at a time, on the same synthetic batch.
 
-Used by tools/benchmarks/memory_speed.py (which runs each variant in a fresh
+Used by the scripts beside it (memory_speed.py runs each variant in a fresh
 process for the CPU peak-memory figure) and by the tests on tiny models.
 """
 import os
@@ -14,9 +14,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from .param_count import count_parameters
+from dtl_mm.param_count import count_parameters
+from dtl_mm.runner_setup import build_model
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the repository root: the configs are read from its configs/ folder
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
             'dtlv2', 'dtlv2-ls', 'dtlv2-ls+cp')
 # config pattern, paper input size (H, W), paper table with #p / #m (GB)
@@ -60,15 +62,6 @@ def load_variant_config(family, variant, backbone_overrides=None,
     if model_overrides:
         cfg.merge_from_dict(model_overrides)
     return cfg
-
-
-def build_model(cfg):
-    init_default_scope(cfg.default_scope)
-    if cfg.default_scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS.build(cfg.model)
 
 
 def synthetic_batch(cfg, batch, size, seed=0):
@@ -168,7 +161,7 @@ def saved_for_backward(step):
                 saved_total=backbone + rest)
 
 
-class _RSSPeak:
+class RSSPeak:
     """Peak resident memory of this process while inside the block
     (sampled every millisecond from /proc/self/statm)."""
 
@@ -207,7 +200,7 @@ def peak_memory(step):
         step()
         peak = torch.cuda.max_memory_allocated()
     else:
-        with _RSSPeak() as rss:
+        with RSSPeak() as rss:
             before = rss.peak
             step()
         peak = rss.peak

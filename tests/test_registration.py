@@ -1,0 +1,42 @@
+"""Registration: each backbone is in mmengine's root MODELS and found from
+mmdet's and mmseg's scopes; detection works where mmseg cannot import."""
+import subprocess
+import sys
+
+from tool_utils import DEMO, ROOT
+
+# mmseg made unimportable, as in a detection-only environment
+DETECTION_ONLY = f'''
+import sys
+sys.modules['mmseg'] = None
+from dtl_mm.runner_setup import build_model, load_config
+cfg = load_config({DEMO['coco']!r})
+model = build_model(cfg)
+print(type(model.backbone).__name__, 'mmseg' in sys.modules and
+      sys.modules['mmseg'] is not None)
+'''
+
+
+def test_backbones_registered_in_root_and_found_by_both_scopes():
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmengine.registry import MODELS
+    from mmseg.registry import MODELS as MMSEG_MODELS
+
+    import dtl_mm.models as models
+    for name in ('PretrainedSwinTransformer', 'DTLSwinTransformer',
+                 'LoRASwinTransformer', 'AdapterSwinTransformer',
+                 'AdaptFormerSwinTransformer'):
+        cls = getattr(models, name)
+        assert MODELS.module_dict.get(name) is cls
+        # registered once, in the root only: the children find it there
+        assert name not in MMDET_MODELS.module_dict
+        assert name not in MMSEG_MODELS.module_dict
+        assert MMDET_MODELS.get(name) is cls
+        assert MMSEG_MODELS.get(name) is cls
+
+
+def test_detection_needs_no_mmseg():
+    proc = subprocess.run([sys.executable, '-c', DETECTION_ONLY], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ['DTLSwinTransformer', 'False']
