@@ -1,4 +1,6 @@
-"""Swin-B and Swin-L as the paper uses them (window 7, ImageNet-22K).
+"""The Swins dtl_mm uses: Swin-B and Swin-L as the paper uses them (window
+7, ImageNet-22K) and the tiny Swin of the demo, the tests and the quick
+benchmark runs.
 
 The configs import this module rather than keeping these values in a shared
 base config: mmengine leaves imported modules out of a config, so a dumped
@@ -22,12 +24,27 @@ def _release(embed_dims, num_heads, file):
         init_cfg=dict(type='Pretrained', checkpoint=_RELEASES + file))
 
 
+def stage_channels(swin):
+    """Output channels of the four stages (necks and heads read these)."""
+    return [swin['embed_dims'] * 2**i for i in range(len(swin['depths']))]
+
+
 SWIN_B = _release(128, [4, 8, 16, 32], 'swin_base_patch4_window7_224_22k.pth')
 SWIN_L = _release(192, [6, 12, 24, 48],
                   'swin_large_patch4_window7_224_22k.pth')
-# output channels of the four stages (necks and heads read these)
-SWIN_B_CHANNELS = [128, 256, 512, 1024]
-SWIN_L_CHANNELS = [192, 384, 768, 1536]
+SWIN_B_CHANNELS = stage_channels(SWIN_B)
+SWIN_L_CHANNELS = stage_channels(SWIN_L)
+
+# 12 blocks, so the first add-back block M is 7 (the middle). No pretrained
+# weights exist for it (configs set init_cfg=None); drop path is off so that
+# runs are deterministic.
+TINY_SWIN = dict(
+    embed_dims=32,
+    depths=[2, 2, 6, 2],
+    num_heads=[1, 2, 4, 8],
+    window_size=4,
+    drop_path_rate=0.0)
+TINY_SWIN_CHANNELS = stage_channels(TINY_SWIN)
 
 # The Swin recipes exempt these from weight decay. mmengine matches the keys
 # as substrings of parameter names; no CSN parameter name contains them

@@ -2,13 +2,13 @@
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
 
+from dtl_mm import swin_presets
+
 # 12 blocks: first G block M = 7 (the middle), stage 3 = blocks 5..10
-TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 2, 4),
-            window_size=4, drop_path_rate=0.0)
-SWIN_B = dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
-              window_size=7)
-SWIN_L = dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
-              window_size=7)
+TINY = swin_presets.TINY_SWIN
+# no weights: the tests build them for their shapes and parameter counts
+SWIN_B = dict(swin_presets.SWIN_B, init_cfg=None)
+SWIN_L = dict(swin_presets.SWIN_L, init_cfg=None)
 
 
 def plain_swin(**kw):

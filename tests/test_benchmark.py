@@ -8,9 +8,9 @@ import sys
 from measure import measure
 from tool_utils import ROOT
 
-TINY = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
-            window_size=7)
-NECK = {'model.neck.in_channels': [64, 128, 256]}
+from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
+
+NECK = {'model.neck.in_channels': TINY_SWIN_CHANNELS[1:]}
 
 
 def test_saved_bytes_order_fixed_dtl_petl_full():
@@ -18,7 +18,7 @@ def test_saved_bytes_order_fixed_dtl_petl_full():
     for variant in ('full', 'fixed', 'lora', 'adapter', 'adaptformer',
                     'dtlv2-ls', 'dtlv2-ls+cp'):
         row = measure('voc', variant, size=(192, 320), what=('saved', ),
-                      backbone_overrides=TINY, model_overrides=NECK)
+                      backbone_overrides=TINY_SWIN, model_overrides=NECK)
         saved[variant] = row['saved_backbone'], row['saved_total']
         assert row['saved_rest'] > 0
     total = {k: v[1] for k, v in saved.items()}

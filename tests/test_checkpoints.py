@@ -30,13 +30,13 @@ from dtl_mm.checkpoint_schemes import unsafe_schemes
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            swin_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
+from dtl_mm.swin_presets import TINY_SWIN
 from dtl_mm.toy_data_writer import MAKERS
 from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
                         run_tool, tool)
 
 # the VOC demo config's small Swin
-DEMO_SWIN = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
-                 window_size=4, drop_path_rate=0.0, out_indices=(1, 2, 3))
+DEMO_SWIN = dict(TINY_SWIN, out_indices=(1, 2, 3))
 
 
 # ------------------------------------------------------- a local server

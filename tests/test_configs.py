@@ -10,6 +10,8 @@ from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            DTLSwinTransformer, LoRASwinTransformer,
                            PretrainedSwinTransformer)
 from dtl_mm.param_count import count_parameters
+from dtl_mm.runner_setup import build_model
+from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MAIN = sorted(
@@ -39,15 +41,6 @@ BACKBONE = dict(full=PretrainedSwinTransformer,
                 adaptformer=AdaptFormerSwinTransformer)
 
 
-def build(cfg):
-    init_default_scope(cfg.default_scope)
-    if cfg.default_scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS.build(cfg.model)
-
-
 def describe(path):
     name = osp.basename(path)
     task = osp.basename(osp.dirname(path))
@@ -74,7 +67,7 @@ def test_config_builds_with_expected_trainable_parts(path):
                           'swin-b' else
                           'swin_large_patch4_window7_224_22k.pth'))
     cfg.model.backbone.init_cfg = None
-    model = build(cfg)
+    model = build_model(cfg)
     counts = count_parameters(model)
     backbone = model.backbone
     assert type(backbone) is BACKBONE.get(variant, DTLSwinTransformer)
@@ -99,10 +92,9 @@ def test_config_builds_with_expected_trainable_parts(path):
 def small_optimizer(variant):
     cfg = Config.fromfile(osp.join(
         ROOT, f'configs/coco/cascade-mask-rcnn_swin-b_{variant}_fpn_3x_coco.py'))
-    cfg.model.backbone.update(init_cfg=None, embed_dims=32,
-                              num_heads=[1, 2, 4, 8])
-    cfg.model.neck.in_channels = [32, 64, 128, 256]
-    model = build(cfg)
+    cfg.model.backbone.update(TINY_SWIN, init_cfg=None)
+    cfg.model.neck.in_channels = TINY_SWIN_CHANNELS
+    model = build_model(cfg)
     from mmengine.optim import build_optim_wrapper
     cfg.optim_wrapper.type = 'OptimWrapper'  # AMP needs a GPU
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

@@ -5,6 +5,8 @@ import pytest
 import torch
 from swin_utils import TINY, plain_swin, randomise
 
+from dtl_mm.swin_presets import stage_channels
+
 from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            LoRASwinTransformer)
 
@@ -62,7 +64,8 @@ def test_gradients_reach_only_petl_parameters(cls):
 def test_parameter_count_follows_size(cls):
     model, _ = build(cls)
     _, per_block = EXPECTED[cls]
-    widths = [16] * 2 + [32] * 2 + [64] * 6 + [128] * 2
+    widths = [c for c, d in zip(stage_channels(TINY), TINY['depths'])
+              for _ in range(d)]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == sum(per_block(c) for c in widths)
 

@@ -3,6 +3,7 @@
 # narrower heads, 3 classes, a short schedule. Everything else - model type,
 # losses, optimizer, dataset and metric classes - is the real recipe's.
 _base_ = '../coco/cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py'
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
 
 data_root = 'data/toy/coco/'
 # names starting with __ are helpers: they stay out of the final config
@@ -11,10 +12,10 @@ __width = 64  # FPN / RoI head width (256 in the real config)
 
 model = dict(
     backbone=dict(
-        embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
-        window_size=4, drop_path_rate=0.0, rank=16,
-        init_cfg=None),  # no pretrained small Swin exists offline
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=__width),
+        **swin_presets.TINY_SWIN,
+        rank=16,
+        init_cfg=None),  # no pretrained tiny Swin exists
+    neck=dict(in_channels=swin_presets.TINY_SWIN_CHANNELS, out_channels=__width),
     rpn_head=dict(in_channels=__width, feat_channels=__width),
     roi_head=dict(
         # a fixed 2x2 sampling grid: CPU RoIAlign dominates the step time

@@ -2,6 +2,7 @@
 # layout (python tools/make_toy_data.py data/toy): a small Swin, 128x160
 # images, narrower FPN/head, 3 classes, a short schedule.
 _base_ = '../voc/retinanet_swin-l_dtlv2-ls_fpn_voc0712.py'
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
 
 data_root = 'data/toy/voc/VOCdevkit/'
 # names starting with __ are helpers: they stay out of the final config
@@ -10,9 +11,10 @@ __width = 64
 
 model = dict(
     backbone=dict(
-        embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
-        window_size=4, drop_path_rate=0.0, rank=16, init_cfg=None),
-    neck=dict(in_channels=[64, 128, 256], out_channels=__width),
+        **swin_presets.TINY_SWIN,
+        rank=16,
+        init_cfg=None),  # no pretrained tiny Swin exists
+    neck=dict(in_channels=swin_presets.TINY_SWIN_CHANNELS[1:], out_channels=__width),
     bbox_head=dict(num_classes=len(__classes), in_channels=__width,
                    feat_channels=__width, stacked_convs=2))
 

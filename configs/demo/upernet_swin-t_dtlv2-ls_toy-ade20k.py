@@ -3,6 +3,7 @@
 # 128x128 crops, narrower heads, a short schedule. The toy labels use the
 # values of ADE20K's floor/box/ball/signboard, so the 150 classes stay.
 _base_ = '../ade20k/upernet_swin-l_dtlv2-ls_160k_ade20k-512x512.py'
+from dtl_mm import swin_presets  # noqa: E402 (see its docstring)
 
 data_root = 'data/toy/ade20k/ADEChallengeData2016'
 crop_size = (128, 128)
@@ -10,10 +11,11 @@ crop_size = (128, 128)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
-        window_size=4, drop_path_rate=0.0, rank=16, init_cfg=None),
-    decode_head=dict(in_channels=[32, 64, 128, 256], channels=64),
-    auxiliary_head=dict(in_channels=128, channels=32))
+        **swin_presets.TINY_SWIN,
+        rank=16,
+        init_cfg=None),  # no pretrained tiny Swin exists
+    decode_head=dict(in_channels=swin_presets.TINY_SWIN_CHANNELS, channels=64),
+    auxiliary_head=dict(in_channels=swin_presets.TINY_SWIN_CHANNELS[2], channels=32))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from dtl_mm import paper_results
 from dtl_mm.param_count import count_parameters
 from dtl_mm.runner_setup import build_model
 
@@ -21,29 +22,17 @@ from dtl_mm.runner_setup import build_model
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
             'dtlv2', 'dtlv2-ls', 'dtlv2-ls+cp')
-# config pattern, paper input size (H, W), paper table with #p / #m (GB)
+# the shipped config of each variant; the input size is the paper's
 FAMILIES = {
     'coco': dict(
         config='configs/coco/cascade-mask-rcnn_swin-b_{}_fpn_3x_coco.py',
-        size=(800, 1333), table='Table 8 (Cascade Mask R-CNN, Swin-B)',
-        paper={'full': (86.8, 69.1), 'fixed': (0, 17.2),
-               'adapter': (3.1, 54.8), 'adaptformer': (3.1, 53.4),
-               'lora': (3.1, 55.0), 'dtlv1': (5.8, 31.7),
-               'dtlv2': (3.9, 35.0), 'dtlv2-ls': (2.9, 35.2)}),
+        size=paper_results.TABLES['coco']['size']),
     'voc': dict(
         config='configs/voc/retinanet_swin-l_{}_fpn_voc0712.py',
-        size=(600, 1000), table='Table 9 (RetinaNet, Swin-L)',
-        paper={'full': (195.0, 11.6), 'fixed': (0, 2.2),
-               'adapter': (4.7, 7.4), 'adaptformer': (4.6, 7.0),
-               'lora': (4.6, 7.4), 'dtlv1': (4.4, 3.9),
-               'dtlv2': (3.0, 4.2), 'dtlv2-ls': (2.2, 4.2)}),
+        size=paper_results.TABLES['voc']['size']),
     'ade20k': dict(
         config='configs/ade20k/upernet_swin-l_{}_160k_ade20k-512x512.py',
-        size=(512, 512), table='Table 10 (UperNet, Swin-L)',
-        paper={'full': (195.0, 87.8), 'fixed': (0, 33.0),
-               'adapter': (4.7, 56.1), 'adaptformer': (4.6, 52.5),
-               'lora': (4.6, 55.7), 'dtlv1': (6.5, 41.6),
-               'dtlv2': (5.7, 43.1), 'dtlv2-ls': (3.6, 43.2)}),
+        size=paper_results.TABLES['ade20k']['size']),
 }
 
 

@@ -23,8 +23,9 @@ import sys
 
 from measure import FAMILIES, VARIANTS, measure
 
-TINY = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
-            window_size=7)
+from dtl_mm import paper_results
+from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
+
 
 
 def parse_args():
@@ -76,7 +77,7 @@ def run_worker(args):
         use_torch_focal_loss()
     neck = None
     if args.tiny:  # keep neck / head inputs consistent with the small Swin
-        chans = [32, 64, 128, 256]
+        chans = TINY_SWIN_CHANNELS
         neck = {'coco': {'model.neck.in_channels': chans},
                 'voc': {'model.neck.in_channels': chans[1:]},
                 'ade20k': {'model.decode_head.in_channels': chans,
@@ -85,7 +86,7 @@ def run_worker(args):
     row = measure(family, variant, args.device, args.batch,
                   scaled(FAMILIES[family]['size'], args.scale),
                   infer_batches=args.infer_batches, repeats=args.repeats,
-                  backbone_overrides=TINY if args.tiny else None,
+                  backbone_overrides=TINY_SWIN if args.tiny else None,
                   model_overrides=neck)
     print('RESULT ' + json.dumps(row), flush=True)
 
@@ -109,10 +110,10 @@ def ratio(row, full, key):
 
 
 def table(family, rows):
-    paper = FAMILIES[family]['paper']
     full = next((r for r in rows if r['variant'] == 'full'), None)
     r0 = rows[0]
-    out = [f'### {family}: {FAMILIES[family]["table"]}, batch {r0["batch"]}'
+    out = [f'### {family}: {paper_results.describe(family)}, '
+           f'batch {r0["batch"]}'
            f', {r0["size"][0]}x{r0["size"][1]}, {r0["device"]}', '',
            '| variant | #p side (M) | #p trainable (M) | saved for backward '
            'backbone / rest / total (MB) | saved ÷ full | peak (MB) | '
@@ -126,7 +127,9 @@ def table(family, rows):
         mb = 2**20
         thr = '/'.join(f'{v:.3g}' for k, v in r.items()
                        if k.startswith('throughput_bs'))
-        p = paper.get(r['variant'], ('', ''))
+        # the paper has no row for our '+cp' variants
+        p = (paper_results.PARAMS_M[family].get(r['variant'], ''),
+             paper_results.MEMORY_GB[family].get(r['variant'], ''))
         out.append(
             f'| {r["variant"]} | {r["params_backbone_side"] / 1e6:.2f} | '
             f'{r["params_trainable"] / 1e6:.2f} | '
