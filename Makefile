@@ -3,10 +3,12 @@
 #   make test         - the test suite (STACK=pinned|onedl|torch2.1|installed)
 #   make test-matrix  - the compatibility subset on every tested stack, each
 #                       in its own venv under ~/.cache/dtl_mm/venvs
+#   make lint         - flake8 / isort / yapf (OpenMMLab's style), in their
+#                       own venv (.venv-lint)
 SHELL := /bin/bash
 STACK ?= pinned
 
-.PHONY: install demo test test-matrix
+.PHONY: install demo test test-matrix lint
 install:
 	@bash tools/install.sh --stack $(STACK) >/dev/null
 
@@ -20,3 +22,6 @@ test:
 
 test-matrix:
 	@bash tools/test_matrix.sh $(STACKS)
+
+lint:
+	@bash tools/lint.sh
