@@ -24,7 +24,7 @@ from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                         weights_to_cpu)
 
 import dtl_mm  # noqa: F401  (registers the backbones)
-from measure import FAMILIES
+from measure import FAMILIES, save_results
 from dtl_mm.models import swin_fingerprint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -87,9 +87,6 @@ def main():
                                      seconds=round(seconds, 3)))
                     print(rows[-1], flush=True)
             del model, optimizer
-    os.makedirs(args.out, exist_ok=True)
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(rows, f, indent=1)
     lines = ['| model (DTLv2-LS) | checkpoint | with optimizer state | '
              'without |', '|---|---|---|---|']
     for family in args.family:
@@ -102,10 +99,7 @@ def main():
                 + ' | '.join(f'{cells[o]["bytes"] / 2**20:.1f} MiB, saved '
                              f'in {cells[o]["seconds"]:.2f} s'
                              for o in (True, False)) + ' |')
-    table = '\n'.join(lines) + '\n'
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(table)
-    print(table)
+    save_results(args.out, '\n'.join(lines), rows)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ segmentation models, one variant at a time, on the same synthetic batch.
 Used by the scripts beside it (memory_speed.py runs each variant in a fresh
 process for the CPU peak-memory figure) and by the tests on tiny models.
 """
+import json
 import os
 import os.path as osp
 import statistics
@@ -266,3 +267,21 @@ def measure(family, variant, device='cpu', batch=2, size=None,
             model, device, tuple(infer_size or size), infer_batches,
             repeats))
     return row
+
+
+def save_results(out, table, results, chart=None):
+    """Prints the Markdown ``table`` and writes it as ``out/results.md``,
+    ``results`` as ``out/results.json`` and, given ``chart=(draw, name)``,
+    ``draw(out/name)``: every benchmark script's output, in one place."""
+    os.makedirs(out, exist_ok=True)
+    print('\n' + table)
+    with open(osp.join(out, 'results.md'), 'w') as f:
+        f.write(table.rstrip('\n') + '\n')
+    with open(osp.join(out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    written = ['results.md', 'results.json']
+    if chart:
+        draw, name = chart
+        draw(osp.join(out, name))
+        written.append(name)
+    print(f'\nwritten: {out}/' + ', '.join(written))

@@ -21,7 +21,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from measure import FAMILIES, VARIANTS, measure
+from measure import FAMILIES, VARIANTS, measure, save_results
 
 from dtl_mm import paper_results
 from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
@@ -218,14 +218,8 @@ def main():
             print(f'[{family}] {variant} ...', flush=True)
             results[family].append(run_variant(args, family, variant))
     md = '\n\n'.join(table(f, rows) for f, rows in results.items())
-    print('\n' + md)
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(md + '\n')
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
-    chart(results, osp.join(args.out, 'memory_params.png'))
-    print(f'\nwritten: {args.out}/results.md, results.json, '
-          f'memory_params.png')
+    save_results(args.out, md, results,
+                 (lambda path: chart(results, path), 'memory_params.png'))
 
 
 if __name__ == '__main__':

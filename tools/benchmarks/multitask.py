@@ -31,7 +31,7 @@ from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
 from dtl_mm.runner_setup import build_model
-from measure import ROOT, RSSPeak
+from measure import ROOT, RSSPeak, save_results
 from dtl_mm.inferencer import samples_for
 from dtl_mm.multitask import MultiTaskModel
 
@@ -328,14 +328,8 @@ def main():
     sweep = [(m, next(r for r in rows if r['k'] == 3)
               if m == 13 and 3 in args.ks else run(args, 3, m))
              for m in args.ms]  # 13: the configs' own M
-    md = tables(rows, sweep)
-    print('\n' + md)
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(md + '\n')
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(rows=rows, sweep=sweep), f, indent=1)
-    chart(rows, sweep, osp.join(args.out, 'multitask.png'))
-    print(f'\nwritten: {args.out}/results.md, results.json, multitask.png')
+    save_results(args.out, tables(rows, sweep), dict(rows=rows, sweep=sweep),
+                 (lambda path: chart(rows, sweep, path), 'multitask.png'))
 
 
 if __name__ == '__main__':
