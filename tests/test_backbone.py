@@ -39,7 +39,7 @@ def test_default_positions_for_swin_b_l():
 def test_default_positions_other_depths(depths, w, g):
     lay = build_layout(depths, (8, 16, 32, 64), 'dtlv2')
     assert (lay.w_blocks, lay.g_blocks) == (w, g)
-    assert lay.first_g_block == sum(depths) // 2 + 1
+    assert lay.options.first_g_block == sum(depths) // 2 + 1
 
 
 @pytest.mark.parametrize('variant', VARIANTS)
@@ -146,7 +146,8 @@ def test_train_does_not_unfreeze():
     assert all(p.requires_grad for p in model.csn.parameters())
 
 
-# SPEC §2 table: trainable backbone-side parameters, in millions
+# trainable backbone-side parameters, in millions: the paper's COCO (Swin-B,
+# its Table 8) and VOC (Swin-L, Table 9) settings
 @pytest.mark.parametrize('arch,rank,expected', [
     (SWIN_B, 256, {'dtlv1': 5.81, 'dtlv2': 3.93, 'dtlv2-ls': 2.86}),
     (SWIN_L, 128, {'dtlv1': 4.38, 'dtlv2': 2.99, 'dtlv2-ls': 2.18}),

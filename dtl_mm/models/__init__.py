@@ -2,7 +2,7 @@
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
-from .csn_layout import CSNLayout, build_layout
+from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
 from .petl_baselines import (AdapterSwinTransformer,
                              AdaptFormerSwinTransformer, LoRASwinTransformer)
@@ -19,8 +19,8 @@ for _registry in (MMDET_MODELS, MMSEG_MODELS):
 
 __all__ = [
     'PretrainedSwinTransformer', 'DTLSwinTransformer', 'CompactSideNetwork',
-    'CSNLayout', 'build_layout', 'load_swin_weights', 'CheckpointLayoutError',
-    'swin_fingerprint',
+    'CSNLayout', 'DTLOptions', 'build_layout', 'load_swin_weights',
+    'CheckpointLayoutError', 'swin_fingerprint',
     'LoRASwinTransformer', 'AdapterSwinTransformer',
     'AdaptFormerSwinTransformer'
 ]
