@@ -41,7 +41,7 @@ def test_default_positions_for_swin_b_l():
 def test_default_positions_other_depths(depths, w, g):
     lay = build_layout(depths, (8, 16, 32, 64), 'dtlv2')
     assert (lay.w_blocks, lay.g_blocks) == (w, g)
-    assert lay.first_g_block == sum(depths) // 2 + 1
+    assert lay.options.first_g_block == sum(depths) // 2 + 1
 
 
 @pytest.mark.parametrize('variant', VARIANTS)

@@ -4,7 +4,7 @@ Each backbone registers itself in mmengine's root ``MODELS`` registry where
 it is defined; mmdet's and mmseg's ``MODELS`` registries are its children and
 find it from either scope, so detection never needs mmseg installed.
 """
-from .csn_layout import CSNLayout, build_layout
+from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
 from .petl_baselines import (AdapterSwinTransformer,
                              AdaptFormerSwinTransformer, LoRASwinTransformer)
@@ -15,7 +15,7 @@ from .weight_loading import (CheckpointLayoutError, load_swin_weights,
 
 __all__ = [
     'PretrainedSwinTransformer', 'DTLSwinTransformer', 'CompactSideNetwork',
-    'CSNLayout', 'build_layout', 'load_swin_weights', 'CheckpointLayoutError',
+    'CSNLayout', 'DTLOptions', 'build_layout', 'load_swin_weights', 'CheckpointLayoutError',
     'swin_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
     'AdaptFormerSwinTransformer'
 ]

@@ -1,10 +1,13 @@
 """Where the Compact Side Network reads (w) and adds back (G) in a Swin.
 
-Blocks are numbered 1..N over all stages (SPEC §2): ``w`` at block i reads the
+Blocks are numbered 1..N over all stages (block 1 is the first block of
+stage 0, block N the last of the last stage): ``w`` at block i reads the
 block's *input* z_i, ``G`` at block i adds to the block's *output* z_{i+1}.
-This module turns the user-facing options into a validated, immutable plan;
-it holds no tensors.
+This module turns the user-facing options (:class:`DTLOptions`) into a
+validated, immutable plan (:class:`CSNLayout`); it holds no tensors.
 """
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -19,8 +22,8 @@ BRIDGES = ('group', 'depthwise', 'conv', 'patch_merging',
 FUSIONS = ('enhanced', 'simple')
 FUSION_OPS = ('dwconv', 'avgpool', 'conv')
 
-# Defaults per variant (paper Sec. 4-5, SPEC §2). Any of them can be
-# overridden by the config; ``None`` for M means "the middle block".
+# What each variant sets (paper Sec. 4-5); the options not listed here have
+# the same default for every variant (see DTLOptions).
 VARIANT_DEFAULTS = {
     'dtlv1': dict(w_every=1, g_every=1, share='direct', csn='stage_local',
                   fusion='simple', fusion_op='dwconv', kernel_size=5),
@@ -29,28 +32,48 @@ VARIANT_DEFAULTS = {
     'dtlv2-ls': dict(w_every=4, g_every=2, share='lshare', csn='unified',
                      fusion='enhanced', fusion_op='dwconv', kernel_size=3),
 }
-COMMON_DEFAULTS = dict(rank=256, first_g_block=None, w_blocks=None,
-                       g_blocks=None, bridge='group', bridge_group_width=4,
-                       beta=100.0)
 
 
-def _choice(name: str, value, allowed: Sequence):
-    if value not in allowed:
-        raise ValueError(f'DTL option `{name}`={value!r} is not one of '
-                         f'{list(allowed)}')
-    return value
+@dataclass(frozen=True, kw_only=True)
+class DTLOptions:
+    """The user-facing DTL switches; :meth:`for_variant` fills the defaults.
 
-
-def sparse_positions(first: int, last: int, every: int) -> List[int]:
-    """SPEC §2 rule: ceil(len/every) positions floor(linspace(last, first)).
-
-    Counting back from the stage's last block puts a position at the end of
-    every stage, so no stage output misses the side signal.
+    The fields without a default are the ones the variants set
+    (``VARIANT_DEFAULTS``). :class:`DTLSwinTransformer` documents each
+    option; ``build_layout`` validates them against a backbone.
     """
-    if last < first:
-        return []
-    k = math.ceil((last - first + 1) / every)
-    return sorted({int(p) for p in np.floor(np.linspace(last, first, k))})
+    variant: str
+    rank: int = 256  # d'
+    # M, the first block that may get a G; None: the middle block
+    first_g_block: Optional[int] = None
+    w_every: int  # m: one w every m blocks of a stage
+    g_every: int  # n: one G every n blocks of a stage, from block M on
+    # explicit positions, overriding the every-m / every-n rule
+    w_blocks: Optional[Sequence[int]] = None
+    g_blocks: Optional[Sequence[int]] = None
+    share: str
+    csn: str
+    bridge: str = 'group'
+    bridge_group_width: int = 4
+    fusion: str
+    fusion_op: str
+    kernel_size: int
+    beta: float = 100.0
+
+    @classmethod
+    def for_variant(cls, variant: str, **overrides) -> 'DTLOptions':
+        """The variant's defaults, then the explicit values on top.
+
+        An override of None keeps the default, so a config can pass every
+        option through and set only some.
+        """
+        _choice('variant', variant, VARIANTS)
+        names = {f.name for f in dataclasses.fields(cls)} - {'variant'}
+        unknown = set(overrides) - names
+        if unknown:
+            raise TypeError(f'unknown DTL option(s) {sorted(unknown)}')
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(variant=variant, **dict(VARIANT_DEFAULTS[variant], **given))
 
 
 @dataclass(frozen=True)
@@ -58,7 +81,8 @@ class CSNLayout:
     """The resolved plan: which blocks read, which fuse, what is shared."""
     depths: Tuple[int, ...]
     channels: Tuple[int, ...]
-    options: Dict = field(repr=False)
+    # validated, with M (first_g_block) resolved to a block number
+    options: DTLOptions = field(repr=False)
     w_blocks: Tuple[int, ...] = ()
     g_blocks: Tuple[int, ...] = ()
     # G block -> key of the fusion module it uses (shared keys repeat)
@@ -73,23 +97,14 @@ class CSNLayout:
     def num_blocks(self) -> int:
         return sum(self.depths)
 
-    def stage_of(self, block: int) -> int:
-        return stage_of(self.depths, block)
-
     @property
     def first_g(self) -> int:
         """The first block whose output receives the side signal."""
         return min(self.g_blocks)
 
-    def __getattr__(self, name):
-        # the resolved options (rank, share, fusion, ...) read as attributes
-        options = self.__dict__.get('options', {})
-        if name in options:
-            return options[name]
-        raise AttributeError(name)
-
 
 def stage_of(depths: Sequence[int], block: int) -> int:
+    """The stage (from 0) that holds block ``block`` (from 1)."""
     end = 0
     for s, d in enumerate(depths):
         end += d
@@ -98,138 +113,221 @@ def stage_of(depths: Sequence[int], block: int) -> int:
     raise IndexError(block)
 
 
+def stage_spans(depths: Sequence[int]) -> List[Tuple[int, int]]:
+    """(first block, last block) of every stage."""
+    ends = itertools.accumulate(depths)
+    return [(end - d + 1, end) for d, end in zip(depths, ends)]
+
+
+def feeds(w: int, g: int, depths: Sequence[int], csn: str) -> bool:
+    """Does the w at the input of block ``w`` reach the G at block ``g``?
+
+    h accumulates every read up to a G, so a w reaches every G at or after
+    it; a stage-local CSN resets h at each stage, so only within its stage.
+    """
+    return g >= w and (csn == 'unified'
+                       or stage_of(depths, g) == stage_of(depths, w))
+
+
+def sparse_positions(first: int, last: int, every: int) -> List[int]:
+    """ceil(len/every) positions floor(linspace(last, first)) in a stage.
+
+    Counting back from the stage's last block puts a position at the end of
+    every stage, so no stage output misses the side signal.
+    """
+    if last < first:
+        return []
+    k = math.ceil((last - first + 1) / every)
+    return sorted({int(p) for p in np.floor(np.linspace(last, first, k))})
+
+
+def build_layout(depths: Sequence[int], channels: Sequence[int],
+                 variant: str = 'dtlv2-ls', **overrides) -> CSNLayout:
+    """The CSN plan for a Swin of ``depths`` / ``channels`` (per stage)."""
+    depths, channels = tuple(depths), tuple(channels)
+    options = DTLOptions.for_variant(variant, **overrides)
+    options = _validate(options, depths, channels)
+    w_blocks, g_blocks = _positions(options, depths)
+    w_blocks = _drop_dead_reads(w_blocks, g_blocks, options, depths)
+    _check_fed(g_blocks, w_blocks, options.csn, depths)
+    return CSNLayout(
+        depths=depths,
+        channels=channels,
+        options=options,
+        w_blocks=tuple(w_blocks),
+        g_blocks=tuple(g_blocks),
+        fusion_keys=_fusion_keys(g_blocks, options.share, depths),
+        lshare_blocks=_lshare_blocks(w_blocks, g_blocks, options.share,
+                                     depths),
+        bridge_stages=_bridge_stages(w_blocks, g_blocks, options.csn, depths))
+
+
+# ------------------------------------------------------------- validation
+def _choice(name: str, value, allowed: Sequence):
+    if value not in allowed:
+        raise ValueError(f'DTL option `{name}`={value!r} is not one of '
+                         f'{list(allowed)}')
+    return value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value) -> None:
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f'DTL option `{name}` must be a positive '
+                         f'integer, got {value!r}')
+
+
 def _check_blocks(name: str, blocks, total: int) -> List[int]:
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ValueError(f'DTL option `{name}` must be a non-empty list of '
                          f'block indices in 1..{total}, got {blocks!r}')
     for b in blocks:
-        if not isinstance(b, int) or isinstance(b, bool) or not 1 <= b <= total:
-            raise ValueError(f'DTL option `{name}` has block {b!r} outside '
-                             f'1..{total} (blocks are numbered 1..{total} over '
-                             f'all stages of depths)')
+        if not _is_int(b) or not 1 <= b <= total:
+            raise ValueError(
+                f'DTL option `{name}` has block {b!r} outside 1..{total} '
+                f'(blocks are numbered 1..{total} over all stages of depths)')
     if len(set(blocks)) != len(blocks):
         raise ValueError(f'DTL option `{name}` lists a block twice: {blocks}')
     return sorted(blocks)
 
 
-def resolve_options(variant: str, **overrides) -> Dict:
-    """Variant defaults, then the config's explicit values on top."""
-    _choice('variant', variant, VARIANTS)
-    unknown = set(overrides) - set(COMMON_DEFAULTS) - set(
-        VARIANT_DEFAULTS[variant])
-    if unknown:
-        raise TypeError(f'unknown DTL option(s) {sorted(unknown)}')
-    opts = dict(COMMON_DEFAULTS, **VARIANT_DEFAULTS[variant])
-    opts.update({k: v for k, v in overrides.items() if v is not None})
-    opts['variant'] = variant
-    return opts
-
-
-def build_layout(depths: Sequence[int], channels: Sequence[int],
-                 variant: str = 'dtlv2-ls', **overrides) -> CSNLayout:
-    opts = resolve_options(variant, **overrides)
-    depths, channels = tuple(depths), tuple(channels)
+def _validate(options: DTLOptions, depths: Tuple[int, ...],
+              channels: Tuple[int, ...]) -> DTLOptions:
+    """Check every option against the backbone; returns the options with M
+    (``first_g_block``) resolved to a block number."""
     total = sum(depths)
-
-    for name, allowed in (('share', SHARES), ('csn', CSN_MODES),
-                          ('bridge', BRIDGES), ('fusion', FUSIONS),
-                          ('fusion_op', FUSION_OPS)):
-        _choice(name, opts[name], allowed)
+    for name, allowed in (('variant', VARIANTS), ('share', SHARES),
+                          ('csn', CSN_MODES), ('bridge', BRIDGES),
+                          ('fusion', FUSIONS), ('fusion_op', FUSION_OPS)):
+        _choice(name, getattr(options, name), allowed)
     for name in ('rank', 'w_every', 'g_every', 'kernel_size',
                  'bridge_group_width'):
-        v = opts[name]
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f'DTL option `{name}` must be a positive '
-                             f'integer, got {v!r}')
-    if opts['kernel_size'] % 2 == 0:
+        _positive_int(name, getattr(options, name))
+    if options.kernel_size % 2 == 0:
         raise ValueError(f"DTL option `kernel_size` must be odd for 'same' "
-                         f"padding, got {opts['kernel_size']}")
-    if not opts['beta'] > 0:
-        raise ValueError(f"DTL option `beta` must be > 0, got {opts['beta']}")
+                         f"padding, got {options.kernel_size}")
+    if not options.beta > 0:
+        raise ValueError(f'DTL option `beta` must be > 0, got {options.beta}')
 
-    m_block = opts['first_g_block']
+    m_block = options.first_g_block
     if m_block is None:
         m_block = total // 2 + 1  # the middle block: 13 of 24
     if not isinstance(m_block, int) or not 1 <= m_block <= total:
         raise ValueError(f'DTL option `first_g_block` (M) = {m_block!r} is '
                          f'past the last block: the backbone has blocks '
                          f'1..{total} (depths {list(depths)})')
-    opts['first_g_block'] = m_block
 
-    if opts['share'] != 'none' and opts['fusion'] == 'simple' and \
-            opts['fusion_op'] == 'avgpool':
+    if options.share != 'none' and options.fusion == 'simple' and \
+            options.fusion_op == 'avgpool':
         raise ValueError(
-            f"DTL option `share`={opts['share']!r} cannot be used with "
+            f'DTL option `share`={options.share!r} cannot be used with '
             f"fusion='simple' and `fusion_op`='avgpool': that fusion has no "
             f"parameters to share; set share='none' or another fusion_op")
-    if opts['csn'] == 'unified':
-        width = opts['bridge_group_width']
-        for c in channels[:-1]:
-            if opts['bridge'] == 'group' and c % width:
-                raise ValueError(
-                    f'DTL option `bridge_group_width`={width} must divide '
-                    f'every stage width {list(channels[:-1])} (groups = C/x)')
+    if options.csn == 'unified' and options.bridge == 'group':
+        width = options.bridge_group_width
+        if any(c % width for c in channels[:-1]):
+            raise ValueError(
+                f'DTL option `bridge_group_width`={width} must divide '
+                f'every stage width {list(channels[:-1])} (groups = C/x)')
+    return dataclasses.replace(options, first_g_block=m_block)
 
-    starts = np.cumsum((0, ) + depths[:-1]) + 1
-    stages = [(int(s), int(s) + d - 1) for s, d in zip(starts, depths)]
 
-    if opts['g_blocks'] is not None:
-        g_blocks = _check_blocks('g_blocks', opts['g_blocks'], total)
+# -------------------------------------------------------------- positions
+def _positions(options: DTLOptions,
+               depths: Tuple[int, ...]) -> Tuple[List[int], List[int]]:
+    """(w blocks, G blocks): the explicit lists, else one every m (w) and
+    one every n from M on (G) in each stage, counted from its end."""
+    total = sum(depths)
+    stages = stage_spans(depths)
+    if options.g_blocks is not None:
+        g_blocks = _check_blocks('g_blocks', options.g_blocks, total)
     else:
-        g_blocks = [b for s, e in stages
-                    for b in sparse_positions(max(s, m_block), e,
-                                              opts['g_every'])]
-    if opts['w_blocks'] is not None:
-        w_blocks = _check_blocks('w_blocks', opts['w_blocks'], total)
+        g_blocks = [
+            b for first, last in stages
+            for b in sparse_positions(max(first, options.first_g_block), last,
+                                      options.g_every)
+        ]
+    if options.w_blocks is not None:
+        w_blocks = _check_blocks('w_blocks', options.w_blocks, total)
     else:
-        w_blocks = [b for s, e in stages
-                    for b in sparse_positions(s, e, opts['w_every'])]
+        w_blocks = [
+            b for first, last in stages
+            for b in sparse_positions(first, last, options.w_every)
+        ]
+    return w_blocks, g_blocks
 
-    def feeds(w: int) -> bool:
-        # a w at the input of block w reaches every G at or after it, within
-        # its stage when the CSN is stage-local
-        return any(g >= w and (opts['csn'] == 'unified'
-                               or stage_of(depths, g) == stage_of(depths, w))
-                   for g in g_blocks)
 
-    dead = [w for w in w_blocks if not feeds(w)]
-    if dead and opts['w_blocks'] is not None:
+def _drop_dead_reads(w_blocks: List[int], g_blocks: List[int],
+                     options: DTLOptions,
+                     depths: Tuple[int, ...]) -> List[int]:
+    """The w blocks that feed some G. A rule-placed w that feeds none is
+    dropped; an explicit one is an error (it would never train)."""
+    dead = [
+        w for w in w_blocks
+        if not any(feeds(w, g, depths, options.csn) for g in g_blocks)
+    ]
+    if dead and options.w_blocks is not None:
         raise ValueError(
             f'DTL option `w_blocks`: block(s) {dead} feed no G block '
-            f'(g_blocks={g_blocks}, csn={opts["csn"]!r}); their parameters '
+            f'(g_blocks={g_blocks}, csn={options.csn!r}); their parameters '
             f'would never get a gradient')
-    w_blocks = [w for w in w_blocks if w not in dead]
-    starved = [g for g in g_blocks if not any(
-        w <= g and (opts['csn'] == 'unified'
-                    or stage_of(depths, g) == stage_of(depths, w))
-        for w in w_blocks)]
+    return [w for w in w_blocks if w not in dead]
+
+
+def _check_fed(g_blocks: List[int], w_blocks: List[int], csn: str,
+               depths: Tuple[int, ...]) -> None:
+    """Every G needs a w that feeds it, or it only ever sees h = 0."""
+    starved = [
+        g for g in g_blocks
+        if not any(feeds(w, g, depths, csn) for w in w_blocks)
+    ]
     if starved:
         raise ValueError(
             f'DTL option `g_blocks`: block(s) {starved} have no w block '
             f'before them (w_blocks={w_blocks}); their fusion would only '
             f'ever see zeros')
 
-    fusion_keys, lshare = {}, []
+
+# ---------------------------------------------------------------- sharing
+def _fusion_keys(g_blocks: List[int], share: str,
+                 depths: Tuple[int, ...]) -> Dict[int, str]:
+    """G block -> its fusion module: one per G (``b<block>``), or one per
+    stage (``s<stage>``) when shared."""
+    if share == 'none':
+        return {g: f'b{g}' for g in g_blocks}
+    return {g: f's{stage_of(depths, g)}' for g in g_blocks}
+
+
+def _lshare_blocks(w_blocks: List[int], g_blocks: List[int], share: str,
+                   depths: Tuple[int, ...]) -> Tuple[int, ...]:
+    """With L-Share, the G blocks that see the same side state as the
+    previous G of their stage (no w reads between the two): a shared fusion
+    would give them the same signal, so gamma/beta tell them apart."""
+    if share != 'lshare':
+        return ()
+    blocks = []
     for g in g_blocks:
-        s = stage_of(depths, g)
-        fusion_keys[g] = f's{s}' if opts['share'] != 'none' else f'b{g}'
-    if opts['share'] == 'lshare':
-        for g in g_blocks:
-            s = stage_of(depths, g)
-            earlier = [p for p in g_blocks if p < g and stage_of(depths, p) == s]
-            # same side state: no w read between the earlier G and this one
-            if earlier and not any(earlier[-1] < w <= g for w in w_blocks):
-                lshare.append(g)
+        earlier = [
+            p for p in g_blocks
+            if p < g and stage_of(depths, p) == stage_of(depths, g)
+        ]
+        if earlier and not any(earlier[-1] < w <= g for w in w_blocks):
+            blocks.append(g)
+    return tuple(blocks)
 
-    bridges = []
-    if opts['csn'] == 'unified':
-        for s in range(len(depths) - 1):
-            _, end = stages[s]
-            if any(w <= end for w in w_blocks) and any(g > end
-                                                       for g in g_blocks):
-                bridges.append(s)
 
-    return CSNLayout(depths=depths, channels=channels, options=opts,
-                     w_blocks=tuple(w_blocks), g_blocks=tuple(g_blocks),
-                     fusion_keys=fusion_keys, lshare_blocks=tuple(lshare),
-                     bridge_stages=tuple(bridges))
+# ---------------------------------------------------------------- bridges
+def _bridge_stages(w_blocks: List[int], g_blocks: List[int], csn: str,
+                   depths: Tuple[int, ...]) -> Tuple[int, ...]:
+    """The stages whose h a unified CSN carries into the next stage: some w
+    reads up to the stage's end and some G comes after it. A stage-local
+    CSN restarts h at 0 in every stage: no bridges."""
+    if csn != 'unified':
+        return ()
+    stages = stage_spans(depths)[:-1]
+    return tuple(s for s, (_, last) in enumerate(stages)
+                 if any(w <= last for w in w_blocks)
+                 and any(g > last for g in g_blocks))

@@ -20,7 +20,9 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
 
     Args:
         variant (str): 'dtlv1', 'dtlv2' or 'dtlv2-ls'; sets the defaults of
-            every option below (paper Sec. 4-5, SPEC §2).
+            every option below (paper Sec. 4-5; the table is
+            ``csn_layout.VARIANT_DEFAULTS``). The options are kept, typed
+            and validated, as ``self.layout.options`` (a ``DTLOptions``).
         rank (int): d', the rank of every low-rank map (w and w').
         first_g_block (int): M, the first block whose output may get the side
             signal; None = the middle block (13 for 24 blocks).

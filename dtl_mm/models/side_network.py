@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from mmdet.models.layers import PatchMerging
 from torch import nn
 
-from .csn_layout import CSNLayout
+from .csn_layout import CSNLayout, stage_of
 
 
 def to_map(x: torch.Tensor, hw_shape) -> torch.Tensor:
@@ -164,30 +164,35 @@ class CompactSideNetwork(nn.Module):
     def __init__(self, layout: CSNLayout):
         super().__init__()
         self.layout = layout
+        opts = layout.options
         dims = layout.channels
+
+        def width(block):  # channels at block ``block``
+            return dims[stage_of(layout.depths, block)]
+
         self.reads = nn.ModuleDict({
-            f'b{b}': LowRankMap(dims[layout.stage_of(b)], layout.rank)
+            f'b{b}': LowRankMap(width(b), opts.rank)
             for b in layout.w_blocks
         })
         fusion_cls = (EnhancedFusion
-                      if layout.fusion == 'enhanced' else SimpleFusion)
+                      if opts.fusion == 'enhanced' else SimpleFusion)
         self.fusions = nn.ModuleDict()
         for b, key in layout.fusion_keys.items():
             if key not in self.fusions:
-                self.fusions[key] = fusion_cls(
-                    dims[layout.stage_of(b)], layout.fusion_op,
-                    layout.kernel_size, layout.beta, layout.rank)
+                self.fusions[key] = fusion_cls(width(b), opts.fusion_op,
+                                               opts.kernel_size, opts.beta,
+                                               opts.rank)
         self.lshare = nn.ModuleDict({
-            f'b{b}': LShareAffine(dims[layout.stage_of(b)])
+            f'b{b}': LShareAffine(width(b))
             for b in layout.lshare_blocks
         })
         self.bridges = nn.ModuleDict()
         for s in layout.bridge_stages:
-            if layout.bridge == 'patch_merging':
+            if opts.bridge == 'patch_merging':
                 self.bridges[f's{s}'] = LearnedPatchMergingBridge(dims[s])
-            elif layout.bridge != 'frozen_patch_merging':
-                groups = {'group': dims[s] // layout.bridge_group_width,
-                          'depthwise': dims[s], 'conv': 1}[layout.bridge]
+            elif opts.bridge != 'frozen_patch_merging':
+                groups = {'group': dims[s] // opts.bridge_group_width,
+                          'depthwise': dims[s], 'conv': 1}[opts.bridge]
                 self.bridges[f's{s}'] = ConvBridge(dims[s], groups)
 
     def read(self, block, z, h):
@@ -204,6 +209,6 @@ class CompactSideNetwork(nn.Module):
 
     def bridge(self, stage, h, hw_shape, frozen_merge=None):
         """h at the end of ``stage`` -> h at the start of stage + 1."""
-        if self.layout.bridge == 'frozen_patch_merging':
+        if self.layout.options.bridge == 'frozen_patch_merging':
             return frozen_merge(h, hw_shape)[0]
         return self.bridges[f's{stage}'](h, hw_shape)
