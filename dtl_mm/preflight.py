@@ -352,6 +352,15 @@ def _coco_digest(ann_file, classes, role, format_only):
         raise DataError(f'{show(ann_file)}: configured classes not among its '
                         f'categories: {hints}; categories: '
                         f'{sorted(names)[:10]}')
+    # mmdet numbers the classes in the file's order of its categories,
+    # whatever the config's order, and names label i by classes[i]
+    order = [c['name'] for c in data['categories'] if c['name'] in classes]
+    if order != list(classes):
+        raise DataError(f'{show(ann_file)}: the configured classes are '
+                        f'{list(classes)}, its categories list them as '
+                        f'{order}: mmdet numbers them in the file\'s order, '
+                        f'so predictions would get the wrong names; '
+                        f'configure classes={tuple(order)}')
     wanted = {i for i, n in cat_names.items() if n in classes}
 
     broken, degenerate, bad_polys = [], [], []
@@ -526,6 +535,16 @@ def check_segmentation(cfg, cls, role, facts, warnings):
     img_suffix = _default(cfg, cls, 'img_suffix')
     seg_suffix = _default(cfg, cls, 'seg_map_suffix')
     reduce_zero = _default(cfg, cls, 'reduce_zero_label')
+    for step in cfg.get('pipeline') or []:
+        if isinstance(step, dict) and step.get('type') == 'LoadAnnotations' \
+                and step.get('reduce_zero_label') not in (None, reduce_zero):
+            # mmseg asserts on it only when it loads the first label map
+            raise DataError(
+                f'{show(seg_dir)}: {cfg["type"]} has reduce_zero_label='
+                f'{reduce_zero}, its pipeline\'s LoadAnnotations has '
+                f'reduce_zero_label={step["reduce_zero_label"]}: set it in '
+                f'one place (without the argument LoadAnnotations follows '
+                f'the dataset)')
     if not osp.isdir(img_dir):
         raise DataError(f'image folder not found: {show(img_dir)}')
     ann_file = _join(cfg, cfg.get('ann_file', ''))
@@ -630,10 +649,47 @@ SWIN_TYPES = ('SwinTransformer', 'PretrainedSwinTransformer',
               'AdapterSwinTransformer', 'AdaptFormerSwinTransformer')
 
 
+# the heads whose num_classes is the data set's number of classes
+CLASS_HEADS = ('roi_head.bbox_head', 'roi_head.mask_head', 'bbox_head',
+               'decode_head', 'auxiliary_head')
+
+
+def check_num_classes(cfg):
+    """Every head must predict the classes the config's data set names
+    (``metainfo.classes``); a head left at the base config's count (80 for
+    COCO, 150 for ADE20K) trains without complaint and predicts classes the
+    data set does not have."""
+    classes = None
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        for ds in leaf_datasets(loader['dataset']) if loader else []:
+            classes = classes or (ds.get('metainfo') or {}).get('classes')
+    if not classes:
+        return  # the dataset class's own classes (COCO, VOC, ADE20K)
+    wrong = []
+    for path in CLASS_HEADS:
+        head = cfg.model
+        for key in path.split('.'):
+            head = head.get(key) if isinstance(head, dict) else None
+        heads = head if isinstance(head, (list, tuple)) else [head]
+        for i, h in enumerate(heads):
+            n = h.get('num_classes') if isinstance(h, dict) else None
+            if isinstance(n, int) and n != len(classes):
+                at = f'.{i}' if isinstance(head, (list, tuple)) else ''
+                wrong.append(f'model.{path}{at}.num_classes={n}')
+    if wrong:
+        raise ValueError(f'{", ".join(wrong)}: the data set has '
+                         f'{len(classes)} classes {tuple(classes)} '
+                         f'(metainfo.classes); set num_classes='
+                         f'{len(classes)} in every head')
+
+
 def check_model_config(cfg):
-    """The backbone's outputs must be what the neck / heads expect; a
-    mismatch otherwise surfaces as a shape error deep in the first forward.
+    """The backbone's outputs must be what the neck / heads expect, and the
+    heads' num_classes the data set's classes; a mismatch otherwise
+    surfaces as a shape error deep in the first forward, or not at all.
     """
+    check_num_classes(cfg)
     model = cfg.model
     bb = model.get('backbone') or {}
     if bb.get('type') not in SWIN_TYPES:
