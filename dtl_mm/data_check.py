@@ -352,6 +352,15 @@ def _coco_digest(ann_file, classes, role, format_only):
         raise DataError(f'{show(ann_file)}: configured classes not among its '
                         f'categories: {hints}; categories: '
                         f'{sorted(names)[:10]}')
+    # mmdet numbers the classes in the file's order of its categories,
+    # whatever the config's order, and names label i by classes[i]
+    order = [c['name'] for c in data['categories'] if c['name'] in classes]
+    if order != list(classes):
+        raise DataError(f'{show(ann_file)}: the configured classes are '
+                        f'{list(classes)}, its categories list them as '
+                        f'{order}: mmdet numbers them in the file\'s order, '
+                        f'so predictions would get the wrong names; '
+                        f'configure classes={tuple(order)}')
     wanted = {i for i, n in cat_names.items() if n in classes}
 
     broken, degenerate, bad_polys = [], [], []
@@ -526,6 +535,16 @@ def check_segmentation(cfg, cls, role, facts, warnings):
     img_suffix = _default(cfg, cls, 'img_suffix')
     seg_suffix = _default(cfg, cls, 'seg_map_suffix')
     reduce_zero = _default(cfg, cls, 'reduce_zero_label')
+    for step in cfg.get('pipeline') or []:
+        if isinstance(step, dict) and step.get('type') == 'LoadAnnotations' \
+                and step.get('reduce_zero_label') not in (None, reduce_zero):
+            # mmseg asserts on it only when it loads the first label map
+            raise DataError(
+                f'{show(seg_dir)}: {cfg["type"]} has reduce_zero_label='
+                f'{reduce_zero}, its pipeline\'s LoadAnnotations has '
+                f'reduce_zero_label={step["reduce_zero_label"]}: set it in '
+                f'one place (without the argument LoadAnnotations follows '
+                f'the dataset)')
     if not osp.isdir(img_dir):
         raise DataError(f'image folder not found: {show(img_dir)}')
     ann_file = _join(cfg, cfg.get('ann_file', ''))

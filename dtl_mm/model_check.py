@@ -1,8 +1,11 @@
-"""Pre-flight check of a model config: the backbone's outputs must be what
-the neck and heads expect. A mismatch otherwise surfaces as a shape error
-deep inside the first forward pass, after the data has loaded.
+"""Pre-flight checks of a model config: the backbone's outputs must be what
+the neck and heads expect, and every head must predict the data set's
+classes. A mismatch otherwise surfaces as a shape error deep inside the
+first forward pass, after the data has loaded, or not at all.
 """
 import inspect
+
+from .data_check import leaf_datasets
 
 
 def swin_defaults():
@@ -19,10 +22,47 @@ SWIN_TYPES = ('SwinTransformer', 'PretrainedSwinTransformer',
               'AdapterSwinTransformer', 'AdaptFormerSwinTransformer')
 
 
+# the heads whose num_classes is the data set's number of classes
+CLASS_HEADS = ('roi_head.bbox_head', 'roi_head.mask_head', 'bbox_head',
+               'decode_head', 'auxiliary_head')
+
+
+def check_num_classes(cfg):
+    """Every head must predict the classes the config's data set names
+    (``metainfo.classes``); a head left at the base config's count (80 for
+    COCO, 150 for ADE20K) trains without complaint and predicts classes the
+    data set does not have."""
+    classes = None
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        for ds in leaf_datasets(loader['dataset']) if loader else []:
+            classes = classes or (ds.get('metainfo') or {}).get('classes')
+    if not classes:
+        return  # the dataset class's own classes (COCO, VOC, ADE20K)
+    wrong = []
+    for path in CLASS_HEADS:
+        head = cfg.model
+        for key in path.split('.'):
+            head = head.get(key) if isinstance(head, dict) else None
+        heads = head if isinstance(head, (list, tuple)) else [head]
+        for i, h in enumerate(heads):
+            n = h.get('num_classes') if isinstance(h, dict) else None
+            if isinstance(n, int) and n != len(classes):
+                at = f'.{i}' if isinstance(head, (list, tuple)) else ''
+                wrong.append(f'model.{path}{at}.num_classes={n}')
+    if wrong:
+        raise ValueError(f'{", ".join(wrong)}: the data set has '
+                         f'{len(classes)} classes {tuple(classes)} '
+                         f'(metainfo.classes); set num_classes='
+                         f'{len(classes)} in every head')
+
+
 def check_model_config(cfg):
-    """The backbone's outputs must be what the neck / heads expect; a
-    mismatch otherwise surfaces as a shape error deep in the first forward.
+    """The backbone's outputs must be what the neck / heads expect, and the
+    heads' num_classes the data set's classes; a mismatch otherwise
+    surfaces as a shape error deep in the first forward, or not at all.
     """
+    check_num_classes(cfg)
     model = cfg.model
     bb = model.get('backbone') or {}
     if bb.get('type') not in SWIN_TYPES:
