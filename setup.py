@@ -8,7 +8,6 @@ names (``onedl-mmcv`` ...), which pip would not recognise.
 tested versions for users who manage their environment themselves.
 """
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 ROOT = osp.dirname(osp.abspath(__file__))

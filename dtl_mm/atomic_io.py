@@ -80,8 +80,10 @@ def remove_stale_temp_files(folder):
             except OSError:
                 pass  # removed meanwhile, or not ours to remove
     if removed:
-        print_log(f'removed {len(removed)} temporary files of interrupted '
-                  f'saves: {removed}', logger='current')
+        print_log(
+            f'removed {len(removed)} temporary files of interrupted '
+            f'saves: {removed}',
+            logger='current')
     return removed
 
 
@@ -91,9 +93,10 @@ def atomic_write(data, filepath, mode='wb', encoding=None):
     if folder not in _swept:
         _swept.add(folder)
         remove_stale_temp_files(folder)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' +
-                               osp.basename(filepath) + '.',
-                               suffix=f'.{os.getpid()}@{HOST}.tmp')
+    fd, tmp = tempfile.mkstemp(
+        dir=folder,
+        prefix='.' + osp.basename(filepath) + '.',
+        suffix=f'.{os.getpid()}@{HOST}.tmp')
     try:
         # mkstemp creates 0600; give the file what open() would (0666 less
         # the umask), so that others can read checkpoints on shared storage
@@ -108,10 +111,10 @@ def atomic_write(data, filepath, mode='wb', encoding=None):
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             reason = 'no space left on the device' if \
                 e.errno == errno.ENOSPC else 'disk quota exceeded'
-            raise OSError(e.errno, f'{reason} while writing {filepath} '
-                          f'({len(data) / 2**20:.1f} MiB); the previous '
-                          f'file of that name, if any, is unchanged',
-                          filepath) from e
+            raise OSError(
+                e.errno, f'{reason} while writing {filepath} '
+                f'({len(data) / 2**20:.1f} MiB); the previous '
+                f'file of that name, if any, is unchanged', filepath) from e
         if e.filename is None:
             raise OSError(e.errno, f'{e.strerror} while writing {filepath}',
                           filepath) from e
@@ -137,7 +140,6 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write(obj, filepath, 'w', encoding)
 
 
-
 class _AtomicTextFile(io.StringIO):
     """A text file that appears whole, on closing, or not at all."""
 
@@ -155,7 +157,6 @@ def _checkpoint_hook_open(file, mode='r', *args, encoding=None, **kwargs):
     if mode == 'w' and osp.basename(str(file)) == 'last_checkpoint':
         return _AtomicTextFile(file, encoding or 'utf-8')
     return builtins.open(file, mode, *args, encoding=encoding, **kwargs)
-
 
 
 def make_local_writes_atomic():

@@ -19,7 +19,6 @@ numpy 1.x and 2.x name their pickling helpers differently
 (``numpy.core`` / ``numpy._core``); both names are accepted so a checkpoint
 saved under one loads under the other.
 """
-import _compat_pickle
 import collections
 import functools
 import hashlib
@@ -35,6 +34,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 
+import _compat_pickle
 import numpy as np
 import torch
 from mmengine.logging import print_log
@@ -67,19 +67,21 @@ def _numpy_pickle_globals():
 
 
 def _numpy_dtype_classes():
-    return sorted({
-        type(np.dtype(t))
-        for t in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32',
-                  'int64', 'uint8', 'uint32', 'bool')
-    }, key=lambda c: c.__name__)
+    return sorted(
+        {
+            type(np.dtype(t))
+            for t in ('float16', 'float32', 'float64', 'int8', 'int16',
+                      'int32', 'int64', 'uint8', 'uint32', 'bool')
+        },
+        key=lambda c: c.__name__)
 
 
 def _history_buffer_method(obj, name):
     """The one ``getattr`` mmengine checkpoints need: ``HistoryBuffer``
     pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``.
     Any other target or name is refused, so this is no general getattr."""
-    if obj is HistoryBuffer and (name in ('min', 'max', 'current', 'mean') or
-                                 name in HistoryBuffer._statistics_methods):
+    if obj is HistoryBuffer and (name in ('min', 'max', 'current', 'mean')
+                                 or name in HistoryBuffer._statistics_methods):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
@@ -87,16 +89,20 @@ def _history_buffer_method(obj, name):
 
 def mmengine_checkpoint_types():
     """The non-tensor types an mmengine (0.10.x) training checkpoint holds."""
-    return [HistoryBuffer, collections.Counter, np.ndarray, np.dtype,
-            *_numpy_dtype_classes()]
+    return [
+        HistoryBuffer, collections.Counter, np.ndarray, np.dtype,
+        *_numpy_dtype_classes()
+    ]
 
 
 @functools.lru_cache(maxsize=None)
 def _allowed_globals():
     """'module.name' -> object, for everything besides torch's own types
     (built once: the restricted unpickler asks for every global)."""
-    allowed = {f'{c.__module__}.{c.__qualname__}': c
-               for c in mmengine_checkpoint_types()}
+    allowed = {
+        f'{c.__module__}.{c.__qualname__}': c
+        for c in mmengine_checkpoint_types()
+    }
     allowed.update({name: obj for obj, name in _numpy_pickle_globals()})
     allowed['builtins.getattr'] = _history_buffer_method
     return allowed
@@ -109,8 +115,8 @@ def allow_mmengine_types_in_torch_load():
     if not hasattr(torch.serialization, 'add_safe_globals'):
         return
     torch.serialization.add_safe_globals([
-        (obj, name) if name != f'{obj.__module__}.{obj.__qualname__}'
-        else obj for name, obj in _allowed_globals().items()
+        (obj, name) if name != f'{obj.__module__}.{obj.__qualname__}' else obj
+        for name, obj in _allowed_globals().items()
     ])
 
 
@@ -136,8 +142,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                             'torch.nn.parameter.Parameter', 'torch.Size',
                             'torch.device', 'torch.serialization._get_layout'):
             return super().find_class(module, name)
-        if module == 'torch' and isinstance(getattr(torch, name, None),
-                                            (torch.dtype, torch.layout)):
+        if module == 'torch' and isinstance(
+                getattr(torch, name, None), (torch.dtype, torch.layout)):
             return getattr(torch, name)
         raise pickle.UnpicklingError(
             f'Weights only load failed: Unsupported global: GLOBAL {full}')
@@ -149,7 +155,8 @@ def _restricted_load(f, **kwargs):
 
 
 _restricted_pickle = types.SimpleNamespace(
-    Unpickler=_RestrictedUnpickler, load=_restricted_load,
+    Unpickler=_RestrictedUnpickler,
+    load=_restricted_load,
     __name__='dtl_mm_restricted_pickle')
 
 
@@ -158,8 +165,11 @@ def _torch_load(f, map_location):
         allow_mmengine_types_in_torch_load()
         return torch.load(f, map_location=map_location, weights_only=True)
     # weights_only=False is explicit: the restricted unpickler does the job
-    return torch.load(f, map_location=map_location, weights_only=False,
-                      pickle_module=_restricted_pickle)
+    return torch.load(
+        f,
+        map_location=map_location,
+        weights_only=False,
+        pickle_module=_restricted_pickle)
 
 
 # ---------------------------------------------------------------- loading
@@ -183,7 +193,8 @@ def _is_url(filename: str) -> bool:
     return filename.startswith(('http://', 'https://'))
 
 
-def load_checkpoint_file(filename: str, map_location='cpu',
+def load_checkpoint_file(filename: str,
+                         map_location='cpu',
                          require_dict: bool = True):
     """Loads a checkpoint from a path, a ``~`` path or an http(s) URL, safely,
     with errors that name the file (and the URL)."""
@@ -313,9 +324,10 @@ def _verify_download(url, path, tmp, size, digest):
            f'cached at {path}'
     found = _HASH_IN_NAME.search(osp.basename(path))
     if found and not digest.startswith(found.group(1)):
-        raise CheckpointError(fail.format(
-            f'sha256 {digest[:len(found.group(1))]} does not match the '
-            f'{found.group(1)} in its name'))
+        raise CheckpointError(
+            fail.format(
+                f'sha256 {digest[:len(found.group(1))]} does not match the '
+                f'{found.group(1)} in its name'))
     with open(tmp, 'rb') as f:
         is_zip = f.read(2) == b'PK'
     if is_zip:
@@ -323,9 +335,10 @@ def _verify_download(url, path, tmp, size, digest):
             with zipfile.ZipFile(tmp) as z:
                 bad = z.testzip()
         except zipfile.BadZipFile as e:
-            raise CheckpointError(fail.format(f'truncated or corrupt zip '
-                                              f'archive, {size} bytes: '
-                                              f'{e}')) from None
+            raise CheckpointError(
+                fail.format(f'truncated or corrupt zip '
+                            f'archive, {size} bytes: '
+                            f'{e}')) from None
         if bad is not None:
             raise CheckpointError(fail.format(f'CRC error in {bad}'))
 
@@ -335,9 +348,14 @@ def _progress_bar(total, url):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit='B', unit_scale=True, unit_divisor=1024,
-                desc=osp.basename(urllib.parse.urlparse(url).path),
-                file=sys.stderr, disable=None)
+    return tqdm(
+        total=total,
+        unit='B',
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=osp.basename(urllib.parse.urlparse(url).path),
+        file=sys.stderr,
+        disable=None)
 
 
 def load_checkpoint_buffer(name, data, map_location='cpu'):

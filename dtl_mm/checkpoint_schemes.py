@@ -47,9 +47,10 @@ def _mmcls(filename, map_location=None):
 
 def _object_storage(filename, map_location=None, backend='petrel'):
     from mmengine.fileio import get_file_backend
-    data = get_file_backend(filename, backend_args={
-        'backend': backend
-    }).get(filename)
+    data = get_file_backend(
+        filename, backend_args={
+            'backend': backend
+        }).get(filename)
     return load_checkpoint_buffer(filename, data, map_location or 'cpu')
 
 

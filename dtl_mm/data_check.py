@@ -63,8 +63,7 @@ def read_text(path):
         col = e.start - (raw.rfind(b'\n', 0, e.start) + 1) + 1
         raise DataError(
             f'{show(path)}: not UTF-8 text: byte 0x{raw[e.start]:02x} at '
-            f'line {line}, column {col} (re-save the file as UTF-8)'
-        ) from None
+            f'line {line}, column {col} (re-save the file as UTF-8)') from None
 
 
 # ------------------------------------------------------------ file facts
@@ -111,14 +110,18 @@ def voc_facts(path):
     size = root.find('size')
     wh = None
     if size is not None:
-        wh = [int(float(size.findtext('width'))),
-              int(float(size.findtext('height')))]
+        wh = [
+            int(float(size.findtext('width'))),
+            int(float(size.findtext('height')))
+        ]
     objects = []
     for obj in root.findall('object'):
         box = obj.find('bndbox')
         try:
-            xyxy = [int(float(box.findtext(t)))  # as mmdet reads them
-                    for t in ('xmin', 'ymin', 'xmax', 'ymax')]
+            xyxy = [
+                int(float(box.findtext(t)))  # as mmdet reads them
+                for t in ('xmin', 'ymin', 'xmax', 'ymax')
+            ]
         except (AttributeError, TypeError, ValueError):
             xyxy = None
         objects.append([obj.findtext('name'), xyxy])
@@ -204,8 +207,10 @@ class FileFacts:
         try:
             atomic_write(json.dumps(self.entries), self.path, 'w', 'utf-8')
         except OSError as e:  # a cache must never stop a run
-            print_log(f'data check cache not written ({e})',
-                      logger='current', level=30)
+            print_log(
+                f'data check cache not written ({e})',
+                logger='current',
+                level=30)
 
 
 # --------------------------------------------------------- shared helpers
@@ -279,8 +284,10 @@ def check_images(paths_sizes, source, facts, report, size_what):
     annotation says. ``paths_sizes``: (path, (w, h) or None, id text)."""
     paths = [p for p, _, _ in paths_sizes]
     headers = facts.many('image', paths, image_header)
-    missing = [show(p) for p, got in zip(paths, headers)
-               if isinstance(got, FileNotFoundError)]
+    missing = [
+        show(p) for p, got in zip(paths, headers)
+        if isinstance(got, FileNotFoundError)
+    ]
     if missing:
         raise DataError(f'{len(missing)} of {len(paths)} image files listed '
                         f'by {show(source)} are missing, e.g. {missing[:3]}')
@@ -306,12 +313,18 @@ def check_images(paths_sizes, source, facts, report, size_what):
                         f'size (width x height) from their annotation, so '
                         f'its boxes / masks would refer to other pixels: '
                         f'{_some(wrong)}')
-    report.add('images whose EXIF orientation rotates them on loading, '
-               'while their annotation gives the stored size (their boxes '
-               'are used on the rotated image)', rotated)
+    report.add(
+        'images whose EXIF orientation rotates them on loading, '
+        'while their annotation gives the stored size (their boxes '
+        'are used on the rotated image)', rotated)
 
 
 # ------------------------------------------------------------------ COCO
+def rle_size(segm):
+    """[height, width] an RLE mask says it has."""
+    return list(segm.get('size', ()))
+
+
 def _coco_digest(ann_file, classes, role, format_only):
     """Reads a COCO file: (images as (file_name, (w, h), id text), warning
     lines as (what, items)); raises ``DataError`` for what is broken."""
@@ -378,8 +391,8 @@ def _coco_digest(ann_file, classes, role, format_only):
                           f'{sorted(cat_names)})')
             continue
         box = ann.get('bbox')
-        if not (isinstance(box, list) and len(box) == 4 and all(
-                isinstance(v, (int, float)) for v in box)):
+        if not (isinstance(box, list) and len(box) == 4
+                and all(isinstance(v, (int, float)) for v in box)):
             broken.append(f'annotation {aid}: bbox {box!r} is not '
                           f'[x, y, width, height]')
             continue
@@ -399,8 +412,9 @@ def _coco_digest(ann_file, classes, role, format_only):
             bad_polys.append(f'annotation {aid} (image {img["file_name"]}): '
                              f'a polygon of {min(len(p) for p in segm)} '
                              f'coordinates')
-        elif isinstance(segm, dict) and list(segm.get('size', ())) != [
-                img.get('height'), img.get('width')]:
+        elif isinstance(segm, dict) and rle_size(segm) != [
+                img.get('height'), img.get('width')
+        ]:
             broken.append(f'annotation {aid}: RLE mask size '
                           f'{segm.get("size")} is not the image\'s '
                           f'[height, width] [{img.get("height")}, '
@@ -429,8 +443,9 @@ def _coco_digest(ann_file, classes, role, format_only):
     listed = []
     for im in images.values():
         try:
-            listed.append((im['file_name'], [im['width'], im['height']],
-                           f'image id {im["id"]}'))
+            listed.append(
+                (im['file_name'], [im['width'],
+                                   im['height']], f'image id {im["id"]}'))
         except KeyError as e:
             raise DataError(f'{show(ann_file)}: image {im.get("id")} has no '
                             f'{e}') from None
@@ -442,12 +457,13 @@ def check_coco(cfg, cls, role, facts, warnings, evaluator=None):
     if not osp.isfile(ann_file):
         raise DataError(f'annotation file not found: {show(ann_file)}')
     classes = _classes(cfg, cls)
-    evaluators = evaluator if isinstance(evaluator, (list, tuple)) else [
-        evaluator or {}]
+    evaluators = evaluator if isinstance(evaluator,
+                                         (list, tuple)) else [evaluator or {}]
     format_only = any(e.get('format_only') for e in evaluators)
     digest = facts.get(
-        'coco', ann_file, lambda p: _coco_digest(p, classes, role,
-                                                 format_only),
+        'coco',
+        ann_file,
+        lambda p: _coco_digest(p, classes, role, format_only),
         extra=json.dumps([classes, role, format_only]))
     report = Report(show(ann_file))
     for what, items in digest['warnings']:
@@ -500,8 +516,10 @@ def check_voc(cfg, cls, role, facts, warnings):
         raise DataError(f'{len(broken)} broken VOC objects: '
                         f'{_some(broken)}')
     report = Report(show(list_file))
-    typos = [f'{c!r}{_typo_hint(c, skipped)}' for c, n in per_class.items()
-             if n == 0 and _typo_hint(c, skipped)]
+    typos = [
+        f'{c!r}{_typo_hint(c, skipped)}' for c, n in per_class.items()
+        if n == 0 and _typo_hint(c, skipped)
+    ]
     if typos and role == 'train':
         raise DataError(f'{show(list_file)}: configured classes without any '
                         f'object, while objects of a similar name are '
@@ -514,8 +532,9 @@ def check_voc(cfg, cls, role, facts, warnings):
                    [c for c, n in per_class.items() if n == 0])
     report.add('objects of classes not configured, skipped',
                [f'{n} x {c!r}' for c, n in sorted(skipped.items())])
-    report.add('boxes mmdet ignores (empty, inverted or under the '
-               'minimum size)', degenerate)
+    report.add(
+        'boxes mmdet ignores (empty, inverted or under the '
+        'minimum size)', degenerate)
     check_images(images, list_file, facts, report, 'its XML')
     report.log(warnings)
 
@@ -549,8 +568,10 @@ def check_segmentation(cfg, cls, role, facts, warnings):
         raise DataError(f'image folder not found: {show(img_dir)}')
     ann_file = _join(cfg, cfg.get('ann_file', ''))
     if cfg.get('ann_file') and osp.isfile(ann_file):  # a split list
-        names = [ln.strip() for ln in read_text(ann_file).splitlines()
-                 if ln.strip()]
+        names = [
+            ln.strip() for ln in read_text(ann_file).splitlines()
+            if ln.strip()
+        ]
     else:  # what mmseg lists: every image under the folder
         names = sorted(
             osp.relpath(osp.join(d, f), img_dir)[:-len(img_suffix)]
@@ -566,14 +587,16 @@ def check_segmentation(cfg, cls, role, facts, warnings):
     valid.add(255)
     imgs = [osp.join(img_dir, n + img_suffix) for n in names]
     segs = [osp.join(seg_dir, n + seg_suffix) for n in names]
-    missing = [f'{show(s)} (for {show(i)})' for i, s in zip(imgs, segs)
-               if not osp.isfile(s)]
+    missing = [
+        f'{show(s)} (for {show(i)})' for i, s in zip(imgs, segs)
+        if not osp.isfile(s)
+    ]
     if missing:
         raise DataError(f'{len(missing)} label maps missing: '
                         f'{_some(missing)}')
     backend = _label_backend(cfg)
-    labels = facts.many('label', segs, lambda p: label_facts(p, backend),
-                        extra=backend)
+    labels = facts.many(
+        'label', segs, lambda p: label_facts(p, backend), extra=backend)
     headers = facts.many('image', imgs, image_header)
     problems = []
     for img, seg, label, head in zip(imgs, segs, labels, headers):
@@ -590,8 +613,8 @@ def check_segmentation(cfg, cls, role, facts, warnings):
                             f'height), its image {show(img)} is '
                             f'{head[0][0]}x{head[0][1]}')
         elif set(label[3]) - valid:
-            expected = (f'0 (unlabelled), 1..{num_classes}' if reduce_zero
-                        else f'0..{num_classes - 1}')
+            expected = (f'0 (unlabelled), 1..{num_classes}'
+                        if reduce_zero else f'0..{num_classes - 1}')
             problems.append(f'{show(seg)}: label values '
                             f'{sorted(set(label[3]) - valid)[:8]} outside '
                             f'the {num_classes} classes (expected '
@@ -627,9 +650,11 @@ def check_dataset(cfg, scope, role, evaluator, facts, warnings):
 def check_config_data(cfg, splits=('train', 'val')):
     """Checks the datasets of the given dataloaders of a runner config;
     returns the warnings it logged."""
-    roots = sorted({show(osp.abspath(d.get('data_root') or '.'))
-                    for s in splits if cfg.get(f'{s}_dataloader')
-                    for d in leaf_datasets(cfg[f'{s}_dataloader']['dataset'])})
+    roots = sorted({
+        show(osp.abspath(d.get('data_root') or '.'))
+        for s in splits if cfg.get(f'{s}_dataloader')
+        for d in leaf_datasets(cfg[f'{s}_dataloader']['dataset'])
+    })
     facts = FileFacts(hashlib.sha1('\n'.join(roots).encode()).hexdigest()[:16])
     warnings = []
     try:

@@ -47,8 +47,8 @@ def good_checkpoint(work_dir, tries=3):
     from .checkpoint import load_checkpoint_file
     from .resume import latest_checkpoint, saved_checkpoints
     last, _ = latest_checkpoint(work_dir)
-    candidates = ([last] if last else []) + [
-        p for p in saved_checkpoints(work_dir) if p != last]
+    candidates = ([last] if last else
+                  []) + [p for p in saved_checkpoints(work_dir) if p != last]
     broken = []
     for path in candidates[:tries]:
         try:
@@ -56,8 +56,9 @@ def good_checkpoint(work_dir, tries=3):
         except Exception:  # unreadable: not a good one either
             broken.append(path)
             continue
-        if all(torch.isfinite(v).all() for v in state.values()
-               if torch.is_tensor(v) and v.is_floating_point()):
+        if all(
+                torch.isfinite(v).all() for v in state.values()
+                if torch.is_tensor(v) and v.is_floating_point()):
             return path, broken
         broken.append(path)
     return None, broken
@@ -99,7 +100,10 @@ class NonFiniteLossHook(Hook):
             f'{what}; training stopped. Last good checkpoint: '
             f'{good or "none saved yet"}{note}')
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         loss = (outputs or {}).get('loss')
         if loss is None or torch.isfinite(loss).all():
@@ -110,8 +114,9 @@ class NonFiniteLossHook(Hook):
                 f'{runner.iter + 1} (epoch {runner.epoch + 1})')
         bad = nonfinite_weights(_bare_model(runner))
         if bad:
-            self._stop(runner, f'{what}, and {len(bad)} trainable weights '
-                       f'are now non-finite (e.g. {bad[:3]})')
+            self._stop(
+                runner, f'{what}, and {len(bad)} trainable weights '
+                f'are now non-finite (e.g. {bad[:3]})')
         if self.in_a_row >= self.max_consecutive:
             self._stop(runner, f'{what}, {self.in_a_row} iterations in a '
                        f'row')
@@ -123,9 +128,10 @@ class NonFiniteLossHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint):
         bad = nonfinite_weights(_bare_model(runner))
         if bad:
-            self._stop(runner, f'refusing to save a checkpoint at iteration '
-                       f'{runner.iter}: {len(bad)} trainable weights are '
-                       f'non-finite (e.g. {bad[:3]})')
+            self._stop(
+                runner, f'refusing to save a checkpoint at iteration '
+                f'{runner.iter}: {len(bad)} trainable weights are '
+                f'non-finite (e.g. {bad[:3]})')
 
 
 @HOOKS.register_module()
@@ -138,7 +144,8 @@ class RNGStateHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint):
         checkpoint['rng_state'] = dict(
-            torch=torch.get_rng_state(), numpy=np.random.get_state(),
+            torch=torch.get_rng_state(),
+            numpy=np.random.get_state(),
             python=random.getstate())
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             checkpoint['rng_state']['cuda'] = torch.cuda.get_rng_state_all()
@@ -177,13 +184,16 @@ class RankConsistencyHook(Hook):
         from mmengine.dist import all_gather, get_world_size
         if get_world_size() < 2:
             return
-        params = [p.detach() for p in _bare_model(runner).parameters()
-                  if p.requires_grad]
+        params = [
+            p.detach() for p in _bare_model(runner).parameters()
+            if p.requires_grad
+        ]
         if not params:
             return
         total = torch.stack([
             torch.stack([d.sum(), (d * d).sum()])
-            for d in (p.double() for p in params)]).sum(0)
+            for d in (p.double() for p in params)
+        ]).sum(0)
         sums = all_gather(total)
         if any(not torch.equal(sums[0].cpu(), s.cpu()) for s in sums[1:]):
             raise RuntimeError(
@@ -192,7 +202,10 @@ class RankConsistencyHook(Hook):
         runner.logger.info(f'trainable weights identical on all '
                            f'{len(sums)} ranks {when}')
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         if self.interval and self.every_n_train_iters(runner, self.interval):
             self._check(runner, f'after iteration {runner.iter + 1}')

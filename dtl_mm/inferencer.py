@@ -21,11 +21,10 @@ import numpy as np
 from mmengine.logging import print_log
 from rich.progress import track
 
-from .runner_setup import load_config
 from .multitask import MultiTaskModel
+from .runner_setup import load_config
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def list_images(spec: str) -> List[str]:
@@ -49,7 +48,9 @@ def list_images(spec: str) -> List[str]:
     return found
 
 
-def build_inferencer(config, checkpoint: str, device: str = 'cpu',
+def build_inferencer(config,
+                     checkpoint: str,
+                     device: str = 'cpu',
                      show_progress: bool = False):
     """mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer`` for one of
     our configs (a path or a Config) and a checkpoint of it."""
@@ -58,8 +59,8 @@ def build_inferencer(config, checkpoint: str, device: str = 'cpu',
     cfg = load_config(config) if isinstance(config, str) else config
     if cfg.default_scope == 'mmdet':
         from mmdet.apis import DetInferencer
-        return DetInferencer(cfg, checkpoint, device=device,
-                             show_progress=show_progress)
+        return DetInferencer(
+            cfg, checkpoint, device=device, show_progress=show_progress)
     from mmseg.apis import MMSegInferencer
     inferencer = MMSegInferencer(cfg, checkpoint, device=device)
     inferencer.show_progress = show_progress
@@ -97,8 +98,11 @@ class MultiTaskInferencer:
         show_progress (bool): a progress bar over the batches.
     """
 
-    def __init__(self, tasks: Sequence[Tuple], names: Sequence[str] = None,
-                 device: str = 'cpu', preprocess_from: Union[int, str] = 0,
+    def __init__(self,
+                 tasks: Sequence[Tuple],
+                 names: Sequence[str] = None,
+                 device: str = 'cpu',
+                 preprocess_from: Union[int, str] = 0,
                  show_progress: bool = True):
         if not tasks:
             raise ValueError('MultiTaskInferencer needs at least one '
@@ -110,15 +114,18 @@ class MultiTaskInferencer:
             name: build_inferencer(cfg, ckpt, device)
             for name, (cfg, ckpt) in zip(names, tasks)
         }
-        self.scopes = {name: inf.cfg.default_scope
-                       for name, inf in self.inferencers.items()}
+        self.scopes = {
+            name: inf.cfg.default_scope
+            for name, inf in self.inferencers.items()
+        }
         common = self._common(preprocess_from)
         self.preprocess_from = common
         inf = self.inferencers[common]
         self.pipeline, self.collate_fn = inf.pipeline, inf.collate_fn
         self.data_preprocessor = inf.model.data_preprocessor
         self.model = MultiTaskModel(
-            {name: inf.model for name, inf in self.inferencers.items()})
+            {name: inf.model
+             for name, inf in self.inferencers.items()})
         self.model.eval()
         self.show_progress = show_progress
 
@@ -133,11 +140,13 @@ class MultiTaskInferencer:
                          f'{which!r}')
 
     def describe(self) -> str:
-        return (f'common preprocessing: {self.preprocess_from}\n'
-                + self.model.describe())
+        return (f'common preprocessing: {self.preprocess_from}\n' +
+                self.model.describe())
 
-    def __call__(self, inputs: Union[str, Sequence[str]],
-                 batch_size: int = 1, out_dir: str = None,
+    def __call__(self,
+                 inputs: Union[str, Sequence[str]],
+                 batch_size: int = 1,
+                 out_dir: str = None,
                  pred_score_thr: float = 0.3) -> Dict[str, list]:
         """Predict every task on the images ``inputs`` names (see
         :func:`list_images`); with ``out_dir``, draw each prediction and
@@ -150,8 +159,9 @@ class MultiTaskInferencer:
         if isinstance(inputs, str):
             inputs = [inputs]
         images = [img for spec in inputs for img in list_images(spec)]
-        batches = [images[i:i + batch_size]
-                   for i in range(0, len(images), batch_size)]
+        batches = [
+            images[i:i + batch_size] for i in range(0, len(images), batch_size)
+        ]
         preds = {name: [] for name in self.inferencers}
         for batch in (track(batches, description='Inference')
                       if self.show_progress else batches):
@@ -166,10 +176,11 @@ class MultiTaskInferencer:
         data = self.collate_fn([self.pipeline(img) for img in images])
         data = self.data_preprocessor(data, False)
         inputs = data['inputs']
-        return self.model.predict(inputs, {
-            name: samples_for(scope, data['data_samples'], inputs)
-            for name, scope in self.scopes.items()
-        })
+        return self.model.predict(
+            inputs, {
+                name: samples_for(scope, data['data_samples'], inputs)
+                for name, scope in self.scopes.items()
+            })
 
     def write(self, images, preds, out_dir, pred_score_thr=0.3):
         """Drawing and JSON per image and task, side by side."""
@@ -183,10 +194,12 @@ class MultiTaskInferencer:
                 draw(inf, stem, img, pred, osp.join(folder, stem + ext),
                      pred_score_thr)
                 with open(osp.join(folder, stem + '.json'), 'w') as f:
-                    json.dump(dict(img_path=img_path,
-                                   **prediction_dict(inf, pred)), f)
-        print_log(f'drawings and JSON predictions written to {out_dir}',
-                  logger='current')
+                    json.dump(
+                        dict(img_path=img_path, **prediction_dict(inf, pred)),
+                        f)
+        print_log(
+            f'drawings and JSON predictions written to {out_dir}',
+            logger='current')
 
 
 def samples_for(scope: str, samples, inputs) -> list:
@@ -204,19 +217,24 @@ def samples_for(scope: str, samples, inputs) -> list:
     batch_shape = tuple(inputs.shape[-2:])
     out = []
     for sample in samples:
-        meta = dict(sample.metainfo, batch_input_shape=batch_shape,
-                    pad_shape=batch_shape)
+        meta = dict(
+            sample.metainfo,
+            batch_input_shape=batch_shape,
+            pad_shape=batch_shape)
         h, w = meta['img_shape'][:2]
-        meta['img_padding_size'] = [0, batch_shape[1] - w, 0,
-                                    batch_shape[0] - h]
+        meta['img_padding_size'] = [
+            0, batch_shape[1] - w, 0, batch_shape[0] - h
+        ]
         out.append(SampleType(metainfo=meta))
     return out
 
 
 def unique_stems(paths: Sequence[str]) -> List[str]:
     stems = [osp.splitext(osp.basename(p))[0] for p in paths]
-    return [s if stems[:i].count(s) == 0 else f'{s}_{stems[:i].count(s)}'
-            for i, s in enumerate(stems)]
+    return [
+        s if stems[:i].count(s) == 0 else f'{s}_{stems[:i].count(s)}'
+        for i, s in enumerate(stems)
+    ]
 
 
 def draw(inferencer, name, img, pred, out_file, pred_score_thr=0.3):
@@ -224,9 +242,14 @@ def draw(inferencer, name, img, pred, out_file, pred_score_thr=0.3):
     scores, or the label map in the dataset's palette."""
     kwargs = dict(pred_score_thr=pred_score_thr) if hasattr(
         pred, 'pred_instances') else {}
-    inferencer.visualizer.add_datasample(name, img, pred, draw_gt=False,
-                                         show=False, out_file=out_file,
-                                         **kwargs)
+    inferencer.visualizer.add_datasample(
+        name,
+        img,
+        pred,
+        draw_gt=False,
+        show=False,
+        out_file=out_file,
+        **kwargs)
 
 
 def prediction_dict(inferencer, pred) -> dict:

@@ -13,14 +13,15 @@ def swin_defaults():
     config that leaves a field out gets these)."""
     from mmdet.models.backbones import SwinTransformer
     params = inspect.signature(SwinTransformer.__init__).parameters
-    return {name: params[name].default
-            for name in ('depths', 'embed_dims', 'out_indices')}
+    return {
+        name: params[name].default
+        for name in ('depths', 'embed_dims', 'out_indices')
+    }
 
 
 SWIN_TYPES = ('SwinTransformer', 'PretrainedSwinTransformer',
               'DTLSwinTransformer', 'LoRASwinTransformer',
               'AdapterSwinTransformer', 'AdaptFormerSwinTransformer')
-
 
 # the heads whose num_classes is the data set's number of classes
 CLASS_HEADS = ('roi_head.bbox_head', 'roi_head.mask_head', 'bbox_head',
@@ -82,7 +83,8 @@ def check_model_config(cfg):
             index = part.get('in_index', list(range(len(chans))))
             index = index if isinstance(index, (list, tuple)) else [index]
             got, want = list(part['in_channels']), [
-                chans[i] if i < len(chans) else None for i in index]
+                chans[i] if i < len(chans) else None for i in index
+            ]
             if got != want:
                 raise ValueError(
                     f'model.{name}.in_channels={got} does not match the '

@@ -23,7 +23,7 @@ from torch import nn
 
 from .models import (DTLSwinTransformer, PretrainedSwinTransformer,
                      swin_fingerprint)
-from .models.frozen_trunk import TrunkState, run_frozen_trunk, run_from_trunk
+from .models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
 
 # the output norms (norm0..3) exist only for a model's out_indices and act
 # on stage outputs, which every task normalises itself
@@ -39,7 +39,8 @@ def trunk_fingerprint(backbone: PretrainedSwinTransformer) -> str:
     Swin but the output norms, which differ with out_indices)."""
     state = backbone.swin.state_dict()
     return swin_fingerprint(
-        {k: v for k, v in state.items() if not OUTPUT_NORM.match(k)})
+        {k: v
+         for k, v in state.items() if not OUTPUT_NORM.match(k)})
 
 
 def swin_architecture(backbone: PretrainedSwinTransformer) -> Dict:
@@ -156,15 +157,18 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         if not models:
             raise ValueError('MultiTaskModel needs at least one model')
-        self.tasks = [Task(name, model, why_not_shared(model))
-                      for name, model in models.items()]
+        self.tasks = [
+            Task(name, model, why_not_shared(model))
+            for name, model in models.items()
+        ]
         self.models = nn.ModuleDict(models)
         self.run = _TrunkRun()
         sharing = [t for t in self.tasks if t.shares]
         for t in self.tasks:
             if not t.shares:
-                print_log(f'task {t.name!r} runs alone: {t.reason_alone}',
-                          logger='current')
+                print_log(
+                    f'task {t.name!r} runs alone: {t.reason_alone}',
+                    logger='current')
         self.trunk = None
         self.shared_blocks = 0
         self.keep = ()
@@ -172,8 +176,7 @@ class MultiTaskModel(nn.Module):
             return
         first = sharing[0]
         self.trunk = first.model.backbone
-        check_same_trunk(
-            [(t.name, t.model.backbone) for t in sharing])
+        check_same_trunk([(t.name, t.model.backbone) for t in sharing])
         for t in sharing:
             backbone = t.model.backbone
             if backbone is not self.trunk:
@@ -182,15 +185,19 @@ class MultiTaskModel(nn.Module):
         ms = [first_add_back(t.model.backbone.backbone) for t in sharing]
         total = sum(self.trunk.depths)
         self.shared_blocks = min((m for m in ms if m), default=total)
-        self.keep = tuple(sorted({
-            w for t in sharing
-            if isinstance(t.model.backbone.backbone, DTLSwinTransformer)
-            for w in t.model.backbone.backbone.layout.w_blocks
-            if w <= self.shared_blocks}))
+        self.keep = tuple(
+            sorted({
+                w
+                for t in sharing
+                if isinstance(t.model.backbone.backbone, DTLSwinTransformer)
+                for w in t.model.backbone.backbone.layout.w_blocks
+                if w <= self.shared_blocks
+            }))
         print_log(
             f'{len(sharing)} task(s) share the frozen Swin trunk (patch '
-            f'embedding + blocks 1..{self.shared_blocks} of {total}): '
-            + ', '.join(repr(t.name) for t in sharing), logger='current')
+            f'embedding + blocks 1..{self.shared_blocks} of {total}): ' +
+            ', '.join(repr(t.name) for t in sharing),
+            logger='current')
 
     @property
     def names(self) -> List[str]:
@@ -203,9 +210,9 @@ class MultiTaskModel(nn.Module):
             if t.shares:
                 m = first_add_back(t.model.backbone.backbone)
                 lines.append(
-                    f'{t.name}: shares blocks 1..{self.shared_blocks}'
-                    + (f', first add-back block {m}' if m else
-                       ' (fixed backbone)'))
+                    f'{t.name}: shares blocks 1..{self.shared_blocks}' +
+                    (f', first add-back block {m}'
+                     if m else ' (fixed backbone)'))
             else:
                 lines.append(f'{t.name}: runs alone ({t.reason_alone})')
         return '\n'.join(lines)
@@ -231,9 +238,11 @@ class MultiTaskModel(nn.Module):
         """
         self.run.inputs, self.run.state = inputs, self.shared_trunk(inputs)
         try:
-            return {t.name: t.model(inputs, list(data_samples[t.name]),
-                                    mode='predict')
-                    for t in self.tasks}
+            return {
+                t.name:
+                t.model(inputs, list(data_samples[t.name]), mode='predict')
+                for t in self.tasks
+            }
         finally:  # the trunk's features are not kept past the batch
             self.run.inputs = self.run.state = None
 
@@ -245,8 +254,10 @@ def check_same_trunk(backbones):
     arch0 = swin_architecture(ref)
     for name, backbone in rest:
         arch = swin_architecture(backbone)
-        diff = [f'{k} {arch0[k]} vs {arch[k]}' for k in arch0
-                if arch0[k] != arch[k]]
+        diff = [
+            f'{k} {arch0[k]} vs {arch[k]}' for k in arch0
+            if arch0[k] != arch[k]
+        ]
         if diff:
             raise TrunkSharingError(
                 f'tasks {name0!r} and {name!r} have different Swin '

@@ -34,6 +34,8 @@ class DTLOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         finally:
             logger.removeFilter(quiet)
         if quiet.count:
-            print_log(f'optimizer: {quiet.count} frozen parameter tensors '
-                      f'left out', logger='current')
+            print_log(
+                f'optimizer: {quiet.count} frozen parameter tensors '
+                f'left out',
+                logger='current')
         return wrapper

@@ -22,8 +22,8 @@ def count_parameters(model: nn.Module) -> 'OrderedDict[str, dict]':
     """{part: {'trainable': n, 'frozen': n}} in the order of ``PARTS``."""
     counts = OrderedDict((p, dict(trainable=0, frozen=0)) for p in PARTS)
     for name, p in model.named_parameters():
-        counts[part_of(name)]['trainable' if p.requires_grad else
-                              'frozen'] += p.numel()
+        counts[part_of(
+            name)]['trainable' if p.requires_grad else 'frozen'] += p.numel()
     return counts
 
 

@@ -97,10 +97,12 @@ def _cpu_distributed(cfg):
     if not dist.is_initialized():
         # a rank that dies leaves the others waiting in a collective: the
         # wait is bounded by dist_timeout
-        dist.init_process_group(backend='gloo', timeout=datetime.timedelta(
-            seconds=cfg.env_cfg.dist_cfg.timeout))
+        dist.init_process_group(
+            backend='gloo',
+            timeout=datetime.timedelta(seconds=cfg.env_cfg.dist_cfg.timeout))
     cfg.model_wrapper_cfg = dict(
-        type='MMDistributedDataParallel', device_ids=None,
+        type='MMDistributedDataParallel',
+        device_ids=None,
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     _replace_syncbn(cfg.model)
@@ -111,12 +113,13 @@ def _cpu_distributed(cfg):
     loader = cfg.get('train_dataloader') or {}
     if loader.get('num_workers', 0) > 0:  # spawn once, not every epoch
         loader['persistent_workers'] = True
-    print_log('no GPU: distributed run on gloo, SyncBN replaced by BN, '
-              'data workers spawned', logger='current')
+    print_log(
+        'no GPU: distributed run on gloo, SyncBN replaced by BN, '
+        'data workers spawned',
+        logger='current')
 
 
-def setup_test_outputs(cfg, out=None, show=False, show_dir=None,
-                       wait_time=2):
+def setup_test_outputs(cfg, out=None, show=False, show_dir=None, wait_time=2):
     """--out / --show / --show-dir with mmdet's or mmseg's meaning."""
     if cfg.default_scope == 'mmdet':
         if out is not None:
@@ -154,8 +157,8 @@ def check_data(cfg, splits):
     checks and the others wait for its verdict (one pass over the data, not
     one per rank); the process group is started here for that, as mmengine
     would start it (it then keeps it)."""
-    from mmengine.dist import (broadcast_object_list, get_rank,
-                               get_world_size, init_dist, is_distributed)
+    from mmengine.dist import (broadcast_object_list, get_rank, get_world_size,
+                               init_dist, is_distributed)
 
     from .data_check import DataError, check_config_data
     check_toy_data_written(cfg)
@@ -163,8 +166,9 @@ def check_data(cfg, splits):
         init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
     verdict, error = [None], None
     if get_rank() == 0:
-        print_log(f'checking the {"/".join(splits)} data files ...',
-                  logger='current')
+        print_log(
+            f'checking the {"/".join(splits)} data files ...',
+            logger='current')
         try:
             check_config_data(cfg, splits)
         except Exception as e:  # shared, so that no rank waits for ever
@@ -195,14 +199,21 @@ def build_runner(cfg):
 def add_common_args(parser):
     """The arguments tools/train.py and tools/test.py share with mmdet's."""
     from mmengine.config import DictAction
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        help='job launcher')
-    parser.add_argument('--skip-data-check', action='store_true',
-                        help='skip reading every annotation / label file '
-                        'up front')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    parser.add_argument(
+        '--launcher',
+        default='none',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        help='job launcher')
+    parser.add_argument(
+        '--skip-data-check',
+        action='store_true',
+        help='skip reading every annotation / label file '
+        'up front')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 

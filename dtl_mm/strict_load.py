@@ -72,9 +72,8 @@ def check_checkpoint_fits(model, checkpoint, name=None):
 
     mismatched = [
         f'{k}: checkpoint {tuple(v.shape)} vs model {expected[k]}'
-        for k, v in state.items()
-        if expected.get(k) is not None and isinstance(v, torch.Tensor)
-        and tuple(v.shape) != expected[k]
+        for k, v in state.items() if expected.get(k) is not None
+        and isinstance(v, torch.Tensor) and tuple(v.shape) != expected[k]
     ]
     missing = [k for k in expected if k not in state and k not in optional]
     unexpected = [k for k in state if k not in expected]
@@ -82,8 +81,8 @@ def check_checkpoint_fits(model, checkpoint, name=None):
         problems = []
         if mismatched:
             problems.append(f'{len(mismatched)} tensor(s) have other shapes '
-                            f'(another architecture?), e.g. '
-                            + '; '.join(mismatched[:3]))
+                            f'(another architecture?), e.g. ' +
+                            '; '.join(mismatched[:3]))
         if missing:
             problems.append(f'{len(missing)} weight(s) of the model are '
                             f'missing, e.g. {missing[:3]}')
@@ -93,9 +92,11 @@ def check_checkpoint_fits(model, checkpoint, name=None):
             f'expects {describe_state_dict(expected)}. Loading it would '
             f'leave weights at random values.')
     if unexpected:
-        print_log(f'{name}: {len(unexpected)} key(s) the model does not '
-                  f'have are ignored, e.g. {unexpected[:3]}',
-                  logger='current', level=30)
+        print_log(
+            f'{name}: {len(unexpected)} key(s) the model does not '
+            f'have are ignored, e.g. {unexpected[:3]}',
+            logger='current',
+            level=30)
 
 
 @HOOKS.register_module()

@@ -80,29 +80,41 @@ def _samples(n, size, seed):
 
 def make_coco(root, n_train=64, n_val=16, size=(128, 160), seed=0):
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-    for split, n, s in (('train2017', n_train, seed),
-                        ('val2017', n_val, seed + 1)):
+    for split, n, s in (('train2017', n_train, seed), ('val2017', n_val,
+                                                       seed + 1)):
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, anns = [], []
         for i, (img, objects) in enumerate(_samples(n, size, s), start=1):
             name = f'{i:012d}.jpg'
-            cv2.imwrite(osp.join(root, split, name), img,
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
-            images.append(dict(id=i, file_name=name, height=size[0],
-                               width=size[1]))
+            cv2.imwrite(
+                osp.join(root, split, name), img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+            images.append(
+                dict(id=i, file_name=name, height=size[0], width=size[1]))
             for kind, poly, mask in objects:
                 x1, y1, x2, y2 = _bbox(mask)
-                anns.append(dict(
-                    id=len(anns) + 1, image_id=i, category_id=kind + 1,
-                    bbox=[int(x1), int(y1), int(x2 - x1), int(y2 - y1)],
-                    area=int(mask.sum()), iscrowd=0,
-                    segmentation=[poly.reshape(-1).astype(float).tolist()]))
-        cats = [dict(id=k + 1, name=c, supercategory='shape')
-                for k, c in enumerate(CLASSES)]
-        with open(osp.join(root, 'annotations',
-                           f'instances_{split}.json'), 'w') as f:
-            json.dump(dict(images=images, annotations=anns, categories=cats),
-                      f)
+                anns.append(
+                    dict(
+                        id=len(anns) + 1,
+                        image_id=i,
+                        category_id=kind + 1,
+                        bbox=[int(x1),
+                              int(y1),
+                              int(x2 - x1),
+                              int(y2 - y1)],
+                        area=int(mask.sum()),
+                        iscrowd=0,
+                        segmentation=[poly.reshape(-1).astype(float).tolist()
+                                      ]))
+        cats = [
+            dict(id=k + 1, name=c, supercategory='shape')
+            for k, c in enumerate(CLASSES)
+        ]
+        with open(
+                osp.join(root, 'annotations', f'instances_{split}.json'),
+                'w') as f:
+            json.dump(
+                dict(images=images, annotations=anns, categories=cats), f)
     return root
 
 
@@ -129,8 +141,8 @@ def _voc_xml(name, size, objects):
 
 def make_voc(root, n_train=64, n_val=16, size=(128, 160), seed=0):
     """VOC2007 trainval + test and VOC2012 trainval under root/VOCdevkit."""
-    splits = (('VOC2007', 'trainval', n_train // 2, seed),
-              ('VOC2007', 'test', n_val, seed + 1),
+    splits = (('VOC2007', 'trainval', n_train // 2, seed), ('VOC2007', 'test',
+                                                            n_val, seed + 1),
               ('VOC2012', 'trainval', n_train - n_train // 2, seed + 2))
     for year, split, n, s in splits:
         base = osp.join(root, 'VOCdevkit', year)
@@ -140,8 +152,9 @@ def make_voc(root, n_train=64, n_val=16, size=(128, 160), seed=0):
         for i, (img, objects) in enumerate(_samples(n, size, s)):
             img_id = f'{year[3:]}_{split}_{i:06d}'
             ids.append(img_id)
-            cv2.imwrite(osp.join(base, 'JPEGImages', img_id + '.jpg'), img,
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                osp.join(base, 'JPEGImages', img_id + '.jpg'), img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
             _voc_xml(img_id + '.jpg', size, objects).write(
                 osp.join(base, 'Annotations', img_id + '.xml'))
         with open(osp.join(base, 'ImageSets/Main', split + '.txt'), 'w') as f:
@@ -159,8 +172,8 @@ def ade_label_values():
 def make_ade20k(root, n_train=64, n_val=16, size=(128, 160), seed=0):
     base = osp.join(root, 'ADEChallengeData2016')
     ground, *shapes = ade_label_values()
-    for split, n, s in (('training', n_train, seed),
-                        ('validation', n_val, seed + 1)):
+    for split, n, s in (('training', n_train, seed), ('validation', n_val,
+                                                      seed + 1)):
         os.makedirs(osp.join(base, 'images', split), exist_ok=True)
         os.makedirs(osp.join(base, 'annotations', split), exist_ok=True)
         for i, (img, objects) in enumerate(_samples(n, size, s), start=1):
@@ -171,10 +184,11 @@ def make_ade20k(root, n_train=64, n_val=16, size=(128, 160), seed=0):
                 cv2.polylines(label, [poly], True, 0, 1)
                 label[cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0] = \
                     shapes[kind]
-            cv2.imwrite(osp.join(base, 'images', split, name + '.jpg'), img,
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
-            cv2.imwrite(osp.join(base, 'annotations', split, name + '.png'),
-                        label)
+            cv2.imwrite(
+                osp.join(base, 'images', split, name + '.jpg'), img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                osp.join(base, 'annotations', split, name + '.png'), label)
     return base
 
 

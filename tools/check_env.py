@@ -34,8 +34,7 @@ TESTED = [
     (('mmsegmentation', 'onedl-mmsegmentation'), '>=1.2.2,<1.5'),
 ]
 # what the plugin imports; mmcv.ops needs mmcv's compiled extension
-IMPORTS = ['torch', 'numpy', 'mmengine', 'mmcv', 'mmcv.ops', 'mmdet',
-           'mmseg']
+IMPORTS = ['torch', 'numpy', 'mmengine', 'mmcv', 'mmcv.ops', 'mmdet', 'mmseg']
 
 
 def version(dist):

@@ -26,8 +26,8 @@ from mmengine.registry import MODELS, init_default_scope
 from dtl_mm.checkpoint import CheckpointError, load_checkpoint_file
 from dtl_mm.models import PretrainedSwinTransformer
 from dtl_mm.models.weight_loading import (EXTRA_STATE, decode_trunk_record,
-                                         encode_trunk_record,
-                                         swin_fingerprint)
+                                          encode_trunk_record,
+                                          swin_fingerprint)
 
 # what a shared checkpoint keeps with --strip-optimizer
 KEEP = ('meta', 'state_dict')
@@ -35,17 +35,23 @@ KEEP = ('meta', 'state_dict')
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config', help='the config the checkpoint was trained '
-                   'with (says which keys are the frozen Swin)')
+    p.add_argument(
+        'config',
+        help='the config the checkpoint was trained '
+        'with (says which keys are the frozen Swin)')
     p.add_argument('src', help='checkpoint to convert')
     p.add_argument('dst', help='output file (a short hash is appended)')
     p.add_argument('--to', choices=('lean', 'full'), required=True)
-    p.add_argument('--pretrained', help='the frozen Swin file (default: '
-                   'the one recorded in the checkpoint, else the config\'s '
-                   'model.backbone.init_cfg.checkpoint)')
-    p.add_argument('--strip-optimizer', action='store_true',
-                   help='keep only the weights and meta (no optimizer, '
-                   'scheduler or message hub state)')
+    p.add_argument(
+        '--pretrained',
+        help='the frozen Swin file (default: '
+        'the one recorded in the checkpoint, else the config\'s '
+        'model.backbone.init_cfg.checkpoint)')
+    p.add_argument(
+        '--strip-optimizer',
+        action='store_true',
+        help='keep only the weights and meta (no optimizer, '
+        'scheduler or message hub state)')
     return p.parse_args()
 
 
@@ -71,7 +77,8 @@ def to_lean(state, backbone, pretrained, name):
                               f'checkpoint of this config)')
     record = decode_trunk_record(state.get('backbone.' + EXTRA_STATE))
     sha = swin_fingerprint(
-        {k[len('backbone.swin.'):]: state[k] for k in trunk})
+        {k[len('backbone.swin.'):]: state[k]
+         for k in trunk})
     if record is None or record.get('sha256') != sha:
         if not pretrained:
             raise CheckpointError(
@@ -102,8 +109,9 @@ def to_full(state, backbone, pretrained, name):
             f'(sha256 {record["sha256"][:16]}...); '
             f'{backbone.trunk_record["source"]} holds other weights')
     full = dict(state)
-    full.update({'backbone.swin.' + k: v
-                 for k, v in backbone.trunk_state().items()})
+    full.update(
+        {'backbone.swin.' + k: v
+         for k, v in backbone.trunk_state().items()})
     return full
 
 
@@ -129,11 +137,15 @@ def main():
     backbone, backbone_cfg = build_backbone(args.config)
     default = (backbone_cfg.get('init_cfg') or {}).get('checkpoint')
     convert = to_lean if args.to == 'lean' else to_full
-    state = convert(state, backbone, args.pretrained or
-                    (default if args.to == 'lean' else None), args.src)
+    state = convert(
+        state, backbone, args.pretrained
+        or (default if args.to == 'lean' else None), args.src)
     if 'state_dict' in checkpoint:
-        out = {k: v for k, v in checkpoint.items()
-               if k in KEEP or not args.strip_optimizer}
+        out = {
+            k: v
+            for k, v in checkpoint.items()
+            if k in KEEP or not args.strip_optimizer
+        }
         out['state_dict'] = state
     else:
         out = state

@@ -27,16 +27,20 @@ METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
 def run(cmd, log):
     """Runs a tool, streaming its progress lines, returns its output."""
     print('$ ' + ' '.join(cmd), flush=True)
-    proc = subprocess.Popen([sys.executable] + cmd, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable] + cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True)
     lines = []
     with open(log, 'w') as f:
         for line in proc.stdout:
             f.write(line)
             lines.append(line)
-            if re.search(r'Epoch\((train|test)\)|Parameters|^\w.*\s[\d,]+\s+'
-                         r'[\d,]+$|Saving checkpoint|Error|error:', line):
+            if re.search(
+                    r'Epoch\((train|test)\)|Parameters|^\w.*\s[\d,]+\s+'
+                    r'[\d,]+$|Saving checkpoint|Error|error:', line):
                 print('  ' + line.rstrip()[:160], flush=True)
     if proc.wait() != 0:
         sys.exit(f'{cmd[0]} failed; full log: {log}')
@@ -95,8 +99,9 @@ def main():
     print('[2/4] evaluating the untrained model (baseline)', flush=True)
     untrained = osp.join(wd, 'untrained.pth')
     save_untrained(cfg, untrained)
-    before = metrics(run(['tools/test.py', CONFIG, untrained, '--work-dir',
-                          wd] + seed, osp.join(wd, 'test_untrained.log')))
+    before = metrics(
+        run(['tools/test.py', CONFIG, untrained, '--work-dir', wd] + seed,
+            osp.join(wd, 'test_untrained.log')))
 
     print(f'[3/4] training DTLv2-LS for {epochs} epochs on CPU', flush=True)
     out = run(['tools/train.py', CONFIG, '--work-dir', wd] + seed,
@@ -105,9 +110,11 @@ def main():
                       out)
 
     print('[4/4] evaluating the trained checkpoint', flush=True)
-    after = metrics(run(['tools/test.py', CONFIG,
-                         osp.join(wd, f'epoch_{epochs}.pth'), '--work-dir',
-                         wd] + seed, osp.join(wd, 'test_trained.log')))
+    after = metrics(
+        run([
+            'tools/test.py', CONFIG,
+            osp.join(wd, f'epoch_{epochs}.pth'), '--work-dir', wd
+        ] + seed, osp.join(wd, 'test_trained.log')))
 
     print('\nParameters (trainable / frozen):')
     print(table.group(1) if table else '(not found in the training log)')

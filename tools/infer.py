@@ -20,21 +20,36 @@ def parse_args():
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='\n'.join(__doc__.splitlines()[1:]))
-    p.add_argument('args', nargs='+', metavar='[CONFIG CKPT] INPUTS',
-                   help='a config and its checkpoint, then the inputs; '
-                   'only the inputs when --task is given')
-    p.add_argument('--task', nargs=2, action='append', default=[],
-                   metavar=('CONFIG', 'CKPT'),
-                   help='a task; repeat for several tasks on one trunk')
-    p.add_argument('--out-dir', required=True,
-                   help='folder for the drawings and JSON predictions')
+    p.add_argument(
+        'args',
+        nargs='+',
+        metavar='[CONFIG CKPT] INPUTS',
+        help='a config and its checkpoint, then the inputs; '
+        'only the inputs when --task is given')
+    p.add_argument(
+        '--task',
+        nargs=2,
+        action='append',
+        default=[],
+        metavar=('CONFIG', 'CKPT'),
+        help='a task; repeat for several tasks on one trunk')
+    p.add_argument(
+        '--out-dir',
+        required=True,
+        help='folder for the drawings and JSON predictions')
     p.add_argument('--device', default='cpu')
     p.add_argument('--batch-size', type=int, default=1)
-    p.add_argument('--score-thr', type=float, default=0.3,
-                   help='smallest score of a drawn box / mask')
-    p.add_argument('--preprocess-from', default='0', metavar='TASK',
-                   help='index (from 0) or name of the task whose test '
-                   'pipeline and data preprocessor every task uses')
+    p.add_argument(
+        '--score-thr',
+        type=float,
+        default=0.3,
+        help='smallest score of a drawn box / mask')
+    p.add_argument(
+        '--preprocess-from',
+        default='0',
+        metavar='TASK',
+        help='index (from 0) or name of the task whose test '
+        'pipeline and data preprocessor every task uses')
     args = p.parse_args()
     if args.task:
         args.tasks, args.inputs = args.task, args.args
@@ -49,11 +64,15 @@ def main():
     args = parse_args()
     which = args.preprocess_from
     inferencer = MultiTaskInferencer(
-        [tuple(t) for t in args.tasks], device=args.device,
+        [tuple(t) for t in args.tasks],
+        device=args.device,
         preprocess_from=int(which) if which.isdigit() else which)
     print(inferencer.describe(), flush=True)
-    inferencer(args.inputs, batch_size=args.batch_size,
-               out_dir=args.out_dir, pred_score_thr=args.score_thr)
+    inferencer(
+        args.inputs,
+        batch_size=args.batch_size,
+        out_dir=args.out_dir,
+        pred_score_thr=args.score_thr)
 
 
 if __name__ == '__main__':

@@ -12,12 +12,12 @@ from dtl_mm.toy_data_writer import MAKERS
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('root', help='output folder (data/toy in the demo configs)')
-    p.add_argument('--only', choices=sorted(MAKERS), nargs='+',
-                   default=sorted(MAKERS))
+    p.add_argument(
+        '--only', choices=sorted(MAKERS), nargs='+', default=sorted(MAKERS))
     p.add_argument('--train', type=int, default=64)
     p.add_argument('--val', type=int, default=16)
-    p.add_argument('--size', type=int, nargs=2, default=(128, 160),
-                   metavar=('H', 'W'))
+    p.add_argument(
+        '--size', type=int, nargs=2, default=(128, 160), metavar=('H', 'W'))
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args()
     for name in args.only:

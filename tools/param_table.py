@@ -27,16 +27,17 @@ def main():
     print('| task | backbone | d′ | DTLv1 | DTLv2 | DTLv2-LS |')
     print('|---|---|---|---|---|---|')
     for task, name, rank in ROWS:
-        table, arch = (paper_results.TABLES[task][k] for k in ('table', 'swin'))
+        table, arch = (
+            paper_results.TABLES[task][k] for k in ('table', 'swin'))
         cells = []
         for variant in VARIANTS:
             ref = paper_results.PARAMS_M[task][variant]
-            model = DTLSwinTransformer(variant=variant, rank=rank,
-                                       **SWIN[arch])
+            model = DTLSwinTransformer(
+                variant=variant, rank=rank, **SWIN[arch])
             n = sum(p.numel() for p in model.parameters() if p.requires_grad)
             cells.append(f'{n / 1e6:.2f} M (paper {ref})')
-        print(f'| {name} ({table}) | {arch} | {rank} | ' + ' | '.join(cells)
-              + ' |')
+        print(f'| {name} ({table}) | {arch} | {rank} | ' + ' | '.join(cells) +
+              ' |')
 
 
 if __name__ == '__main__':

@@ -6,7 +6,8 @@ import argparse
 import os.path as osp
 
 from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
-                         load_config, parse_tool_args, setup_test_outputs)
+                                 load_config, parse_tool_args,
+                                 setup_test_outputs)
 
 
 def parse_args():
@@ -14,16 +15,21 @@ def parse_args():
     p.add_argument('config', help='test config file path')
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--work-dir', help='the dir to save the evaluation log')
-    p.add_argument('--out', help='detection: .pkl file of the raw results; '
-                   'segmentation: folder for the predicted label maps')
+    p.add_argument(
+        '--out',
+        help='detection: .pkl file of the raw results; '
+        'segmentation: folder for the predicted label maps')
     p.add_argument('--show', action='store_true', help='show results')
     p.add_argument('--show-dir', help='folder to draw the predictions in')
     p.add_argument('--wait-time', type=float, default=2)
-    p.add_argument('--backbone-from-pretrained', nargs='?', const='',
-                   metavar='SWIN_CKPT',
-                   help='load the frozen Swin from SWIN_CKPT (default: '
-                   'model.backbone.init_cfg.checkpoint) before the checkpoint'
-                   '; lean checkpoints take it from init_cfg by themselves')
+    p.add_argument(
+        '--backbone-from-pretrained',
+        nargs='?',
+        const='',
+        metavar='SWIN_CKPT',
+        help='load the frozen Swin from SWIN_CKPT (default: '
+        'model.backbone.init_cfg.checkpoint) before the checkpoint'
+        '; lean checkpoints take it from init_cfg by themselves')
     add_common_args(p)
     return parse_tool_args(p)
 
@@ -36,8 +42,7 @@ def main():
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
     cfg.load_from = args.checkpoint
-    setup_test_outputs(cfg, args.out, args.show, args.show_dir,
-                       args.wait_time)
+    setup_test_outputs(cfg, args.out, args.show, args.show_dir, args.wait_time)
     if not args.skip_data_check:
         check_data(cfg, ('test', ))
     runner = build_runner(cfg)

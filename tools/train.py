@@ -7,23 +7,31 @@ import os.path as osp
 
 from mmengine.logging import print_log
 
-from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
-                         load_config, parse_tool_args)
 from dtl_mm.atomic_io import remove_stale_temp_files
 from dtl_mm.resume import latest_checkpoint
+from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
+                                 load_config, parse_tool_args)
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config', help='train config file path')
     p.add_argument('--work-dir', help='the dir to save logs and models')
-    p.add_argument('--amp', action='store_true',
-                   help='enable automatic-mixed-precision training')
-    p.add_argument('--auto-scale-lr', action='store_true',
-                   help='enable automatically scaling LR')
-    p.add_argument('--resume', nargs='?', type=str, const='auto',
-                   help='resume from this checkpoint, or without a value '
-                   'from the latest checkpoint in the work dir')
+    p.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training')
+    p.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='enable automatically scaling LR')
+    p.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or without a value '
+        'from the latest checkpoint in the work dir')
     add_common_args(p)
     return parse_tool_args(p)
 
@@ -41,13 +49,17 @@ def resume_from(cfg, resume):
         return
     ckpt, note = latest_checkpoint(cfg.work_dir)
     if ckpt is None:
-        print_log(f'--resume: nothing to resume from ({note}); training '
-                  f'starts from scratch', logger='current', level=30)
+        print_log(
+            f'--resume: nothing to resume from ({note}); training '
+            f'starts from scratch',
+            logger='current',
+            level=30)
         cfg.resume = False
         return
-    print_log(f'--resume: resuming from {ckpt}' + (f' ({note})' if note
-                                                    else ''),
-              logger='current', level=30 if note else 20)
+    print_log(
+        f'--resume: resuming from {ckpt}' + (f' ({note})' if note else ''),
+        logger='current',
+        level=30 if note else 20)
     cfg.resume, cfg.load_from = True, ckpt
 
 

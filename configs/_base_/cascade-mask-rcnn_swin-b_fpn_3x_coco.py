@@ -25,8 +25,7 @@ __bbox_head = dict(
     reg_class_agnostic=False,
     reg_decoded_bbox=True,
     norm_cfg=dict(type='SyncBN', requires_grad=True),
-    loss_cls=dict(
-        type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+    loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
     loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
 model = dict(
     backbone=dict(
@@ -44,17 +43,20 @@ model = dict(
         with_cp=False),
     neck=dict(in_channels=swin_presets.SWIN_B_CHANNELS),
     roi_head=dict(bbox_head=[
-        dict(**__bbox_head, bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-            target_stds=stds))
+        dict(
+            **__bbox_head,
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder',
+                target_means=[0., 0., 0., 0.],
+                target_stds=stds))
         for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
                      [0.033, 0.033, 0.067, 0.067])
     ]))
 
 # augmentation strategy of the Swin detection recipe (from DETR)
-__ms_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333),
-               (608, 1333), (640, 1333), (672, 1333), (704, 1333),
-               (736, 1333), (768, 1333), (800, 1333)]
+__ms_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333),
+               (640, 1333), (672, 1333), (704, 1333), (736, 1333), (768, 1333),
+               (800, 1333)]
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
@@ -62,16 +64,26 @@ train_pipeline = [
     dict(
         type='RandomChoice',
         transforms=[
-            [dict(type='RandomChoiceResize', scales=__ms_scales,
-                  keep_ratio=True)],
             [
-                dict(type='RandomChoiceResize',
-                     scales=[(400, 1333), (500, 1333), (600, 1333)],
-                     keep_ratio=True),
-                dict(type='RandomCrop', crop_type='absolute_range',
-                     crop_size=(384, 600), allow_negative_crop=True),
-                dict(type='RandomChoiceResize', scales=__ms_scales,
-                     keep_ratio=True),
+                dict(
+                    type='RandomChoiceResize',
+                    scales=__ms_scales,
+                    keep_ratio=True)
+            ],
+            [
+                dict(
+                    type='RandomChoiceResize',
+                    scales=[(400, 1333), (500, 1333), (600, 1333)],
+                    keep_ratio=True),
+                dict(
+                    type='RandomCrop',
+                    crop_type='absolute_range',
+                    crop_size=(384, 600),
+                    allow_negative_crop=True),
+                dict(
+                    type='RandomChoiceResize',
+                    scales=__ms_scales,
+                    keep_ratio=True),
             ],
         ]),
     dict(type='PackDetInputs'),
@@ -81,16 +93,25 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 __max_epochs = 36
 train_cfg = dict(max_epochs=__max_epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=1000),
-    dict(type='MultiStepLR', begin=0, end=__max_epochs, by_epoch=True,
-         milestones=[27, 33], gamma=0.1),
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=1000),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=__max_epochs,
+        by_epoch=True,
+        milestones=[27, 33],
+        gamma=0.1),
 ]
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     constructor='DTLOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys=swin_presets.DECAY_EXEMPTIONS),
     optimizer=dict(
-        _delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+        _delete_=True,
+        type='AdamW',
+        lr=1e-4,
+        betas=(0.9, 0.999),
         weight_decay=0.05))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -9,4 +9,3 @@ custom_hooks = [
     dict(type='RankConsistencyHook'),  # ranks hold the same weights
     dict(type='StrictLoadHook'),  # a checkpoint must fit the model
 ]
-

@@ -20,12 +20,17 @@ model = dict(
         # a gradient (DDP with find_unused_parameters=False)
         out_indices=(1, 2, 3),
         with_cp=False),
-    neck=dict(in_channels=swin_presets.SWIN_L_CHANNELS[1:], start_level=0,
-              num_outs=5))
+    neck=dict(
+        in_channels=swin_presets.SWIN_L_CHANNELS[1:],
+        start_level=0,
+        num_outs=5))
 
 optim_wrapper = dict(
     constructor='DTLOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys=swin_presets.DECAY_EXEMPTIONS),
     optimizer=dict(
-        _delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+        _delete_=True,
+        type='AdamW',
+        lr=1e-4,
+        betas=(0.9, 0.999),
         weight_decay=0.05))

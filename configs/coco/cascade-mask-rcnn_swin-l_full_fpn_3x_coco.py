@@ -1,4 +1,6 @@
 _base_ = './cascade-mask-rcnn_swin-b_full_fpn_3x_coco.py'
 from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
-model = dict(backbone=swin_presets.SWIN_L,
-             neck=dict(in_channels=swin_presets.SWIN_L_CHANNELS))
+
+model = dict(
+    backbone=swin_presets.SWIN_L,
+    neck=dict(in_channels=swin_presets.SWIN_L_CHANNELS))

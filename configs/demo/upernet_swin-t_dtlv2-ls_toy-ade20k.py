@@ -10,18 +10,20 @@ crop_size = (128, 128)
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        **swin_presets.TINY_SWIN,
-        rank=16,
-        init_cfg=None),  # no pretrained tiny Swin exists
+    backbone=dict(**swin_presets.TINY_SWIN, rank=16,
+                  init_cfg=None),  # no pretrained tiny Swin exists
     decode_head=dict(in_channels=swin_presets.TINY_SWIN_CHANNELS, channels=64),
-    auxiliary_head=dict(in_channels=swin_presets.TINY_SWIN_CHANNELS[2], channels=32))
+    auxiliary_head=dict(
+        in_channels=swin_presets.TINY_SWIN_CHANNELS[2], channels=32))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(160, 128), ratio_range=(0.75, 1.5),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=(160, 128),
+        ratio_range=(0.75, 1.5),
+        keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
@@ -33,21 +35,30 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=4, num_workers=2, persistent_workers=False,
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1, num_workers=2, persistent_workers=False,
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 __max_iters = 120
 train_cfg = dict(max_iters=__max_iters, val_interval=__max_iters)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=20),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=__max_iters,
-         by_epoch=False),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=1.0,
+        begin=20,
+        end=__max_iters,
+        by_epoch=False),
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(by_epoch=False, interval=__max_iters))
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(by_epoch=False, interval=__max_iters))

@@ -15,7 +15,7 @@ from .weight_loading import (CheckpointLayoutError, load_swin_weights,
 
 __all__ = [
     'PretrainedSwinTransformer', 'DTLSwinTransformer', 'CompactSideNetwork',
-    'CSNLayout', 'DTLOptions', 'build_layout', 'load_swin_weights', 'CheckpointLayoutError',
-    'swin_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
-    'AdaptFormerSwinTransformer'
+    'CSNLayout', 'DTLOptions', 'build_layout', 'load_swin_weights',
+    'CheckpointLayoutError', 'swin_fingerprint', 'LoRASwinTransformer',
+    'AdapterSwinTransformer', 'AdaptFormerSwinTransformer'
 ]

@@ -25,12 +25,33 @@ FUSION_OPS = ('dwconv', 'avgpool', 'conv')
 # What each variant sets (paper Sec. 4-5); the options not listed here have
 # the same default for every variant (see DTLOptions).
 VARIANT_DEFAULTS = {
-    'dtlv1': dict(w_every=1, g_every=1, share='direct', csn='stage_local',
-                  fusion='simple', fusion_op='dwconv', kernel_size=5),
-    'dtlv2': dict(w_every=4, g_every=2, share='none', csn='unified',
-                  fusion='enhanced', fusion_op='dwconv', kernel_size=3),
-    'dtlv2-ls': dict(w_every=4, g_every=2, share='lshare', csn='unified',
-                     fusion='enhanced', fusion_op='dwconv', kernel_size=3),
+    'dtlv1':
+    dict(
+        w_every=1,
+        g_every=1,
+        share='direct',
+        csn='stage_local',
+        fusion='simple',
+        fusion_op='dwconv',
+        kernel_size=5),
+    'dtlv2':
+    dict(
+        w_every=4,
+        g_every=2,
+        share='none',
+        csn='unified',
+        fusion='enhanced',
+        fusion_op='dwconv',
+        kernel_size=3),
+    'dtlv2-ls':
+    dict(
+        w_every=4,
+        g_every=2,
+        share='lshare',
+        csn='unified',
+        fusion='enhanced',
+        fusion_op='dwconv',
+        kernel_size=3),
 }
 
 
@@ -141,8 +162,10 @@ def sparse_positions(first: int, last: int, every: int) -> List[int]:
     return sorted({int(p) for p in np.floor(np.linspace(last, first, k))})
 
 
-def build_layout(depths: Sequence[int], channels: Sequence[int],
-                 variant: str = 'dtlv2-ls', **overrides) -> CSNLayout:
+def build_layout(depths: Sequence[int],
+                 channels: Sequence[int],
+                 variant: str = 'dtlv2-ls',
+                 **overrides) -> CSNLayout:
     """The CSN plan for a Swin of ``depths`` / ``channels`` (per stage)."""
     depths, channels = tuple(depths), tuple(channels)
     options = DTLOptions.for_variant(variant, **overrides)
@@ -246,9 +269,8 @@ def _positions(options: DTLOptions,
         g_blocks = _check_blocks('g_blocks', options.g_blocks, total)
     else:
         g_blocks = [
-            b for first, last in stages
-            for b in sparse_positions(max(first, options.first_g_block), last,
-                                      options.g_every)
+            b for first, last in stages for b in sparse_positions(
+                max(first, options.first_g_block), last, options.g_every)
         ]
     if options.w_blocks is not None:
         w_blocks = _check_blocks('w_blocks', options.w_blocks, total)
@@ -261,8 +283,8 @@ def _positions(options: DTLOptions,
 
 
 def _drop_dead_reads(w_blocks: List[int], g_blocks: List[int],
-                     options: DTLOptions,
-                     depths: Tuple[int, ...]) -> List[int]:
+                     options: DTLOptions, depths: Tuple[int,
+                                                        ...]) -> List[int]:
     """The w blocks that feed some G. A rule-placed w that feeds none is
     dropped; an explicit one is an error (it would never train)."""
     dead = [
@@ -329,5 +351,5 @@ def _bridge_stages(w_blocks: List[int], g_blocks: List[int], csn: str,
         return ()
     stages = stage_spans(depths)[:-1]
     return tuple(s for s, (_, last) in enumerate(stages)
-                 if any(w <= last for w in w_blocks)
-                 and any(g > last for g in g_blocks))
+                 if any(w <= last
+                        for w in w_blocks) and any(g > last for g in g_blocks))

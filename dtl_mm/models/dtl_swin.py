@@ -4,7 +4,7 @@ from typing import Iterable, List, Optional
 from mmengine.registry import MODELS
 
 from .csn_layout import build_layout
-from .frozen_trunk import TrunkState, run_frozen_trunk, run_from_trunk
+from .frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 
@@ -66,21 +66,34 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
                  kernel_size: Optional[int] = None,
                  beta: Optional[float] = None,
                  **kwargs):
-        super().__init__(frozen=True,
-                         **self.frozen_only(type(self).__name__, kwargs))
+        super().__init__(
+            frozen=True, **self.frozen_only(type(self).__name__, kwargs))
         self.layout = build_layout(
-            self.depths, self.channels, variant, rank=rank,
-            first_g_block=first_g_block, w_every=w_every, g_every=g_every,
-            w_blocks=w_blocks, g_blocks=g_blocks, share=share, csn=csn,
-            bridge=bridge, bridge_group_width=bridge_group_width,
-            fusion=fusion, fusion_op=fusion_op, kernel_size=kernel_size,
+            self.depths,
+            self.channels,
+            variant,
+            rank=rank,
+            first_g_block=first_g_block,
+            w_every=w_every,
+            g_every=g_every,
+            w_blocks=w_blocks,
+            g_blocks=g_blocks,
+            share=share,
+            csn=csn,
+            bridge=bridge,
+            bridge_group_width=bridge_group_width,
+            fusion=fusion,
+            fusion_op=fusion_op,
+            kernel_size=kernel_size,
             beta=beta)
         self.csn = CompactSideNetwork(self.layout)
 
     def forward(self, x):
         return self.forward_rest(self.forward_shared(x))
 
-    def forward_shared(self, x, upto: Optional[int] = None,
+    def forward_shared(self,
+                       x,
+                       upto: Optional[int] = None,
                        keep: Optional[Iterable[int]] = None) -> TrunkState:
         """Patch embedding and the frozen blocks 1..``upto`` (default: the
         first add-back block M), without autograd: the part every task

@@ -41,7 +41,9 @@ def grad_if(live: bool):
 
 
 @torch.no_grad()
-def run_frozen_trunk(backbone, x: torch.Tensor, upto: int,
+def run_frozen_trunk(backbone,
+                     x: torch.Tensor,
+                     upto: int,
                      keep: Iterable[int] = ()) -> TrunkState:
     """Patch embedding and blocks 1..``upto`` of ``backbone.swin``, without
     autograd, keeping the inputs of the blocks in ``keep``."""
@@ -67,7 +69,9 @@ def run_frozen_trunk(backbone, x: torch.Tensor, upto: int,
         x, hw_shape = stage.downsample(x, hw_shape)
 
 
-def run_from_trunk(backbone, state: TrunkState, layout=None,
+def run_from_trunk(backbone,
+                   state: TrunkState,
+                   layout=None,
                    csn=None) -> tuple:
     """The stage outputs of ``backbone`` from a trunk state: its side network
     (``csn`` laid out by ``layout``; None for a plain frozen Swin) reads the
@@ -81,8 +85,9 @@ def run_from_trunk(backbone, state: TrunkState, layout=None,
     if early:
         raise ValueError(f'the side network adds to block(s) {early}, '
                          f'inside the shared trunk (blocks 1..{state.block})')
-    unkept = [w for w in lay.w_blocks
-              if w <= state.block and w not in state.inputs]
+    unkept = [
+        w for w in lay.w_blocks if w <= state.block and w not in state.inputs
+    ]
     if unkept:
         raise ValueError(f'the side network reads block(s) {unkept}, whose '
                          f'inputs the shared trunk did not keep')
@@ -97,8 +102,7 @@ def run_from_trunk(backbone, state: TrunkState, layout=None,
             block += 1
             in_trunk = block <= state.block
             if block in lay.w_blocks:
-                h = csn.read(block, state.inputs[block] if in_trunk else x,
-                             h)
+                h = csn.read(block, state.inputs[block] if in_trunk else x, h)
             if not in_trunk:
                 with grad_if(live):
                     x = blk(x, hw_shape)
@@ -107,8 +111,10 @@ def run_from_trunk(backbone, state: TrunkState, layout=None,
                 live = True
         with grad_if(live):
             if s in backbone.out_indices:
-                outs.append(backbone.stage_output(
-                    s, state.stage_ends[s] if done else x, hw_in))
+                outs.append(
+                    backbone.stage_output(s,
+                                          state.stage_ends[s] if done else x,
+                                          hw_in))
             if stage.downsample is None:
                 break
             if not done:

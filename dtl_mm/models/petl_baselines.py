@@ -67,8 +67,8 @@ class _FrozenSwinWithPETL(PretrainedSwinTransformer):
     inside every block)."""
 
     def __init__(self, **kwargs):
-        super().__init__(frozen=True,
-                         **self.frozen_only(type(self).__name__, kwargs))
+        super().__init__(
+            frozen=True, **self.frozen_only(type(self).__name__, kwargs))
         for stage in self.swin.stages:
             for block in stage.blocks:
                 self.attach(block, block.attn.w_msa.qkv.in_features)
@@ -111,8 +111,7 @@ class AdapterSwinTransformer(_FrozenSwinWithPETL):
         block.petl_adapter_attn = Bottleneck(dim, self.bottleneck)
         block.petl_adapter_mlp = Bottleneck(dim, self.bottleneck)
         block.attn.register_forward_hook(block.petl_adapter_attn.residual)
-        block.ffn.layers.register_forward_hook(
-            block.petl_adapter_mlp.residual)
+        block.ffn.layers.register_forward_hook(block.petl_adapter_mlp.residual)
 
 
 @MODELS.register_module()
@@ -129,5 +128,5 @@ class AdaptFormerSwinTransformer(_FrozenSwinWithPETL):
     def attach(self, block, dim):
         block.petl_adaptformer = Bottleneck(dim, self.bottleneck,
                                             self.adapter_scale)
-        block.ffn.register_forward_hook(block.petl_adaptformer.parallel,
-                                        with_kwargs=True)
+        block.ffn.register_forward_hook(
+            block.petl_adaptformer.parallel, with_kwargs=True)

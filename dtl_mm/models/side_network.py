@@ -82,7 +82,11 @@ def spatial_op(kind: str, dim: int, k: int) -> nn.Module:
 class SimpleFusion(nn.Module):
     """DTLv1 fusion (Eq. 5): g(theta(h))."""
 
-    def __init__(self, dim, fusion_op='dwconv', kernel_size=5, beta=100.0,
+    def __init__(self,
+                 dim,
+                 fusion_op='dwconv',
+                 kernel_size=5,
+                 beta=100.0,
                  rank=None):
         super().__init__()
         self.act = Swish(beta)
@@ -95,7 +99,11 @@ class SimpleFusion(nn.Module):
 class EnhancedFusion(nn.Module):
     """DTLv2 fusion G (Eq. 7): theta(g(h)) w' + h."""
 
-    def __init__(self, dim, fusion_op='dwconv', kernel_size=3, beta=100.0,
+    def __init__(self,
+                 dim,
+                 fusion_op='dwconv',
+                 kernel_size=3,
+                 beta=100.0,
                  rank=256):
         super().__init__()
         self.op = spatial_op(fusion_op, dim, kernel_size)
@@ -174,25 +182,27 @@ class CompactSideNetwork(nn.Module):
             f'b{b}': LowRankMap(width(b), opts.rank)
             for b in layout.w_blocks
         })
-        fusion_cls = (EnhancedFusion
-                      if opts.fusion == 'enhanced' else SimpleFusion)
+        fusion_cls = (
+            EnhancedFusion if opts.fusion == 'enhanced' else SimpleFusion)
         self.fusions = nn.ModuleDict()
         for b, key in layout.fusion_keys.items():
             if key not in self.fusions:
-                self.fusions[key] = fusion_cls(width(b), opts.fusion_op,
-                                               opts.kernel_size, opts.beta,
-                                               opts.rank)
-        self.lshare = nn.ModuleDict({
-            f'b{b}': LShareAffine(width(b))
-            for b in layout.lshare_blocks
-        })
+                self.fusions[key] = fusion_cls(
+                    width(b), opts.fusion_op, opts.kernel_size, opts.beta,
+                    opts.rank)
+        self.lshare = nn.ModuleDict(
+            {f'b{b}': LShareAffine(width(b))
+             for b in layout.lshare_blocks})
         self.bridges = nn.ModuleDict()
         for s in layout.bridge_stages:
             if opts.bridge == 'patch_merging':
                 self.bridges[f's{s}'] = LearnedPatchMergingBridge(dims[s])
             elif opts.bridge != 'frozen_patch_merging':
-                groups = {'group': dims[s] // opts.bridge_group_width,
-                          'depthwise': dims[s], 'conv': 1}[opts.bridge]
+                groups = {
+                    'group': dims[s] // opts.bridge_group_width,
+                    'depthwise': dims[s],
+                    'conv': 1
+                }[opts.bridge]
                 self.bridges[f's{s}'] = ConvBridge(dims[s], groups)
 
     def read(self, block, z, h):

@@ -44,8 +44,11 @@ class PretrainedSwinTransformer(BaseModule):
             is accepted and ignored: the layout is detected from the file.
     """
 
-    def __init__(self, frozen: bool = False, lean_checkpoint: bool = True,
-                 init_cfg: Optional[dict] = None, **swin_args):
+    def __init__(self,
+                 frozen: bool = False,
+                 lean_checkpoint: bool = True,
+                 init_cfg: Optional[dict] = None,
+                 **swin_args):
         super().__init__(init_cfg=None)
         swin_args.pop('convert_weights', None)
         if swin_args.get('pretrained'):
@@ -89,9 +92,10 @@ class PretrainedSwinTransformer(BaseModule):
         else:
             print_log(
                 f'{type(self).__name__}: no pretrained checkpoint '
-                f'(init_cfg=None): the Swin keeps its random initialisation'
-                + (' and stays frozen' if self.frozen else ''),
-                logger='current', level=30)
+                f'(init_cfg=None): the Swin keeps its random initialisation' +
+                (' and stays frozen' if self.frozen else ''),
+                logger='current',
+                level=30)
         self._is_init = True
 
     def load_pretrained(self, filename: Optional[str] = None):
@@ -124,7 +128,9 @@ class PretrainedSwinTransformer(BaseModule):
                     f'{type(self).__name__}: the frozen Swin did not come '
                     f'from a file (init_cfg=None), so checkpoints hold it in '
                     f'full (lean checkpoints need a trunk that can be '
-                    f'restored from its file)', logger='current', level=30)
+                    f'restored from its file)',
+                    logger='current',
+                    level=30)
             return
         for key in self.trunk_keys:
             destination.pop(prefix + 'swin.' + key, None)
@@ -183,8 +189,8 @@ class PretrainedSwinTransformer(BaseModule):
     def _fill_trunk(self, state_dict, prefix):
         """The trunk's current weights into a state dict that lacks them, so
         the Swin's modules load them like any other key."""
-        state_dict.update((prefix + 'swin.' + k, v)
-                          for k, v in self.trunk_state().items())
+        state_dict.update(
+            (prefix + 'swin.' + k, v) for k, v in self.trunk_state().items())
 
     # -- pieces of Swin's forward, shared by every variant -----------------
     def embed(self, x):
@@ -195,8 +201,8 @@ class PretrainedSwinTransformer(BaseModule):
 
     def stage_output(self, stage: int, x, hw_shape):
         out = getattr(self.swin, f'norm{stage}')(x)
-        return out.view(-1, *hw_shape, self.channels[stage]).permute(
-            0, 3, 1, 2).contiguous()
+        return out.view(-1, *hw_shape,
+                        self.channels[stage]).permute(0, 3, 1, 2).contiguous()
 
     def trunk_context(self):
         """Frozen trunk code runs without building an autograd graph."""

@@ -77,8 +77,11 @@ def find_swin(state_dict: Dict, filename: str):
         found = _SWIN_KEY.match(key)
         if found and isinstance(value, torch.Tensor):
             groups.setdefault(found.group(1), {})[found.group(2)] = value
-    trunks = {p: sd for p, sd in groups.items()
-              if any(k.startswith(('stages.', 'layers.')) for k in sd)}
+    trunks = {
+        p: sd
+        for p, sd in groups.items() if any(
+            k.startswith(('stages.', 'layers.')) for k in sd)
+    }
     if len(trunks) > 1:
         raise CheckpointLayoutError(
             f'{filename}: Swin weights under several prefixes '
@@ -103,15 +106,20 @@ def find_swin(state_dict: Dict, filename: str):
 def lean_trunk_record(state_dict: Dict) -> Optional[dict]:
     """The frozen-trunk record of a dtl_mm lean checkpoint (no Swin weights,
     ``source`` and ``sha256`` of the file they came from), else None."""
-    records = [decode_trunk_record(v) for k, v in state_dict.items()
-               if k.endswith(EXTRA_STATE)]
+    records = [
+        decode_trunk_record(v) for k, v in state_dict.items()
+        if k.endswith(EXTRA_STATE)
+    ]
     records = [r for r in records if r]
-    has_swin = any(_SWIN_KEY.match(k) and ('stages.' in k or 'layers.' in k)
-                   for k in state_dict)
+    has_swin = any(
+        _SWIN_KEY.match(k) and ('stages.' in k or 'layers.' in k)
+        for k in state_dict)
     return records[0] if records and not has_swin else None
 
 
-def load_swin_weights(swin: nn.Module, filename: str, logger='current',
+def load_swin_weights(swin: nn.Module,
+                      filename: str,
+                      logger='current',
                       keys: Optional[Iterable[str]] = None) -> Dict:
     """Fill every Swin parameter (of ``keys``, default: all of ``swin``'s
     state) from ``filename`` or raise.
@@ -137,8 +145,8 @@ def load_swin_weights(swin: nn.Module, filename: str, logger='current',
     if mismatched:
         raise CheckpointLayoutError(
             f'{filename}: {len(mismatched)} Swin weight(s) have the wrong '
-            f'shape for this config (another Swin size or window size?): '
-            + '; '.join(mismatched[:5]))
+            f'shape for this config (another Swin size or window size?): ' +
+            '; '.join(mismatched[:5]))
     missing = sorted(params - set(sd))
     defaulted = [k for k in missing if _OUTPUT_NORM.match(k)]
     missing = [k for k in missing if not _OUTPUT_NORM.match(k)]
@@ -150,17 +158,20 @@ def load_swin_weights(swin: nn.Module, filename: str, logger='current',
     filled = OrderedDict((k, v) for k, v in sd.items() if k in target)
     swin.load_state_dict(filled, strict=False)
     ignored += len(set(sd) - set(target))
-    report = dict(layout=layout, filled=len(set(filled) & params),
-                  defaulted=defaulted, ignored=ignored,
-                  # target's tensors share storage with the loaded weights
-                  sha256=swin_fingerprint(target))
+    report = dict(
+        layout=layout,
+        filled=len(set(filled) & params),
+        defaulted=defaulted,
+        ignored=ignored,
+        # target's tensors share storage with the loaded weights
+        sha256=swin_fingerprint(target))
     print_log(
         f'Loaded Swin weights from {filename} ({layout} layout): filled '
-        f'{report["filled"]}/{len(params)} backbone parameter tensors'
-        + (f'; {len(defaulted)} output-norm tensors keep LayerNorm init '
-           f'(not part of a classification checkpoint)' if defaulted else '')
-        + (f'; ignored {ignored} other keys of the file'
-           if ignored else ''), logger=logger)
+        f'{report["filled"]}/{len(params)} backbone parameter tensors' +
+        (f'; {len(defaulted)} output-norm tensors keep LayerNorm init '
+         f'(not part of a classification checkpoint)' if defaulted else '') +
+        (f'; ignored {ignored} other keys of the file' if ignored else ''),
+        logger=logger)
     return report
 
 
@@ -171,8 +182,10 @@ def _load_via_lean_record(swin, filename, record, logger, keys):
         raise CheckpointLayoutError(
             f'{filename}: a lean dtl_mm checkpoint: it holds no Swin weights '
             f'and names no other file to take them from')
-    print_log(f'{filename} is a lean checkpoint: taking its frozen Swin '
-              f'from {source}', logger=logger)
+    print_log(
+        f'{filename} is a lean checkpoint: taking its frozen Swin '
+        f'from {source}',
+        logger=logger)
     report = load_swin_weights(swin, source, logger, keys)
     if report['sha256'] != record.get('sha256'):
         raise CheckpointLayoutError(

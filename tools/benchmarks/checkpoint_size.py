@@ -1,6 +1,7 @@
 """File size and save time of full vs lean checkpoints, at the real sizes.
 
-    python tools/benchmarks/checkpoint_size.py --out docs/benchmarks/checkpoints
+    python tools/benchmarks/checkpoint_size.py \
+        --out docs/benchmarks/checkpoints
 
 Builds the DTLv2-LS model of each family (COCO Cascade Mask R-CNN Swin-B,
 VOC RetinaNet Swin-L, ADE20K UperNet Swin-L) from its shipped config with
@@ -11,26 +12,27 @@ full and lean, with and without optimizer state. Writes results.md and
 results.json to --out.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import tempfile
 import time
 
 import torch
+from measure import FAMILIES, save_results
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                         weights_to_cpu)
 
 import dtl_mm  # noqa: F401  (registers the backbones)
-from measure import FAMILIES, save_results
 from dtl_mm.models import swin_fingerprint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-LABELS = {'coco': 'COCO Cascade Mask R-CNN, Swin-B',
-          'voc': 'VOC RetinaNet, Swin-L',
-          'ade20k': 'ADE20K UperNet, Swin-L'}
+LABELS = {
+    'coco': 'COCO Cascade Mask R-CNN, Swin-B',
+    'voc': 'VOC RetinaNet, Swin-L',
+    'ade20k': 'ADE20K UperNet, Swin-L'
+}
 
 
 def build(family):
@@ -55,8 +57,9 @@ def build(family):
 def save(model, optimizer, lean, with_optimizer, path):
     model.backbone.lean_checkpoint = lean
     start = time.perf_counter()
-    checkpoint = dict(meta=dict(epoch=1, iter=1),
-                      state_dict=weights_to_cpu(get_state_dict(model)))
+    checkpoint = dict(
+        meta=dict(epoch=1, iter=1),
+        state_dict=weights_to_cpu(get_state_dict(model)))
     if with_optimizer:
         checkpoint['optimizer'] = optimizer.state_dict()
     save_checkpoint(checkpoint, path)
@@ -69,34 +72,41 @@ def save(model, optimizer, lean, with_optimizer, path):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', required=True)
-    p.add_argument('--family', nargs='+', default=list(FAMILIES),
-                   choices=list(FAMILIES))
+    p.add_argument(
+        '--family', nargs='+', default=list(FAMILIES), choices=list(FAMILIES))
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     rows = []
-    with tempfile.TemporaryDirectory(dir=args.out if osp.isdir(args.out)
-                                     else None) as tmp:
+    with tempfile.TemporaryDirectory(
+            dir=args.out if osp.isdir(args.out) else None) as tmp:
         for family in args.family:
             model, optimizer = build(family)
             for lean in (False, True):
                 for with_opt in (True, False):
                     size, seconds = save(model, optimizer, lean, with_opt,
                                          osp.join(tmp, 'ckpt.pth'))
-                    rows.append(dict(family=family, lean=lean,
-                                     optimizer=with_opt, bytes=size,
-                                     seconds=round(seconds, 3)))
+                    rows.append(
+                        dict(
+                            family=family,
+                            lean=lean,
+                            optimizer=with_opt,
+                            bytes=size,
+                            seconds=round(seconds, 3)))
                     print(rows[-1], flush=True)
             del model, optimizer
-    lines = ['| model (DTLv2-LS) | checkpoint | with optimizer state | '
-             'without |', '|---|---|---|---|']
+    lines = [
+        '| model (DTLv2-LS) | checkpoint | with optimizer state | '
+        'without |', '|---|---|---|---|'
+    ]
     for family in args.family:
         for lean in (False, True):
-            cells = {r['optimizer']: r for r in rows
-                     if r['family'] == family and r['lean'] == lean}
-            lines.append(
-                f'| {LABELS[family]} | '
-                f'{"lean" if lean else "full"} | '
-                + ' | '.join(f'{cells[o]["bytes"] / 2**20:.1f} MiB, saved '
+            cells = {
+                r['optimizer']: r
+                for r in rows if r['family'] == family and r['lean'] == lean
+            }
+            lines.append(f'| {LABELS[family]} | '
+                         f'{"lean" if lean else "full"} | ' + ' | '.join(
+                             f'{cells[o]["bytes"] / 2**20:.1f} MiB, saved '
                              f'in {cells[o]["seconds"]:.2f} s'
                              for o in (True, False)) + ' |')
     save_results(args.out, '\n'.join(lines), rows)

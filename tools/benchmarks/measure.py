@@ -13,7 +13,6 @@ import time
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from dtl_mm import paper_results
 from dtl_mm.param_count import count_parameters
@@ -25,25 +24,30 @@ VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
             'dtlv2', 'dtlv2-ls', 'dtlv2-ls+cp')
 # the shipped config of each variant; the input size is the paper's
 FAMILIES = {
-    'coco': dict(
+    'coco':
+    dict(
         config='configs/coco/cascade-mask-rcnn_swin-b_{}_fpn_3x_coco.py',
         size=paper_results.TABLES['coco']['size']),
-    'voc': dict(
+    'voc':
+    dict(
         config='configs/voc/retinanet_swin-l_{}_fpn_voc0712.py',
         size=paper_results.TABLES['voc']['size']),
-    'ade20k': dict(
+    'ade20k':
+    dict(
         config='configs/ade20k/upernet_swin-l_{}_160k_ade20k-512x512.py',
         size=paper_results.TABLES['ade20k']['size']),
 }
 
 
-def load_variant_config(family, variant, backbone_overrides=None,
+def load_variant_config(family,
+                        variant,
+                        backbone_overrides=None,
                         model_overrides=None):
     """The shipped config of ``variant`` (a '+cp' suffix turns on
     activation checkpointing of the blocks autograd goes through)."""
     base, _, extra = variant.partition('+')
-    cfg = Config.fromfile(osp.join(ROOT, FAMILIES[family]['config'].format(
-        base)))
+    cfg = Config.fromfile(
+        osp.join(ROOT, FAMILIES[family]['config'].format(base)))
     cfg.model.backbone.init_cfg = None  # random weights measure the same
     if extra == 'cp':
         cfg.model.backbone.with_cp = True
@@ -59,12 +63,18 @@ def synthetic_batch(cfg, batch, size, seed=0):
     them; the same for every variant of a family."""
     g = torch.Generator().manual_seed(seed)
     h, w = size
-    inputs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8,
-                            generator=g) for _ in range(batch)]
+    inputs = [
+        torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+        for _ in range(batch)
+    ]
     samples = []
     for _ in range(batch):
-        meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                    scale_factor=(1.0, 1.0), flip=False)
+        meta = dict(
+            img_shape=(h, w),
+            ori_shape=(h, w),
+            pad_shape=(h, w),
+            scale_factor=(1.0, 1.0),
+            flip=False)
         if cfg.default_scope == 'mmdet':
             from mmdet.structures import DetDataSample
             from mmdet.structures.mask import BitmapMasks
@@ -74,8 +84,8 @@ def synthetic_batch(cfg, batch, size, seed=0):
             wh = (torch.rand(n, 2, generator=g) * 0.25 + 0.05) * \
                 torch.tensor([w, h])
             boxes = torch.cat([xy, xy + wh], 1)
-            inst = InstanceData(bboxes=boxes, labels=torch.randint(
-                0, 20, (n, ), generator=g))
+            inst = InstanceData(
+                bboxes=boxes, labels=torch.randint(0, 20, (n, ), generator=g))
             if cfg.model.get('roi_head', {}).get('mask_head') is not None:
                 masks = torch.zeros(n, h, w, dtype=torch.uint8)
                 for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
@@ -87,8 +97,8 @@ def synthetic_batch(cfg, batch, size, seed=0):
             from mmengine.structures import PixelData
             from mmseg.structures import SegDataSample
             s = SegDataSample(metainfo=meta)
-            s.gt_sem_seg = PixelData(data=torch.randint(
-                0, 150, (1, h, w), generator=g))
+            s.gt_sem_seg = PixelData(
+                data=torch.randint(0, 150, (1, h, w), generator=g))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -147,8 +157,8 @@ def saved_for_backward(step):
     step.model.zero_grad(set_to_none=True)
     backbone = sum(n for n, b in seen.values() if b)
     rest = sum(n for n, b in seen.values() if not b)
-    return dict(saved_backbone=backbone, saved_rest=rest,
-                saved_total=backbone + rest)
+    return dict(
+        saved_backbone=backbone, saved_rest=rest, saved_total=backbone + rest)
 
 
 class RSSPeak:
@@ -209,7 +219,11 @@ def step_time(step, warmup=1, repeats=3):
 
 
 @torch.no_grad()
-def backbone_throughput(model, device, size, batches=(1, 4, 16), repeats=3,
+def backbone_throughput(model,
+                        device,
+                        size,
+                        batches=(1, 4, 16),
+                        repeats=3,
                         amp=True):
     """Images per second through the backbone alone (paper Table 16: mixed
     precision on a GPU; fp32 on the CPU)."""
@@ -217,9 +231,10 @@ def backbone_throughput(model, device, size, batches=(1, 4, 16), repeats=3,
     out = {}
     for bs in batches:
         x = torch.randn(bs, 3, *size, device=device)
-        ctx = torch.autocast('cuda', dtype=torch.float16) if (
-            amp and device.type == 'cuda') else torch.autocast(
-                'cpu', enabled=False)
+        ctx = torch.autocast(
+            'cuda', dtype=torch.float16) if (
+                amp and device.type == 'cuda') else torch.autocast(
+                    'cpu', enabled=False)
         with ctx:
             backbone(x)  # warm-up
             if device.type == 'cuda':
@@ -235,9 +250,16 @@ def backbone_throughput(model, device, size, batches=(1, 4, 16), repeats=3,
     return out
 
 
-def measure(family, variant, device='cpu', batch=2, size=None,
-            infer_size=None, infer_batches=(1, 4, 16), repeats=3,
-            backbone_overrides=None, model_overrides=None,
+def measure(family,
+            variant,
+            device='cpu',
+            batch=2,
+            size=None,
+            infer_size=None,
+            infer_batches=(1, 4, 16),
+            repeats=3,
+            backbone_overrides=None,
+            model_overrides=None,
             what=('params', 'saved', 'peak', 'time', 'throughput')):
     """All figures of one variant, as a flat dict."""
     device = torch.device(device)
@@ -247,13 +269,17 @@ def measure(family, variant, device='cpu', batch=2, size=None,
                               model_overrides)
     model = build_model(cfg)
     counts = count_parameters(model)
-    row = dict(family=family, variant=variant, device=str(device),
-               batch=batch, size=list(size),
-               params_backbone_side=counts['backbone (Swin)']['trainable'] +
-               counts['side network']['trainable'],
-               params_trainable=sum(c['trainable'] for c in counts.values()),
-               params_total=sum(c['trainable'] + c['frozen']
-                                for c in counts.values()))
+    row = dict(
+        family=family,
+        variant=variant,
+        device=str(device),
+        batch=batch,
+        size=list(size),
+        params_backbone_side=counts['backbone (Swin)']['trainable'] +
+        counts['side network']['trainable'],
+        params_trainable=sum(c['trainable'] for c in counts.values()),
+        params_total=sum(c['trainable'] + c['frozen']
+                         for c in counts.values()))
     step = _Step(model, synthetic_batch(cfg, batch, size), device)
     if 'peak' in what:  # first, so no earlier step's buffers are around
         row.update(peak_memory(step))
@@ -263,9 +289,9 @@ def measure(family, variant, device='cpu', batch=2, size=None,
         row['step_time_s'] = step_time(step, repeats=repeats)
     if 'throughput' in what:
         step.optim = None
-        row.update(backbone_throughput(
-            model, device, tuple(infer_size or size), infer_batches,
-            repeats))
+        row.update(
+            backbone_throughput(model, device, tuple(infer_size or size),
+                                infer_batches, repeats))
     return row
 
 

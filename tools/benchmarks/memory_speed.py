@@ -27,30 +27,44 @@ from dtl_mm import paper_results
 from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
 
 
-
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', help='folder for the results')
-    p.add_argument('--family', nargs='+', default=list(FAMILIES),
-                   choices=list(FAMILIES))
-    p.add_argument('--variants', nargs='+', default=list(VARIANTS),
-                   choices=list(VARIANTS))
+    p.add_argument(
+        '--family', nargs='+', default=list(FAMILIES), choices=list(FAMILIES))
+    p.add_argument(
+        '--variants',
+        nargs='+',
+        default=list(VARIANTS),
+        choices=list(VARIANTS))
     p.add_argument('--device', default='cpu')
     p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--scale', type=float, default=1.0,
-                   help='multiply the paper input sizes (quick CPU runs)')
+    p.add_argument(
+        '--scale',
+        type=float,
+        default=1.0,
+        help='multiply the paper input sizes (quick CPU runs)')
     p.add_argument('--infer-batches', type=int, nargs='+', default=[1, 4, 16])
     p.add_argument('--repeats', type=int, default=3)
-    p.add_argument('--tiny', action='store_true',
-                   help='a small Swin instead of Swin-B/L (smoke test)')
-    p.add_argument('--torch-focal-loss', action='store_true',
-                   help="mmdet's PyTorch focal loss on the GPU, for an mmcv "
-                   'built without CUDA ops (RetinaNet)')
-    p.add_argument('--replot', metavar='DIR',
-                   help='only redraw DIR/memory_params.png from '
-                   'DIR/results.json')
-    p.add_argument('--worker', nargs=2, metavar=('FAMILY', 'VARIANT'),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        '--tiny',
+        action='store_true',
+        help='a small Swin instead of Swin-B/L (smoke test)')
+    p.add_argument(
+        '--torch-focal-loss',
+        action='store_true',
+        help="mmdet's PyTorch focal loss on the GPU, for an mmcv "
+        'built without CUDA ops (RetinaNet)')
+    p.add_argument(
+        '--replot',
+        metavar='DIR',
+        help='only redraw DIR/memory_params.png from '
+        'DIR/results.json')
+    p.add_argument(
+        '--worker',
+        nargs=2,
+        metavar=('FAMILY', 'VARIANT'),
+        help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -78,16 +92,28 @@ def run_worker(args):
     neck = None
     if args.tiny:  # keep neck / head inputs consistent with the small Swin
         chans = TINY_SWIN_CHANNELS
-        neck = {'coco': {'model.neck.in_channels': chans},
-                'voc': {'model.neck.in_channels': chans[1:]},
-                'ade20k': {'model.decode_head.in_channels': chans,
-                           'model.auxiliary_head.in_channels': chans[2]}
-                }[family]
-    row = measure(family, variant, args.device, args.batch,
-                  scaled(FAMILIES[family]['size'], args.scale),
-                  infer_batches=args.infer_batches, repeats=args.repeats,
-                  backbone_overrides=TINY_SWIN if args.tiny else None,
-                  model_overrides=neck)
+        neck = {
+            'coco': {
+                'model.neck.in_channels': chans
+            },
+            'voc': {
+                'model.neck.in_channels': chans[1:]
+            },
+            'ade20k': {
+                'model.decode_head.in_channels': chans,
+                'model.auxiliary_head.in_channels': chans[2]
+            }
+        }[family]
+    row = measure(
+        family,
+        variant,
+        args.device,
+        args.batch,
+        scaled(FAMILIES[family]['size'], args.scale),
+        infer_batches=args.infer_batches,
+        repeats=args.repeats,
+        backbone_overrides=TINY_SWIN if args.tiny else None,
+        model_overrides=neck)
     print('RESULT ' + json.dumps(row), flush=True)
 
 
@@ -112,17 +138,18 @@ def ratio(row, full, key):
 def table(family, rows):
     full = next((r for r in rows if r['variant'] == 'full'), None)
     r0 = rows[0]
-    out = [f'### {family}: {paper_results.describe(family)}, '
-           f'batch {r0["batch"]}'
-           f', {r0["size"][0]}x{r0["size"][1]}, {r0["device"]}', '',
-           '| variant | #p side (M) | #p trainable (M) | saved for backward '
-           'backbone / rest / total (MB) | saved ÷ full | peak (MB) | '
-           'peak ÷ full | rise in step (MB) | rise ÷ full | step (s) | '
-           'step ÷ full | img/s bs ' +
-           '/'.join(str(k[len('throughput_bs'):]) for k in r0
-                    if k.startswith('throughput_bs')) +
-           ' | paper #p (M) | paper #m (GB) |',
-           '|---' * 13 + '|']
+    out = [
+        f'### {family}: {paper_results.describe(family)}, '
+        f'batch {r0["batch"]}'
+        f', {r0["size"][0]}x{r0["size"][1]}, {r0["device"]}', '',
+        '| variant | #p side (M) | #p trainable (M) | saved for backward '
+        'backbone / rest / total (MB) | saved ÷ full | peak (MB) | '
+        'peak ÷ full | rise in step (MB) | rise ÷ full | step (s) | '
+        'step ÷ full | img/s bs ' + '/'.join(
+            str(k[len('throughput_bs'):])
+            for k in r0 if k.startswith('throughput_bs')) +
+        ' | paper #p (M) | paper #m (GB) |', '|---' * 13 + '|'
+    ]
     for r in rows:
         mb = 2**20
         thr = '/'.join(f'{v:.3g}' for k, v in r.items()
@@ -152,35 +179,46 @@ def chart(results, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fams = list(results)
-    fig, axes = plt.subplots(4, len(fams), figsize=(5.5 * len(fams), 13),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        4, len(fams), figsize=(5.5 * len(fams), 13), squeeze=False)
     mb = 2**20
     for j, fam in enumerate(fams):
         rows = results[fam]
         r0 = rows[0]
         names = [r['variant'] for r in rows]
-        colors = ['tab:red' if n.startswith('dtl') else 'tab:gray'
-                  for n in names]
+        colors = [
+            'tab:red' if n.startswith('dtl') else 'tab:gray' for n in names
+        ]
         on_gpu = r0['device'].startswith('cuda')
         where = (f'{fam}, batch {r0["batch"]} at {r0["size"][0]}x'
                  f'{r0["size"][1]}, {"GPU" if on_gpu else "CPU"}')
         ax = axes[0][j]
-        bars = ax.bar(names, [r['params_backbone_side'] / 1e6 for r in rows],
-                      color=colors)
+        bars = ax.bar(
+            names, [r['params_backbone_side'] / 1e6 for r in rows],
+            color=colors)
         ax.bar_label(bars, fmt='%.2f', fontsize=7)
-        ax.set_title(f'{where}\nbackbone-side trainable parameters (M)',
-                     fontsize=9)
+        ax.set_title(
+            f'{where}\nbackbone-side trainable parameters (M)', fontsize=9)
         ax = axes[1][j]
         back = [r['saved_backbone'] / mb for r in rows]
         rest = [r['saved_rest'] / mb for r in rows]
         ax.bar(names, back, color=colors, label='backbone')
-        bars = ax.bar(names, rest, bottom=back, color='tab:blue', alpha=0.5,
-                      label='rest of the model')
-        ax.bar_label(bars, labels=[f'{b:.0f}/{r:.0f}'
-                                   for b, r in zip(back, rest)], fontsize=6)
+        bars = ax.bar(
+            names,
+            rest,
+            bottom=back,
+            color='tab:blue',
+            alpha=0.5,
+            label='rest of the model')
+        ax.bar_label(
+            bars,
+            labels=[f'{b:.0f}/{r:.0f}' for b, r in zip(back, rest)],
+            fontsize=6)
         ax.legend(fontsize=7)
-        ax.set_title('saved for backward in one training step (MB): '
-                     'backbone / rest', fontsize=9)
+        ax.set_title(
+            'saved for backward in one training step (MB): '
+            'backbone / rest',
+            fontsize=9)
         ax = axes[2][j]
         key, label = (('peak_bytes', 'peak GPU memory of one training step '
                        '(MB)') if on_gpu else
@@ -206,8 +244,8 @@ def main():
         return run_worker(args)
     if args.replot:
         with open(osp.join(args.replot, 'results.json')) as f:
-            return chart(json.load(f),
-                         osp.join(args.replot, 'memory_params.png'))
+            return chart(
+                json.load(f), osp.join(args.replot, 'memory_params.png'))
     if not args.out:
         sys.exit('--out is required')
     os.makedirs(args.out, exist_ok=True)

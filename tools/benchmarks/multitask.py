@@ -27,13 +27,13 @@ import sys
 import time
 
 import torch
+from measure import ROOT, RSSPeak, save_results
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
-from dtl_mm.runner_setup import build_model
-from measure import ROOT, RSSPeak, save_results
 from dtl_mm.inferencer import samples_for
 from dtl_mm.multitask import MultiTaskModel
+from dtl_mm.runner_setup import build_model
 
 TASKS = (  # name, config, scope
     ('voc', 'configs/voc/retinanet_swin-l_dtlv2-ls_fpn_voc0712.py', 'mmdet'),
@@ -52,15 +52,21 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', required=True, help='folder for the results')
     p.add_argument('--device', default='cpu')
-    p.add_argument('--scale', type=float, default=1.0,
-                   help='multiply the input size (quick CPU runs)')
-    p.add_argument('--batch', type=int, default=2,
-                   help='batch size of the throughput figure')
+    p.add_argument(
+        '--scale',
+        type=float,
+        default=1.0,
+        help='multiply the input size (quick CPU runs)')
+    p.add_argument(
+        '--batch',
+        type=int,
+        default=2,
+        help='batch size of the throughput figure')
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--ks', type=int, nargs='+', default=[1, 2, 3, 4])
     p.add_argument('--ms', type=int, nargs='+', default=[7, 13, 19])
-    p.add_argument('--worker', nargs=2, metavar=('K', 'M'),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        '--worker', nargs=2, metavar=('K', 'M'), help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -83,7 +89,8 @@ def build_tasks(k, m=None):
             swin = model.backbone.swin.state_dict()
         own = model.backbone.swin.state_dict()
         model.backbone.swin.load_state_dict(
-            {n: swin[n] if n in swin else v for n, v in own.items()})
+            {n: swin[n] if n in swin else v
+             for n, v in own.items()})
         with torch.no_grad():  # non-zero side networks
             for p in model.backbone.csn.parameters():
                 p.normal_(0, 0.02)
@@ -96,16 +103,20 @@ def make_batch(models, batch, size, device):
     inputs = torch.randn(batch, 3, *size, generator=g).to(device)
     meta = dict(img_shape=size, ori_shape=size, scale_factor=(1.0, 1.0))
     base = [BaseDataElement(metainfo=meta) for _ in range(batch)]
-    return inputs, {name: samples_for(SCOPES[name], base, inputs)
-                    for name in models}
+    return inputs, {
+        name: samples_for(SCOPES[name], base, inputs)
+        for name in models
+    }
 
 
 def timed_pair(fns, device, repeats):
     """Median wall time of each function, calls interleaved so that a busy
     machine slows every variant alike (one warm-up call each first)."""
+
     def sync():
         if device.type == 'cuda':
             torch.cuda.synchronize()
+
     times = {key: [] for key in fns}
     for i in range(repeats + 1):
         for key, fn in fns.items():
@@ -169,44 +180,54 @@ def run_worker(args):
 
     def separate_predict(inputs, samples):
         with torch.no_grad():
-            return {n: separate[n](inputs, samples[n], mode='predict')
-                    for n in names}
+            return {
+                n: separate[n](inputs, samples[n], mode='predict')
+                for n in names
+            }
 
     def shared_backbones(x):
         with torch.no_grad():
             state = mt.shared_trunk(x)
-            return [mt.models[n].backbone.backbone.forward_rest(state)
-                    for n in names]
+            return [
+                mt.models[n].backbone.backbone.forward_rest(state)
+                for n in names
+            ]
 
     def separate_backbones(x):
         with torch.no_grad():
             return [separate[n].backbone(x) for n in names]
 
     one = make_batch(separate, 1, size, device)
-    row = dict(k=k, m=m, size=list(size), device=str(device),
-               shared_blocks=mt.shared_blocks,
-               total_blocks=sum(model0.depths),
-               params_shared=unique_param_bytes(mt),
-               params_separate=unique_param_bytes(
-                   torch.nn.ModuleList(separate.values())),
-               rise_shared=peak_rise(lambda: shared_predict(*one), device),
-               rise_separate=peak_rise(lambda: separate_predict(*one),
-                                       device),
-               identical=identical(shared_predict(*one),
-                                   separate_predict(*one)))
-    t = timed_pair(dict(
-        shared=lambda: shared_predict(*one),
-        separate=lambda: separate_predict(*one),
-        shared_backbones=lambda: shared_backbones(one[0]),
-        separate_backbones=lambda: separate_backbones(one[0]),
-        trunk=lambda: mt.shared_trunk(one[0]),
-        backbone=lambda: model0(one[0])), device, args.repeats)
+    row = dict(
+        k=k,
+        m=m,
+        size=list(size),
+        device=str(device),
+        shared_blocks=mt.shared_blocks,
+        total_blocks=sum(model0.depths),
+        params_shared=unique_param_bytes(mt),
+        params_separate=unique_param_bytes(
+            torch.nn.ModuleList(separate.values())),
+        rise_shared=peak_rise(lambda: shared_predict(*one), device),
+        rise_separate=peak_rise(lambda: separate_predict(*one), device),
+        identical=identical(shared_predict(*one), separate_predict(*one)))
+    t = timed_pair(
+        dict(
+            shared=lambda: shared_predict(*one),
+            separate=lambda: separate_predict(*one),
+            shared_backbones=lambda: shared_backbones(one[0]),
+            separate_backbones=lambda: separate_backbones(one[0]),
+            trunk=lambda: mt.shared_trunk(one[0]),
+            backbone=lambda: model0(one[0])), device, args.repeats)
     row.update({f'{key}_s': v for key, v in t.items()})
     many = make_batch(separate, args.batch, size, device)
-    t = timed_pair(dict(shared=lambda: shared_predict(*many),
-                        separate=lambda: separate_predict(*many)), device, 1)
-    row.update(throughput_shared=args.batch / t['shared'],
-               throughput_separate=args.batch / t['separate'])
+    t = timed_pair(
+        dict(
+            shared=lambda: shared_predict(*many),
+            separate=lambda: separate_predict(*many)), device, 1)
+    row.update(
+        throughput_shared=args.batch / t['shared'],
+        throughput_separate=args.batch / t['separate'])
     os.makedirs(osp.dirname(kept), exist_ok=True)
     with open(kept, 'w') as f:
         f.write(json.dumps(row))
@@ -229,10 +250,15 @@ def identical(shared, alone):
 
 
 def run(args, k, m='default'):
-    cmd = [sys.executable, osp.abspath(__file__), '--out', args.out,
-           '--worker', str(k), str(m), '--device', args.device,
-           '--scale', str(args.scale), '--batch', str(args.batch),
-           '--repeats', str(args.repeats)]
+    cmd = [
+        sys.executable,
+        osp.abspath(__file__), '--out', args.out, '--worker',
+        str(k),
+        str(m), '--device', args.device, '--scale',
+        str(args.scale), '--batch',
+        str(args.batch), '--repeats',
+        str(args.repeats)
+    ]
     print(f'K={k} M={m} ...', flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
@@ -249,14 +275,15 @@ def tables(rows, sweep):
     mb = 2**20
     names = ', '.join(n for n, _, _ in TASKS)
     r0 = rows[0]
-    out = [f'### K tasks: shared trunk vs K separate models ({names}, '
-           f'added in this order), {r0["size"][0]}x{r0["size"][1]}, '
-           f'{r0["device"]}', '',
-           '| K | shared blocks | latency bs1 shared / separate (s) | '
-           'ratio | backbones only shared / separate (s) | ratio | '
-           'img/s shared / separate | weights shared / separate (MB) | '
-           'peak rise shared / separate (MB) | identical |',
-           '|---' * 10 + '|']
+    out = [
+        f'### K tasks: shared trunk vs K separate models ({names}, '
+        f'added in this order), {r0["size"][0]}x{r0["size"][1]}, '
+        f'{r0["device"]}', '',
+        '| K | shared blocks | latency bs1 shared / separate (s) | '
+        'ratio | backbones only shared / separate (s) | ratio | '
+        'img/s shared / separate | weights shared / separate (MB) | '
+        'peak rise shared / separate (MB) | identical |', '|---' * 10 + '|'
+    ]
     for r in rows:
         out.append(
             f'| {r["k"]} | 1..{r["shared_blocks"]} of {r["total_blocks"]} | '
@@ -272,18 +299,19 @@ def tables(rows, sweep):
             f'{r["rise_shared"] / mb:.0f} / {r["rise_separate"] / mb:.0f} | '
             f'{"yes" if r["identical"] else "NO"} |')
     first3 = ', '.join(n for n, _, _ in TASKS[:3])
-    out += ['', f'### First add-back block M ({first3})', '',
-            '| M | shared blocks | trunk ÷ one backbone (time) | latency '
-            'bs1 shared / separate (s) | ratio | backbones only ratio | '
-            'identical |', '|---' * 7 + '|']
+    out += [
+        '', f'### First add-back block M ({first3})', '',
+        '| M | shared blocks | trunk ÷ one backbone (time) | latency '
+        'bs1 shared / separate (s) | ratio | backbones only ratio | '
+        'identical |', '|---' * 7 + '|'
+    ]
     for m, r in sweep:
-        out.append(
-            f'| {m} | {r["shared_blocks"]} of {r["total_blocks"]} '
-            f'({r["shared_blocks"] / r["total_blocks"]:.0%}) | '
-            f'{r["trunk_s"] / r["backbone_s"]:.0%} | '
-            f'{r["shared_s"]:.2f} / {r["separate_s"]:.2f} | '
-            f'{ratio(r, "_s"):.2f} | {ratio(r, "_backbones_s"):.2f} | '
-            f'{"yes" if r["identical"] else "NO"} |')
+        out.append(f'| {m} | {r["shared_blocks"]} of {r["total_blocks"]} '
+                   f'({r["shared_blocks"] / r["total_blocks"]:.0%}) | '
+                   f'{r["trunk_s"] / r["backbone_s"]:.0%} | '
+                   f'{r["shared_s"]:.2f} / {r["separate_s"]:.2f} | '
+                   f'{ratio(r, "_s"):.2f} | {ratio(r, "_backbones_s"):.2f} | '
+                   f'{"yes" if r["identical"] else "NO"} |')
     return '\n'.join(out)
 
 
@@ -296,21 +324,33 @@ def chart(rows, sweep, path):
     for mode, colour in (('separate', 'tab:gray'), ('shared', 'tab:red')):
         for key, style, label in (('', '-o', 'whole models'),
                                   ('_backbones', '--s', 'backbones only')):
-            a.plot(ks, [r[f'{mode}{key}_s'] for r in rows], style,
-                   color=colour, label=f'{mode}: {label}')
+            a.plot(
+                ks, [r[f'{mode}{key}_s'] for r in rows],
+                style,
+                color=colour,
+                label=f'{mode}: {label}')
     a.set_xlabel('tasks K')
     a.set_ylabel('latency at batch 1 (s)')
     a.set_xticks(ks)
     a.legend(fontsize=8)
     a.set_title('K tasks on one Swin-L trunk', fontsize=10)
     x = range(len(sweep))
-    b.bar([i - 0.2 for i in x], [r['separate_s'] for _, r in sweep], 0.4,
-          color='tab:gray', label='3 separate models')
-    b.bar([i + 0.2 for i in x], [r['shared_s'] for _, r in sweep], 0.4,
-          color='tab:red', label='3 tasks, shared trunk')
+    b.bar([i - 0.2 for i in x], [r['separate_s'] for _, r in sweep],
+          0.4,
+          color='tab:gray',
+          label='3 separate models')
+    b.bar([i + 0.2 for i in x], [r['shared_s'] for _, r in sweep],
+          0.4,
+          color='tab:red',
+          label='3 tasks, shared trunk')
     for i, (_, r) in enumerate(sweep):
-        b.text(i + 0.2, r['shared_s'], f'{ratio(r, "_s"):.2f}x',
-               ha='center', va='bottom', fontsize=8)
+        b.text(
+            i + 0.2,
+            r['shared_s'],
+            f'{ratio(r, "_s"):.2f}x',
+            ha='center',
+            va='bottom',
+            fontsize=8)
     b.set_xticks(list(x), [f'M = {m}' for m, _ in sweep])
     b.set_ylabel('latency at batch 1 (s)')
     b.legend(fontsize=8)
@@ -325,9 +365,12 @@ def main():
         return run_worker(args)
     os.makedirs(args.out, exist_ok=True)
     rows = [run(args, k) for k in args.ks]
-    sweep = [(m, next(r for r in rows if r['k'] == 3)
-              if m == 13 and 3 in args.ks else run(args, 3, m))
-             for m in args.ms]  # 13: the configs' own M
+    sweep = [
+        (m,
+         next(r for r in rows
+              if r['k'] == 3) if m == 13 and 3 in args.ks else run(args, 3, m))
+        for m in args.ms
+    ]  # 13: the configs' own M
     save_results(args.out, tables(rows, sweep), dict(rows=rows, sweep=sweep),
                  (lambda path: chart(rows, sweep, path), 'multitask.png'))
 

@@ -41,18 +41,28 @@ def make_coco(root, n, rng):
         for _ in range(7):
             x, y = rng.uniform(0, 40, 2).round(2).tolist()
             poly = (np.array([x, y] * 12) + rng.uniform(0, 20, 24)).round(2)
-            anns.append(dict(id=len(anns) + 1, image_id=i,
-                             category_id=int(rng.integers(1, 81)),
-                             bbox=[x, y, 20.0, 20.0], area=400.0,
-                             iscrowd=0, segmentation=[poly.tolist()]))
+            anns.append(
+                dict(
+                    id=len(anns) + 1,
+                    image_id=i,
+                    category_id=int(rng.integers(1, 81)),
+                    bbox=[x, y, 20.0, 20.0],
+                    area=400.0,
+                    iscrowd=0,
+                    segmentation=[poly.tolist()]))
     cats = [dict(id=k + 1, name=c) for k, c in enumerate(names)]
     os.makedirs(osp.join(root, 'annotations'))
     with open(osp.join(root, 'annotations', 'train.json'), 'w') as f:
         json.dump(dict(images=images, annotations=anns, categories=cats), f)
-    return Config(dict(default_scope='mmdet', train_dataloader=dict(
-        dataset=dict(type='CocoDataset', data_root=root,
-                     ann_file='annotations/train.json',
-                     data_prefix=dict(img='train2017/')))))
+    return Config(
+        dict(
+            default_scope='mmdet',
+            train_dataloader=dict(
+                dataset=dict(
+                    type='CocoDataset',
+                    data_root=root,
+                    ann_file='annotations/train.json',
+                    data_prefix=dict(img='train2017/')))))
 
 
 def make_ade(root, n, rng):
@@ -65,10 +75,15 @@ def make_ade(root, n, rng):
         img.save(osp.join(root, 'images', f'{i:08d}.jpg'))
         Image.fromarray(np.roll(label, i, 0)).save(
             osp.join(root, 'annotations', f'{i:08d}.png'))
-    return Config(dict(default_scope='mmseg', train_dataloader=dict(
-        dataset=dict(type='ADE20KDataset', data_root=root,
-                     data_prefix=dict(img_path='images',
-                                      seg_map_path='annotations')))))
+    return Config(
+        dict(
+            default_scope='mmseg',
+            train_dataloader=dict(
+                dataset=dict(
+                    type='ADE20KDataset',
+                    data_root=root,
+                    data_prefix=dict(
+                        img_path='images', seg_map_path='annotations')))))
 
 
 def timed(cfg):
@@ -79,24 +94,30 @@ def timed(cfg):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--images', type=int, default=10000,
-                   help='COCO-like images to generate')
-    p.add_argument('--labels', type=int, default=1000,
-                   help='ADE20K-like 512x512 label maps to generate')
+    p.add_argument(
+        '--images',
+        type=int,
+        default=10000,
+        help='COCO-like images to generate')
+    p.add_argument(
+        '--labels',
+        type=int,
+        default=1000,
+        help='ADE20K-like 512x512 label maps to generate')
     args = p.parse_args()
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ['DTL_MM_CACHE_DIR'] = osp.join(tmp, 'cache')
-        for name, make, n, full in (
-                ('COCO-like', make_coco, args.images, COCO_IMAGES),
-                ('ADE20K-like', make_ade, args.labels, ADE_IMAGES)):
+        for name, make, n, full in (('COCO-like', make_coco, args.images,
+                                     COCO_IMAGES), ('ADE20K-like', make_ade,
+                                                    args.labels, ADE_IMAGES)):
             t = time.perf_counter()
             cfg = make(osp.join(tmp, name), n, rng)
             made = time.perf_counter() - t
             first, second = timed(cfg), timed(cfg)
-            rows.append((name, n, made, first, second, full,
-                         first * full / n, second * full / n))
+            rows.append((name, n, made, first, second, full, first * full / n,
+                         second * full / n))
     print(f'{"data set":12} {"files":>7} {"write s":>8} {"check s":>8} '
           f'{"cached s":>8} | {"full":>7} {"check s":>8} {"cached s":>8}')
     for name, n, made, first, second, full, ffirst, fsecond in rows:
