@@ -16,7 +16,6 @@ import time
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/demo/cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py'
@@ -62,10 +61,10 @@ def metrics(output):
 def save_untrained(cfg, path):
     """The model exactly as training starts it (same seed, same init)."""
     from mmengine.runner import set_random_seed
-    init_default_scope(cfg.default_scope)
-    from mmdet.registry import MODELS
+
+    from dtl_mm.runner_setup import build_model
     set_random_seed(cfg.randomness.seed)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     model.init_weights()
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
 
