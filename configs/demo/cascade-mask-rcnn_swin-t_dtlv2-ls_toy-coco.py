@@ -51,8 +51,14 @@ model = dict(
             in_channels=__width,
             conv_out_channels=__width,
             num_classes=len(__classes))),
-    # a handful of shapes per image needs few proposals
-    train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200)),
+    # a handful of shapes per image needs few proposals, and few sampled
+    # RoIs per stage (512 in the recipe): the RoI heads dominate a CPU step
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=500, max_per_img=200),
+        rcnn=[
+            dict(stage, sampler=dict(stage.sampler, num=128))
+            for stage in _base_.model.train_cfg.rcnn
+        ]),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200)))
 
 __scale = (160, 128)
