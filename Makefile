@@ -1,12 +1,14 @@
 # One command each; all install what is missing first (nothing twice).
 #   make demo         - toy COCO data, DTLv2-LS training + evaluation on CPU
 #   make test         - the test suite (STACK=pinned|onedl|torch2.1|installed)
+#   make test-fast    - the unit tests only (not the end-to-end runs of the
+#                       tools marked slow): under a minute on 2 cores
 #   make test-matrix  - the compatibility subset on every tested stack, each
 #                       in its own venv under ~/.cache/dtl_mm/venvs
 SHELL := /bin/bash
 STACK ?= pinned
 
-.PHONY: install demo test test-matrix
+.PHONY: install demo test test-fast test-matrix
 install:
 	@bash tools/install.sh --stack $(STACK) >/dev/null
 
@@ -17,6 +19,10 @@ demo:
 test:
 	@py="$$(bash tools/install.sh --stack $(STACK) --tests | tail -n 1)" && \
 	  "$$py" -m pytest -q tests $(PYTEST_ARGS)
+
+test-fast:
+	@py="$$(bash tools/install.sh --stack $(STACK) --tests | tail -n 1)" && \
+	  "$$py" -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
 test-matrix:
 	@bash tools/test_matrix.sh $(STACKS)

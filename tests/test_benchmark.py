@@ -5,6 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from measure import measure
 from tool_utils import ROOT
 
@@ -17,7 +18,7 @@ def test_saved_bytes_order_fixed_dtl_petl_full():
     saved = {}
     for variant in ('full', 'fixed', 'lora', 'adapter', 'adaptformer',
                     'dtlv2-ls', 'dtlv2-ls+cp'):
-        row = measure('voc', variant, size=(192, 320), what=('saved', ),
+        row = measure('voc', variant, size=(96, 160), what=('saved', ),
                       backbone_overrides=TINY, model_overrides=NECK)
         saved[variant] = row['saved_backbone'], row['saved_total']
         assert row['saved_rest'] > 0
@@ -31,6 +32,7 @@ def test_saved_bytes_order_fixed_dtl_petl_full():
     assert total['dtlv2-ls+cp'] < total['dtlv2-ls']
 
 
+@pytest.mark.slow  # the benchmark script, end to end
 def test_benchmark_script_end_to_end(tmp_path):
     out = tmp_path / 'bench'
     proc = subprocess.run(

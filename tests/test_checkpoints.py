@@ -22,7 +22,10 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import (CheckpointLoader, get_state_dict,
                                         save_checkpoint)
-from swin_utils import plain_swin, to_microsoft_layout
+from PIL import Image
+from swin_utils import plain_swin, skip_random_init, to_microsoft_layout
+from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
+                        run_tool, tool)
 
 from dtl_mm.checkpoint import (CheckpointError, _restricted_pickle,
                                cached_checkpoint_path, load_checkpoint_file)
@@ -30,9 +33,6 @@ from dtl_mm.checkpoint_schemes import unsafe_schemes
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            swin_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
-from dtl_mm.toy_data_writer import MAKERS
-from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
-                        run_tool, tool)
 
 # the VOC demo config's small Swin
 DEMO_SWIN = dict(embed_dims=32, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8],
@@ -75,7 +75,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for it
+    thread = threading.Thread(target=srv.serve_forever, daemon=True,
+                              kwargs=dict(poll_interval=0.05))
     thread.start()
     yield srv
     srv.shutdown()
@@ -120,7 +122,8 @@ def test_shipped_config_url_downloads_once_and_fills_every_weight(
 
     init_default_scope('mmdet')
     for _ in range(2):
-        backbone = MODELS.build(cfg.model.backbone)
+        with skip_random_init():  # the file's values replace them
+            backbone = MODELS.build(cfg.model.backbone)
         backbone.init_weights()
         got = backbone.trunk_state()
         for k, v in source.state_dict().items():
@@ -176,8 +179,9 @@ def test_code_running_checkpoint_from_url_is_refused(
     assert not (tmp_path / 'PWNED_BY_CHECKPOINT').exists()
 
 
+@pytest.mark.slow
 def test_tools_refuse_code_running_checkpoint_url(workspace, server,
-                                                   torch_home):
+                                                  torch_home):
     torch.save({'state_dict': {}, 'x': _RunsCode()}, workspace / 'evil.pth')
     server.files['/evil.pth'] = file_bytes(workspace / 'evil.pth')
     url = server.url('/evil.pth')
@@ -192,6 +196,7 @@ def test_tools_refuse_code_running_checkpoint_url(workspace, server,
 
 
 # ---------------------------------------------------- safe, every torch
+@pytest.mark.slow
 def test_restricted_unpickler_for_old_torch(lean_run, monkeypatch):
     """torch < 2.4 has no add_safe_globals: our own allow-list applies."""
     monkeypatch.delattr(torch.serialization, 'add_safe_globals')
@@ -251,11 +256,9 @@ def run_failing(ws, script, *args, env=None):
 
 
 @pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-    ws = tmp_path_factory.mktemp('ckpt_ws')
-    for name in ('voc', 'ade20k'):
-        MAKERS[name](str(ws / 'data' / 'toy' / name), n_train=8, n_val=4)
-    return ws
+def workspace(toy_workspace):
+    """The session's folder of toy data (conftest.toy_workspace)."""
+    return toy_workspace
 
 
 def pretrained_config(ws, task, pretrained, name):
@@ -290,6 +293,7 @@ def lean_run(workspace):
                 pretrained=ws / 'swin_demo.pth')
 
 
+@pytest.mark.slow
 def test_lean_checkpoint_holds_what_training_changed(lean_run):
     lean = load_checkpoint_file(str(lean_run['lean']))
     full = load_checkpoint_file(str(lean_run['full']))
@@ -309,19 +313,38 @@ def test_lean_checkpoint_holds_what_training_changed(lean_run):
         lean_run['full'])
 
 
+@pytest.mark.slow
 def test_lean_and_full_checkpoints_evaluate_the_same(lean_run):
     ws, cfg = lean_run['ws'], lean_run['cfg']
     own = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
-    results = []
-    for script, ckpt in ((tool('test.py'), lean_run['lean']),
-                         (tool('test.py'), lean_run['full']),
-                         (own, lean_run['lean'])):
+    results, preds = [], []
+    for i, (script, ckpt) in enumerate(((tool('test.py'), lean_run['lean']),
+                                        (tool('test.py'), lean_run['full']),
+                                        (own, lean_run['lean']))):
+        pkl = ws / f'eval_{i}.pkl'
+        # every box kept (a barely trained model scores low)
         out = run_tool(ws, script, cfg, str(ckpt), '--work-dir',
-                       str(ws / 'eval'))
+                       str(ws / 'eval'), '--out', str(pkl), '--cfg-options',
+                       'model.test_cfg.score_thr=0.0')
         results.append(metrics_in(out, METRIC_KEYS['voc']))
+        with open(pkl, 'rb') as f:
+            preds.append(pickle.load(f))
     assert results[0] == results[1] == results[2]
+    # so short a training scores 0 mAP with any Swin weights, so equal mAPs
+    # prove little: the predictions themselves, every box, score and label,
+    # must agree
+    assert len(preds[0]) == 4
+    for other in preds[1:]:
+        assert len(other) == 4
+        for a, b in zip(preds[0], other):
+            assert a['img_path'] == b['img_path']
+            assert len(a['pred_instances']['scores']) > 0
+            for key in ('bboxes', 'scores', 'labels'):
+                assert torch.equal(a['pred_instances'][key],
+                                   b['pred_instances'][key]), key
 
 
+@pytest.mark.slow
 def test_det_inferencer_with_lean_checkpoint(lean_run, monkeypatch):
     """mmdet's own DetInferencer completes a lean checkpoint too."""
     from mmdet.apis import DetInferencer
@@ -338,6 +361,7 @@ def test_det_inferencer_with_lean_checkpoint(lean_run, monkeypatch):
     assert preds[0]['bboxes'] and preds[0] == preds[1]
 
 
+@pytest.mark.slow
 def test_lean_segmentor_checkpoint_in_mmseg_own_tool(lean_run):
     ws = lean_run['ws']
     cfg = pretrained_config(ws, 'ade20k', lean_run['pretrained'], 'ade_pre')
@@ -351,15 +375,30 @@ def test_lean_segmentor_checkpoint_in_mmseg_own_tool(lean_run):
              str(ws / 'ade_full.pth'), '--to', 'full')
     full = next(ws.glob('ade_full-*.pth'))
     own = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
-    results = [
-        metrics_in(run_tool(ws, script, cfg, str(ckpt), '--work-dir',
-                            str(ws / 'eval_ade')), METRIC_KEYS['ade20k'])
-        for script, ckpt in ((tool('test.py'), lean), (own, lean),
-                             (tool('test.py'), full))
-    ]
+    results, maps = [], []
+    for i, (script, ckpt) in enumerate(((tool('test.py'), lean),
+                                        (own, lean), (tool('test.py'), full))):
+        out_dir = ws / f'eval_ade_maps_{i}'
+        results.append(metrics_in(
+            run_tool(ws, script, cfg, str(ckpt), '--work-dir',
+                     str(ws / 'eval_ade'), '--out', str(out_dir)),
+            METRIC_KEYS['ade20k']))
+        maps.append({p.name: np.asarray(Image.open(p))
+                     for p in sorted(out_dir.glob('*.png'))})
     assert results[0] == results[1] == results[2]
+    # so short a training scores 0 mIoU with any Swin weights, so equal
+    # mIoUs prove little: the label maps themselves must agree, pixel for
+    # pixel
+    assert len(maps[0]) == 4
+    # (and they tell weights apart: not one class everywhere)
+    assert len(np.unique(np.stack(list(maps[0].values())))) > 1
+    for other in maps[1:]:
+        assert other.keys() == maps[0].keys()
+        for name, label in maps[0].items():
+            assert np.array_equal(other[name], label), name
 
 
+@pytest.mark.slow
 def test_lean_checkpoint_refuses_another_pretrained_file(lean_run):
     ws = lean_run['ws']
     state = torch.load(lean_run['pretrained'], weights_only=True)
@@ -377,6 +416,7 @@ def test_lean_checkpoint_refuses_another_pretrained_file(lean_run):
     assert 'lean checkpoint' in out and 'no pretrained file' in out
 
 
+@pytest.mark.slow
 def test_resume_from_lean_equals_resume_from_full(lean_run):
     ws, cfg = lean_run['ws'], lean_run['cfg']
     finals = []
@@ -384,13 +424,20 @@ def test_resume_from_lean_equals_resume_from_full(lean_run):
         wd = ws / f'resume_{name}'
         wd.mkdir()
         shutil.copy(lean_run[name], wd / 'epoch_1.pth')
-        run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
-                 '--resume', str(wd / 'epoch_1.pth'), '--cfg-options',
-                 *SHORT['voc'], 'train_cfg.max_epochs=2',
-                 'randomness.seed=1')  # the data order of a fresh sampler
+        out = run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
+                       '--resume', str(wd / 'epoch_1.pth'), '--cfg-options',
+                       *SHORT['voc'], 'train_cfg.max_epochs=2',
+                       # the data order of a fresh sampler
+                       'randomness.seed=1')
+        assert 'resumed epoch: 1, iter: 2' in out
         finals.append(load_checkpoint_file(str(wd / 'epoch_2.pth')))
     (a, b) = finals
     assert a['meta']['iter'] == b['meta']['iter'] == 4
+    # both went on with the optimizer state of the checkpoint (AdamW's step
+    # count from 2), not with a new one, which would also agree
+    for ckpt in (a, b):
+        assert {int(s['step']) for s in
+                ckpt['optimizer']['state'].values()} == {4}
     assert set(a['state_dict']) == set(b['state_dict'])
     for k, v in a['state_dict'].items():
         if isinstance(v, torch.Tensor):
@@ -400,6 +447,7 @@ def test_resume_from_lean_equals_resume_from_full(lean_run):
                            ['exp_avg'])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['lean', 'full', 'ddp', 'mmdet'])
 def test_our_and_other_model_checkpoints_as_pretrained(lean_run, kind,
                                                        tmp_path):
@@ -436,6 +484,7 @@ def build_and_save(config, scope, path, **backbone):
                     str(path))
 
 
+@pytest.mark.slow
 def test_checkpoints_of_another_model_are_refused_everywhere(workspace):
     ws = workspace
     wide = ws / 'wide_backbone.pth'  # another embed width

@@ -10,6 +10,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from tool_utils import ROOT
 
 INSTALL = osp.join(ROOT, 'tools', 'install.sh')
@@ -27,6 +28,7 @@ def run_install(*args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@pytest.mark.slow  # tools/install.sh's whole check, end to end
 def test_installed_stack_checks_without_changing_anything():
     rc, out, err = run_install('--stack', 'installed')
     assert rc == 0, err

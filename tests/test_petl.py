@@ -1,4 +1,4 @@
-"""PETL baselines: frozen Swin, gradients, sizes, identity at init (issue 4)."""
+"""PETL baselines: frozen Swin, gradients, sizes, identity at init."""
 import copy
 
 import pytest

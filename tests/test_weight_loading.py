@@ -1,5 +1,5 @@
 """Pretrained weights in both layouts; missing / misshapen weights raise;
-mmengine checkpoints load safely on torch >= 2.6 (issue 2, test 6)."""
+mmengine checkpoints load safely on torch >= 2.6."""
 import collections
 import os
 
@@ -139,5 +139,6 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
     path = save(tmp_path, 'good.pth', {'state_dict': {'w': torch.ones(1000)}})
     data = open(path, 'rb').read()
     open(path, 'wb').write(data[:len(data) // 2])
-    with pytest.raises(CheckpointError, match='good.pth.*truncated or corrupt'):
+    with pytest.raises(CheckpointError,
+                       match='good.pth.*truncated or corrupt'):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
