@@ -2,8 +2,15 @@ import os
 import sys
 import tempfile
 
-import pytest
-import torch
+# Idle OpenMP threads sleep rather than spin (before torch loads OpenMP;
+# the tools the tests run inherit it). On a machine whose cores are busy
+# with other work, spinning threads wait for each other's time slices at
+# every parallel region: a small Swin's forward took 100x longer, a short
+# training 5x. The results are the same either way.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # the tests' helpers, and the benchmark scripts' measurement module
@@ -15,6 +22,77 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 os.environ['DTL_MM_CACHE_DIR'] = tempfile.mkdtemp(prefix='dtl_mm_cache_')
 
 
+def _cache_external_config_lookup():
+    """mmengine looks an ``mmdet::`` / ``mmseg::`` base config up (every
+    shipped config has one) by reading the library's model index and all
+    its metafiles, again for each config parsed: most of the time of
+    Config.fromfile. The answer (a metafile entry, or the ValueError after
+    which mmengine takes the path as it is) cannot change during a test
+    session, so it is worked out once per (library, config)."""
+    from mmengine.config import utils
+    lookup = getattr(utils, '_get_cfg_metainfo', None)
+    if lookup is None or getattr(lookup, 'memo', None) is not None:
+        return
+    memo = {}
+
+    def cached(package_path, cfg_path):
+        key = (package_path, cfg_path)
+        if key not in memo:
+            try:
+                memo[key] = (lookup(package_path, cfg_path), None)
+            except ValueError as e:
+                memo[key] = (None, e)
+        found, error = memo[key]
+        if error is not None:
+            raise ValueError(*error.args)
+        return found
+
+    cached.memo = memo
+    utils._get_cfg_metainfo = cached
+
+
+_cache_external_config_lookup()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# ------------------------------------ shared end-to-end runs of the tools
+@pytest.fixture(scope='session')
+def toy_workspace(tmp_path_factory):
+    """A folder with data/toy/{coco,voc,ade20k} (8 training and 4
+    validation images each) where the tools run, as a user runs them from
+    the folder that holds data/. Shared by the whole session: a test writes
+    only into a work dir or file of its own name there (or under its
+    tmp_path)."""
+    from dtl_mm.toy_data_writer import MAKERS
+    ws = tmp_path_factory.mktemp('toy_ws')
+    for name, make in MAKERS.items():
+        make(str(ws / 'data' / 'toy' / name), n_train=8, n_val=4)
+    return ws
+
+
+@pytest.fixture(scope='session')
+def short_run(toy_workspace):
+    """``short_run(task)``: the work dir of one short training of the
+    task's demo config (tool_utils.SHORT) in toy_workspace. Each task trains
+    once, on first use, and every test that only reads the run's outputs
+    (tools/test.py, the libraries' own test tools, conversion, resuming in
+    a copy) shares it; a test that changes the work dir works on a copy
+    (tool_utils.copy_run)."""
+    from tool_utils import FINAL, train
+    runs = {}
+
+    def get(task):
+        if task not in runs:
+            wd = toy_workspace / f'wd_{task}'
+            out = train(toy_workspace, task, wd)
+            assert 'Parameters (trainable / frozen)' in out
+            assert (wd / 'last_checkpoint').read_text() == str(wd /
+                                                               FINAL[task])
+            runs[task] = wd
+        return runs[task]
+
+    return get

@@ -1,4 +1,6 @@
 """Small Swin models and synthetic checkpoints for the tests."""
+import contextlib
+
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
 
@@ -13,6 +15,29 @@ SWIN_L = dict(swin_presets.SWIN_L, init_cfg=None)
 
 def plain_swin(**kw):
     return SwinTransformer(**dict(TINY, **kw))
+
+
+@contextlib.contextmanager
+def skip_random_init():
+    """Models built inside keep torch.empty's contents instead of drawing
+    random initial values. For tests that look only at a model's structure
+    (which parts exist, their sizes, what trains): drawing ~200 M random
+    numbers is most of the time of building a Swin-B/L detector."""
+    names = ('uniform_', 'normal_')
+    own = {
+        n: torch.Tensor.__dict__[n]
+        for n in names if n in torch.Tensor.__dict__
+    }
+    for n in names:
+        setattr(torch.Tensor, n, lambda self, *args, **kwargs: self)
+    try:
+        yield
+    finally:
+        for n in names:
+            if n in own:
+                setattr(torch.Tensor, n, own[n])
+            else:
+                delattr(torch.Tensor, n)
 
 
 def randomise(module, std=0.05):

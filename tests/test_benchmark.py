@@ -5,6 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from measure import measure
 from tool_utils import ROOT
 
@@ -17,8 +18,13 @@ def test_saved_bytes_order_fixed_dtl_petl_full():
     saved = {}
     for variant in ('full', 'fixed', 'lora', 'adapter', 'adaptformer',
                     'dtlv2-ls', 'dtlv2-ls+cp'):
-        row = measure('voc', variant, size=(192, 320), what=('saved', ),
-                      backbone_overrides=TINY_SWIN, model_overrides=NECK)
+        row = measure(
+            'voc',
+            variant,
+            size=(96, 160),
+            what=('saved', ),
+            backbone_overrides=TINY_SWIN,
+            model_overrides=NECK)
         saved[variant] = row['saved_backbone'], row['saved_total']
         assert row['saved_rest'] > 0
     total = {k: v[1] for k, v in saved.items()}
@@ -31,15 +37,20 @@ def test_saved_bytes_order_fixed_dtl_petl_full():
     assert total['dtlv2-ls+cp'] < total['dtlv2-ls']
 
 
+@pytest.mark.slow  # the benchmark script, end to end
 def test_benchmark_script_end_to_end(tmp_path):
     out = tmp_path / 'bench'
-    proc = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools/benchmarks/memory_speed.py'),
-         '--out', str(out), '--tiny', '--family', 'voc', '--variants',
-         'full', 'dtlv2-ls', '--scale', '0.2', '--infer-batches', '1', '2',
-         '--repeats', '1'],
-        capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools/benchmarks/memory_speed.py'), '--out',
+        str(out), '--tiny', '--family', 'voc', '--variants', 'full',
+        'dtlv2-ls', '--scale', '0.2', '--infer-batches', '1', '2', '--repeats',
+        '1'
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=600,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / 'results.json').read_text())
     rows = results['voc']

@@ -22,7 +22,10 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import (CheckpointLoader, get_state_dict,
                                         save_checkpoint)
-from swin_utils import plain_swin, to_microsoft_layout
+from PIL import Image
+from swin_utils import plain_swin, skip_random_init, to_microsoft_layout
+from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
+                        run_tool, tool)
 
 from dtl_mm.checkpoint import (CheckpointError, _restricted_pickle,
                                cached_checkpoint_path, load_checkpoint_file)
@@ -31,9 +34,6 @@ from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            swin_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
 from dtl_mm.swin_presets import TINY_SWIN
-from dtl_mm.toy_data_writer import MAKERS
-from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
-                        run_tool, tool)
 
 # the VOC demo config's small Swin
 DEMO_SWIN = dict(TINY_SWIN, out_indices=(1, 2, 3))
@@ -75,7 +75,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for it
+    thread = threading.Thread(
+        target=srv.serve_forever, daemon=True, kwargs=dict(poll_interval=0.05))
     thread.start()
     yield srv
     srv.shutdown()
@@ -110,17 +112,20 @@ def test_shipped_config_url_downloads_once_and_fills_every_weight(
     url = cfg.model.backbone.init_cfg.checkpoint
     assert url.startswith('https://github.com/')
     path = url[len('https://github.com'):]
-    swin_args = {k: cfg.model.backbone[k] for k in
-                 ('embed_dims', 'depths', 'num_heads', 'window_size')}
+    swin_args = {
+        k: cfg.model.backbone[k]
+        for k in ('embed_dims', 'depths', 'num_heads', 'window_size')
+    }
     source = plain_swin(**swin_args, drop_path_rate=0.0)
-    torch.save(to_microsoft_layout(source.state_dict()),
-               tmp_path / 'release.pth')
+    torch.save(
+        to_microsoft_layout(source.state_dict()), tmp_path / 'release.pth')
     server.files[path] = file_bytes(tmp_path / 'release.pth')
     cfg.model.backbone.init_cfg.checkpoint = server.url(path)
 
     init_default_scope('mmdet')
     for _ in range(2):
-        backbone = MODELS.build(cfg.model.backbone)
+        with skip_random_init():  # the file's values replace them
+            backbone = MODELS.build(cfg.model.backbone)
         backbone.init_weights()
         got = backbone.trunk_state()
         for k, v in source.state_dict().items():
@@ -136,22 +141,25 @@ class _RunsCode:
         return (os.system, ('touch PWNED_BY_CHECKPOINT', ))
 
 
-def test_truncated_download_is_an_error_and_not_cached(
-        tmp_path, server, torch_home):
+def test_truncated_download_is_an_error_and_not_cached(tmp_path, server,
+                                                       torch_home):
     torch.save({'state_dict': {'w': torch.ones(50000)}}, tmp_path / 'a.pth')
     server.files['/w/a.pth'] = file_bytes(tmp_path / 'a.pth')
     server.truncate.add('/w/a.pth')
     url = server.url('/w/a.pth')
-    with pytest.raises(CheckpointError, match=r'/w/a\.pth.*(incomplete|'
-                       r'interrupted).*nothing was cached at .*a\.pth'):
+    with pytest.raises(
+            CheckpointError,
+            match=r'/w/a\.pth.*(incomplete|'
+            r'interrupted).*nothing was cached at .*a\.pth'):
         load_checkpoint_file(url)
     assert not osp.exists(cached_checkpoint_path(url))
     assert os.listdir(osp.dirname(cached_checkpoint_path(url))) == []
     # a short file whose length matches: the zip archive check catches it
     server.truncate.clear()
     server.files['/w/a.pth'] = file_bytes(tmp_path / 'a.pth')[:-100]
-    with pytest.raises(CheckpointError, match='not valid.*nothing was '
-                       'cached'):
+    with pytest.raises(
+            CheckpointError, match='not valid.*nothing was '
+            'cached'):
         load_checkpoint_file(url)
     # the complete file then downloads and loads
     server.files['/w/a.pth'] = file_bytes(tmp_path / 'a.pth')
@@ -159,8 +167,8 @@ def test_truncated_download_is_an_error_and_not_cached(
     assert len(server.requests) == 3
 
 
-def test_code_running_checkpoint_from_url_is_refused(
-        tmp_path, server, torch_home, monkeypatch):
+def test_code_running_checkpoint_from_url_is_refused(tmp_path, server,
+                                                     torch_home, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save({'state_dict': {}, 'x': _RunsCode()}, tmp_path / 'evil.pth')
     server.files['/evil.pth'] = file_bytes(tmp_path / 'evil.pth')
@@ -176,22 +184,29 @@ def test_code_running_checkpoint_from_url_is_refused(
     assert not (tmp_path / 'PWNED_BY_CHECKPOINT').exists()
 
 
+@pytest.mark.slow
 def test_tools_refuse_code_running_checkpoint_url(workspace, server,
-                                                   torch_home):
+                                                  torch_home):
     torch.save({'state_dict': {}, 'x': _RunsCode()}, workspace / 'evil.pth')
     server.files['/evil.pth'] = file_bytes(workspace / 'evil.pth')
     url = server.url('/evil.pth')
     env = dict(TORCH_HOME=str(torch_home))
     for extra in (['--resume', url], ['--cfg-options', f'load_from={url}']):
-        out = run_failing(workspace, tool('train.py'),
-                          osp.join(ROOT, DEMO['voc']), '--work-dir',
-                          str(workspace / 'evil_wd'), *extra, env=env)
+        out = run_failing(
+            workspace,
+            tool('train.py'),
+            osp.join(ROOT, DEMO['voc']),
+            '--work-dir',
+            str(workspace / 'evil_wd'),
+            *extra,
+            env=env)
         assert url in out and 'refused' in out
         assert 'Epoch(train)' not in out
     assert not (workspace / 'PWNED_BY_CHECKPOINT').exists()
 
 
 # ---------------------------------------------------- safe, every torch
+@pytest.mark.slow
 def test_restricted_unpickler_for_old_torch(lean_run, monkeypatch):
     """torch < 2.4 has no add_safe_globals: our own allow-list applies."""
     monkeypatch.delattr(torch.serialization, 'add_safe_globals')
@@ -231,41 +246,43 @@ def test_numpy_arrays_load_under_both_numpy_module_names(tmp_path):
 
 def test_random_bytes_and_plain_tensor_are_named_as_such(tmp_path):
     (tmp_path / 'noise.pth').write_bytes(os.urandom(4096))
-    with pytest.raises(CheckpointError, match='noise.pth: not a checkpoint '
-                       'file'):
+    with pytest.raises(
+            CheckpointError, match='noise.pth: not a checkpoint '
+            'file'):
         load_checkpoint_file(str(tmp_path / 'noise.pth'))
     torch.save(torch.ones(3), tmp_path / 'tensor.pth')
-    with pytest.raises(CheckpointError, match='tensor.pth: not a checkpoint:'
-                       ' it holds a Tensor'):
+    with pytest.raises(
+            CheckpointError,
+            match='tensor.pth: not a checkpoint:'
+            ' it holds a Tensor'):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'tensor.pth'))
 
 
 # ------------------------------------------- trained runs, full and lean
 def run_failing(ws, script, *args, env=None):
-    proc = subprocess.run([sys.executable, script, *args], cwd=ws,
-                          capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=ROOT,
-                                   **(env or {})))
+    proc = subprocess.run([sys.executable, script, *args],
+                          cwd=ws,
+                          capture_output=True,
+                          text=True,
+                          timeout=600,
+                          env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})))
     assert proc.returncode != 0, proc.stdout[-2000:]
     return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-    ws = tmp_path_factory.mktemp('ckpt_ws')
-    for name in ('voc', 'ade20k'):
-        MAKERS[name](str(ws / 'data' / 'toy' / name), n_train=8, n_val=4)
-    return ws
+def workspace(toy_workspace):
+    """The session's folder of toy data (conftest.toy_workspace)."""
+    return toy_workspace
 
 
 def pretrained_config(ws, task, pretrained, name):
     """What a user writes: the demo config with a pretrained Swin file."""
     path = ws / f'{name}.py'
-    path.write_text(
-        f'_base_ = {osp.join(ROOT, DEMO[task])!r}\n'
-        f'model = dict(backbone=dict(init_cfg=dict(_delete_=True, '
-        f'type="Pretrained", '
-        f'checkpoint={str(pretrained)!r})))\n')
+    path.write_text(f'_base_ = {osp.join(ROOT, DEMO[task])!r}\n'
+                    f'model = dict(backbone=dict(init_cfg=dict(_delete_=True, '
+                    f'type="Pretrained", '
+                    f'checkpoint={str(pretrained)!r})))\n')
     return str(path)
 
 
@@ -279,17 +296,23 @@ def lean_run(workspace):
     torch.save(to_microsoft_layout(swin.state_dict()), ws / 'swin_demo.pth')
     cfg = pretrained_config(ws, 'voc', ws / 'swin_demo.pth', 'voc_pre')
     wd = ws / 'wd_lean'
-    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
-             '--cfg-options', *SHORT['voc'], 'randomness.seed=1')
+    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd), '--cfg-options',
+             *SHORT['voc'], 'randomness.seed=1')
     out = run_tool(ws, tool('convert_checkpoint.py'), cfg,
-                   str(wd / 'epoch_1.pth'), str(ws / 'voc_full.pth'),
-                   '--to', 'full')
+                   str(wd / 'epoch_1.pth'), str(ws / 'voc_full.pth'), '--to',
+                   'full')
     full = next(ws.glob('voc_full-*.pth'))
     assert str(full) in out
-    return dict(ws=ws, cfg=cfg, wd=wd, lean=wd / 'epoch_1.pth', full=full,
-                pretrained=ws / 'swin_demo.pth')
+    return dict(
+        ws=ws,
+        cfg=cfg,
+        wd=wd,
+        lean=wd / 'epoch_1.pth',
+        full=full,
+        pretrained=ws / 'swin_demo.pth')
 
 
+@pytest.mark.slow
 def test_lean_checkpoint_holds_what_training_changed(lean_run):
     lean = load_checkpoint_file(str(lean_run['lean']))
     full = load_checkpoint_file(str(lean_run['full']))
@@ -301,27 +324,47 @@ def test_lean_checkpoint_holds_what_training_changed(lean_run):
     assert 'optimizer' in lean and 'param_schedulers' in lean
     record = decode_trunk_record(lean['state_dict']['backbone._extra_state'])
     assert record['source'] == str(lean_run['pretrained'])
-    backbone = DTLSwinTransformer(**DEMO_SWIN, init_cfg=dict(
-        type='Pretrained', checkpoint=str(lean_run['pretrained'])))
+    backbone = DTLSwinTransformer(
+        **DEMO_SWIN,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(lean_run['pretrained'])))
     backbone.init_weights()
     assert record['sha256'] == swin_fingerprint(backbone.trunk_state())
-    assert osp.getsize(lean_run['lean']) < 0.5 * osp.getsize(
-        lean_run['full'])
+    assert osp.getsize(lean_run['lean']) < 0.5 * osp.getsize(lean_run['full'])
 
 
+@pytest.mark.slow
 def test_lean_and_full_checkpoints_evaluate_the_same(lean_run):
     ws, cfg = lean_run['ws'], lean_run['cfg']
     own = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
-    results = []
-    for script, ckpt in ((tool('test.py'), lean_run['lean']),
-                         (tool('test.py'), lean_run['full']),
-                         (own, lean_run['lean'])):
+    results, preds = [], []
+    for i, (script, ckpt) in enumerate(
+        ((tool('test.py'), lean_run['lean']),
+         (tool('test.py'), lean_run['full']), (own, lean_run['lean']))):
+        pkl = ws / f'eval_{i}.pkl'
+        # every box kept (a barely trained model scores low)
         out = run_tool(ws, script, cfg, str(ckpt), '--work-dir',
-                       str(ws / 'eval'))
+                       str(ws / 'eval'), '--out', str(pkl), '--cfg-options',
+                       'model.test_cfg.score_thr=0.0')
         results.append(metrics_in(out, METRIC_KEYS['voc']))
+        with open(pkl, 'rb') as f:
+            preds.append(pickle.load(f))
     assert results[0] == results[1] == results[2]
+    # so short a training scores 0 mAP with any Swin weights, so equal mAPs
+    # prove little: the predictions themselves, every box, score and label,
+    # must agree
+    assert len(preds[0]) == 4
+    for other in preds[1:]:
+        assert len(other) == 4
+        for a, b in zip(preds[0], other):
+            assert a['img_path'] == b['img_path']
+            assert len(a['pred_instances']['scores']) > 0
+            for key in ('bboxes', 'scores', 'labels'):
+                assert torch.equal(a['pred_instances'][key],
+                                   b['pred_instances'][key]), key
 
 
+@pytest.mark.slow
 def test_det_inferencer_with_lean_checkpoint(lean_run, monkeypatch):
     """mmdet's own DetInferencer completes a lean checkpoint too."""
     from mmdet.apis import DetInferencer
@@ -338,12 +381,13 @@ def test_det_inferencer_with_lean_checkpoint(lean_run, monkeypatch):
     assert preds[0]['bboxes'] and preds[0] == preds[1]
 
 
+@pytest.mark.slow
 def test_lean_segmentor_checkpoint_in_mmseg_own_tool(lean_run):
     ws = lean_run['ws']
     cfg = pretrained_config(ws, 'ade20k', lean_run['pretrained'], 'ade_pre')
     wd = ws / 'wd_ade_lean'
-    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
-             '--cfg-options', *SHORT['ade20k'])
+    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd), '--cfg-options',
+             *SHORT['ade20k'])
     lean = wd / FINAL['ade20k']
     state = load_checkpoint_file(str(lean))['state_dict']
     assert not any(k.startswith('backbone.swin.') for k in state)
@@ -351,15 +395,33 @@ def test_lean_segmentor_checkpoint_in_mmseg_own_tool(lean_run):
              str(ws / 'ade_full.pth'), '--to', 'full')
     full = next(ws.glob('ade_full-*.pth'))
     own = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
-    results = [
-        metrics_in(run_tool(ws, script, cfg, str(ckpt), '--work-dir',
-                            str(ws / 'eval_ade')), METRIC_KEYS['ade20k'])
-        for script, ckpt in ((tool('test.py'), lean), (own, lean),
-                             (tool('test.py'), full))
-    ]
+    results, maps = [], []
+    for i, (script, ckpt) in enumerate(
+        ((tool('test.py'), lean), (own, lean), (tool('test.py'), full))):
+        out_dir = ws / f'eval_ade_maps_{i}'
+        results.append(
+            metrics_in(
+                run_tool(ws, script, cfg, str(ckpt), '--work-dir',
+                         str(ws / 'eval_ade'), '--out', str(out_dir)),
+                METRIC_KEYS['ade20k']))
+        maps.append({
+            p.name: np.asarray(Image.open(p))
+            for p in sorted(out_dir.glob('*.png'))
+        })
     assert results[0] == results[1] == results[2]
+    # so short a training scores 0 mIoU with any Swin weights, so equal
+    # mIoUs prove little: the label maps themselves must agree, pixel for
+    # pixel
+    assert len(maps[0]) == 4
+    # (and they tell weights apart: not one class everywhere)
+    assert len(np.unique(np.stack(list(maps[0].values())))) > 1
+    for other in maps[1:]:
+        assert other.keys() == maps[0].keys()
+        for name, label in maps[0].items():
+            assert np.array_equal(other[name], label), name
 
 
+@pytest.mark.slow
 def test_lean_checkpoint_refuses_another_pretrained_file(lean_run):
     ws = lean_run['ws']
     state = torch.load(lean_run['pretrained'], weights_only=True)
@@ -377,6 +439,7 @@ def test_lean_checkpoint_refuses_another_pretrained_file(lean_run):
     assert 'lean checkpoint' in out and 'no pretrained file' in out
 
 
+@pytest.mark.slow
 def test_resume_from_lean_equals_resume_from_full(lean_run):
     ws, cfg = lean_run['ws'], lean_run['cfg']
     finals = []
@@ -384,27 +447,45 @@ def test_resume_from_lean_equals_resume_from_full(lean_run):
         wd = ws / f'resume_{name}'
         wd.mkdir()
         shutil.copy(lean_run[name], wd / 'epoch_1.pth')
-        run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd),
-                 '--resume', str(wd / 'epoch_1.pth'), '--cfg-options',
-                 *SHORT['voc'], 'train_cfg.max_epochs=2',
-                 'randomness.seed=1')  # the data order of a fresh sampler
+        out = run_tool(
+            ws,
+            tool('train.py'),
+            cfg,
+            '--work-dir',
+            str(wd),
+            '--resume',
+            str(wd / 'epoch_1.pth'),
+            '--cfg-options',
+            *SHORT['voc'],
+            'train_cfg.max_epochs=2',
+            # the data order of a fresh sampler
+            'randomness.seed=1')
+        assert 'resumed epoch: 1, iter: 2' in out
         finals.append(load_checkpoint_file(str(wd / 'epoch_2.pth')))
     (a, b) = finals
     assert a['meta']['iter'] == b['meta']['iter'] == 4
+    # both went on with the optimizer state of the checkpoint (AdamW's step
+    # count from 2), not with a new one, which would also agree
+    for ckpt in (a, b):
+        assert {int(s['step'])
+                for s in ckpt['optimizer']['state'].values()} == {4}
     assert set(a['state_dict']) == set(b['state_dict'])
     for k, v in a['state_dict'].items():
         if isinstance(v, torch.Tensor):
             assert torch.equal(v, b['state_dict'][k]), k
     for pid, s in a['optimizer']['state'].items():
-        assert torch.equal(s['exp_avg'], b['optimizer']['state'][pid]
-                           ['exp_avg'])
+        assert torch.equal(s['exp_avg'],
+                           b['optimizer']['state'][pid]['exp_avg'])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['lean', 'full', 'ddp', 'mmdet'])
 def test_our_and_other_model_checkpoints_as_pretrained(lean_run, kind,
                                                        tmp_path):
-    reference = DTLSwinTransformer(**DEMO_SWIN, init_cfg=dict(
-        type='Pretrained', checkpoint=str(lean_run['pretrained'])))
+    reference = DTLSwinTransformer(
+        **DEMO_SWIN,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(lean_run['pretrained'])))
     reference.init_weights()
     full = load_checkpoint_file(str(lean_run['full']))['state_dict']
     if kind in ('lean', 'full'):
@@ -413,13 +494,14 @@ def test_our_and_other_model_checkpoints_as_pretrained(lean_run, kind,
         if kind == 'ddp':  # a whole model saved from its DDP wrapper
             state = {'module.' + k: v for k, v in full.items()}
         else:  # an mmdet Swin detector: backbone.stages.* beside the rest
-            state = {k.replace('backbone.swin.', 'backbone.'): v
-                     for k, v in full.items()
-                     if not k.startswith('backbone.csn.')}
+            state = {
+                k.replace('backbone.swin.', 'backbone.'): v
+                for k, v in full.items() if not k.startswith('backbone.csn.')
+            }
         source = str(tmp_path / f'{kind}.pth')
         torch.save({'state_dict': state}, source)
-    backbone = DTLSwinTransformer(**DEMO_SWIN, init_cfg=dict(
-        type='Pretrained', checkpoint=source))
+    backbone = DTLSwinTransformer(
+        **DEMO_SWIN, init_cfg=dict(type='Pretrained', checkpoint=source))
     backbone.init_weights()
     want = reference.trunk_state()
     for k, v in backbone.trunk_state().items():
@@ -432,10 +514,13 @@ def build_and_save(config, scope, path, **backbone):
     cfg.model.backbone.update(backbone)
     init_default_scope(scope)
     model = MODELS.build(cfg.model)
-    save_checkpoint({'meta': {}, 'state_dict': get_state_dict(model)},
-                    str(path))
+    save_checkpoint({
+        'meta': {},
+        'state_dict': get_state_dict(model)
+    }, str(path))
 
 
+@pytest.mark.slow
 def test_checkpoints_of_another_model_are_refused_everywhere(workspace):
     ws = workspace
     wide = ws / 'wide_backbone.pth'  # another embed width
@@ -445,10 +530,8 @@ def test_checkpoints_of_another_model_are_refused_everywhere(workspace):
     detector = ws / 'detector.pth'
     build_and_save(DEMO['voc'], 'mmdet', detector)
     voc, ade = osp.join(ROOT, DEMO['voc']), osp.join(ROOT, DEMO['ade20k'])
-    own_det = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
-                       'test.py')
-    own_seg = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools',
-                       'test.py')
+    own_det = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
+    own_seg = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
     cases = [
         (tool('test.py'), voc, wide, 'other shapes'),
         (tool('test.py'), voc, segmentor, 'decode_head'),
@@ -471,8 +554,7 @@ def test_checkpoints_of_another_model_are_refused_everywhere(workspace):
 
 def test_partial_swin_in_checkpoint_is_refused():
     backbone = DTLSwinTransformer(**DEMO_SWIN)
-    state = {'backbone.' + k: v for k, v in
-             backbone.state_dict().items()}
+    state = {'backbone.' + k: v for k, v in backbone.state_dict().items()}
     del state['backbone.swin.stages.2.blocks.1.attn.w_msa.qkv.weight']
     holder = torch.nn.Module()
     holder.backbone = DTLSwinTransformer(**DEMO_SWIN)

@@ -42,8 +42,7 @@ def test_module_from_another_distribution_resolves(monkeypatch):
 
 
 def test_unprovided_module_keeps_mmengine_error(monkeypatch):
-    table = dict(config_utils.MODULE2PACKAGE,
-                 mmnotthere='mmnotthere-dist')
+    table = dict(config_utils.MODULE2PACKAGE, mmnotthere='mmnotthere-dist')
     monkeypatch.setattr(config_utils, 'MODULE2PACKAGE', table)
     assert resolve_forked_config_packages() == {}
     assert table['mmnotthere'] == 'mmnotthere-dist'

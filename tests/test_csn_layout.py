@@ -24,28 +24,46 @@ def test_options_are_frozen():
 
 @pytest.mark.parametrize('variant,expected', [
     ('dtlv1',
-     dict(w_every=1, g_every=1, share='direct', csn='stage_local',
-          fusion='simple', fusion_op='dwconv', kernel_size=5)),
+     dict(
+         w_every=1,
+         g_every=1,
+         share='direct',
+         csn='stage_local',
+         fusion='simple',
+         fusion_op='dwconv',
+         kernel_size=5)),
     ('dtlv2',
-     dict(w_every=4, g_every=2, share='none', csn='unified',
-          fusion='enhanced', fusion_op='dwconv', kernel_size=3)),
+     dict(
+         w_every=4,
+         g_every=2,
+         share='none',
+         csn='unified',
+         fusion='enhanced',
+         fusion_op='dwconv',
+         kernel_size=3)),
     ('dtlv2-ls',
-     dict(w_every=4, g_every=2, share='lshare', csn='unified',
-          fusion='enhanced', fusion_op='dwconv', kernel_size=3)),
+     dict(
+         w_every=4,
+         g_every=2,
+         share='lshare',
+         csn='unified',
+         fusion='enhanced',
+         fusion_op='dwconv',
+         kernel_size=3)),
 ])
 def test_variant_defaults(variant, expected):
     opts = DTLOptions.for_variant(variant)
     assert opts.variant == variant
     assert {k: getattr(opts, k) for k in expected} == expected
     # the same for every variant
-    assert (opts.rank, opts.bridge, opts.bridge_group_width, opts.beta) == (
-        256, 'group', 4, 100.0)
+    assert (opts.rank, opts.bridge, opts.bridge_group_width,
+            opts.beta) == (256, 'group', 4, 100.0)
     assert opts.first_g_block is opts.w_blocks is opts.g_blocks is None
 
 
 def test_overrides_and_none_keeps_the_default():
-    opts = DTLOptions.for_variant('dtlv1', kernel_size=7, rank=None,
-                                  share='none')
+    opts = DTLOptions.for_variant(
+        'dtlv1', kernel_size=7, rank=None, share='none')
     assert (opts.kernel_size, opts.rank, opts.share) == (7, 256, 'none')
     assert opts.fusion == 'simple'  # not overridden: dtlv1's
 
@@ -63,8 +81,8 @@ def test_unknown_variant_names_the_field():
 
 
 def test_stage_of():
-    assert [stage_of(SMALL, b) for b in range(1, 13)] == (
-        [0, 0, 1, 1] + [2] * 6 + [3, 3])
+    assert [stage_of(SMALL, b)
+            for b in range(1, 13)] == ([0, 0, 1, 1] + [2] * 6 + [3, 3])
     with pytest.raises(IndexError):
         stage_of(SMALL, 13)
 
@@ -92,14 +110,18 @@ def test_the_feeds_rule_drops_dead_reads_and_refuses_starved_g():
     assert lay.w_blocks == tuple(range(5, 13))
     # an explicit w that feeds nothing, and a G that nothing feeds
     with pytest.raises(ValueError, match='`w_blocks`: block.*\\[2\\]'):
-        build_layout(SMALL, (8, 16, 32, 64), 'dtlv1', w_blocks=[2, 7],
-                     g_blocks=[7])
+        build_layout(
+            SMALL, (8, 16, 32, 64), 'dtlv1', w_blocks=[2, 7], g_blocks=[7])
     with pytest.raises(ValueError, match='`g_blocks`: block.*\\[11\\]'):
-        build_layout(SMALL, (8, 16, 32, 64), 'dtlv1', w_blocks=[7],
-                     g_blocks=[7, 11])
+        build_layout(
+            SMALL, (8, 16, 32, 64), 'dtlv1', w_blocks=[7], g_blocks=[7, 11])
     # the same positions are fine when h crosses stages
-    lay = build_layout(SMALL, (8, 16, 32, 64), 'dtlv1', csn='unified',
-                       w_blocks=[2, 7], g_blocks=[7, 11])
+    lay = build_layout(
+        SMALL, (8, 16, 32, 64),
+        'dtlv1',
+        csn='unified',
+        w_blocks=[2, 7],
+        g_blocks=[7, 11])
     assert lay.bridge_stages == (0, 1, 2)
 
 

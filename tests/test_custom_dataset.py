@@ -35,15 +35,18 @@ SEG_CONFIG = 'configs/custom/cracks_upernet_swin-b_dtlv2-ls.py'
 def guide_block(name):
     with open(GUIDE, encoding='utf-8') as f:
         text = f.read()
-    m = re.search(r'<!-- guide-test: ' + re.escape(name) +
-                  r' -->\n```\w*\n(.*?)```', text, re.S)
+    m = re.search(
+        r'<!-- guide-test: ' + re.escape(name) + r' -->\n```\w*\n(.*?)```',
+        text, re.S)
     assert m, f'no code block marked {name!r} in {GUIDE}'
     return m.group(1)
 
 
 def guide_commands(name):
-    return [ln for ln in guide_block(name).splitlines()
-            if ln.strip() and not ln.startswith('#')]
+    return [
+        ln for ln in guide_block(name).splitlines()
+        if ln.strip() and not ln.startswith('#')
+    ]
 
 
 def config_path(commands):
@@ -54,8 +57,8 @@ def config_path(commands):
 def small_config(real, base_block):
     """The guide's small config: the real one with its _base_ line
     replaced by the guide's."""
-    text, n = re.subn(r'^_base_ = .*$', base_block.strip(), real, count=1,
-                      flags=re.M)
+    text, n = re.subn(
+        r'^_base_ = .*$', base_block.strip(), real, count=1, flags=re.M)
     assert n == 1
     return text
 
@@ -79,8 +82,10 @@ def _polygon(kind, cx, cy, r, rng):
         d = np.array([np.cos(a), np.sin(a)])
         e = np.array([-np.sin(a), np.cos(a)])
         c = np.array([cx, cy], float)
-        pts = [c + s * r * d + t * 0.35 * r * e
-               for s, t in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        pts = [
+            c + s * r * d + t * 0.35 * r * e
+            for s, t in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+        ]
     else:  # a nut: a hexagon
         t = rng.uniform(0, np.pi / 3) + np.arange(6) * np.pi / 3
         pts = list(zip(cx + r * np.cos(t), cy + r * np.sin(t)))
@@ -110,19 +115,23 @@ def make_coco(root, n_train=4, n_val=2, seed=0):
                 x0, y0 = max(min(xs), 0), max(min(ys), 0)
                 w = min(max(xs), SIZE[0]) - x0
                 h = min(max(ys), SIZE[1]) - y0
-                anns.append(dict(
-                    id=len(anns) + 1, image_id=i + 1,
-                    category_id=DET_CLASSES.index(kind) + 1,
-                    bbox=[x0, y0, w, h], area=round(0.7 * w * h, 1),
-                    iscrowd=0, segmentation=[[c for p in poly for c in p]]))
+                anns.append(
+                    dict(
+                        id=len(anns) + 1,
+                        image_id=i + 1,
+                        category_id=DET_CLASSES.index(kind) + 1,
+                        bbox=[x0, y0, w, h],
+                        area=round(0.7 * w * h, 1),
+                        iscrowd=0,
+                        segmentation=[[c for p in poly for c in p]]))
             name = f'{i:04d}.jpg'
             img.save(osp.join(root, split, name), quality=95)
-            images.append(dict(id=i + 1, file_name=name, width=SIZE[0],
-                               height=SIZE[1]))
+            images.append(
+                dict(id=i + 1, file_name=name, width=SIZE[0], height=SIZE[1]))
         cats = [dict(id=j + 1, name=c) for j, c in enumerate(DET_CLASSES)]
         with open(osp.join(root, 'annotations', f'{split}.json'), 'w') as f:
-            json.dump(dict(images=images, annotations=anns,
-                           categories=cats), f)
+            json.dump(
+                dict(images=images, annotations=anns, categories=cats), f)
 
 
 def make_seg(root, n_train=4, n_val=2, seed=1):
@@ -145,8 +154,8 @@ def make_seg(root, n_train=4, n_val=2, seed=1):
             stain = [cx - 22, cy - 16, cx + 22, cy + 16]
             di.ellipse(stain, fill=(170, 120, 40))
             dl.ellipse(stain, fill=2)
-            img.save(osp.join(root, 'images', split, f'{i:04d}.jpg'),
-                     quality=95)
+            img.save(
+                osp.join(root, 'images', split, f'{i:04d}.jpg'), quality=95)
             label.save(osp.join(root, 'labels', split, f'{i:04d}.png'))
 
 
@@ -158,13 +167,12 @@ def make_workspace(ws):
     (ws / 'configs' / 'custom').mkdir(parents=True)
     for d in ('_base_', 'coco', 'voc', 'ade20k', 'demo'):
         os.symlink(osp.join(ROOT, 'configs', d), ws / 'configs' / d)
-    for real, name, base in (
-            (COCO_CONFIG, 'coco-config', 'coco-small-base'),
-            (SEG_CONFIG, 'seg-config', 'seg-small-base')):
+    for real, name, base in ((COCO_CONFIG, 'coco-config', 'coco-small-base'),
+                             (SEG_CONFIG, 'seg-config', 'seg-small-base')):
         text = guide_block(name)
         (ws / real).write_text(text)
-        small = config_path(guide_commands(name.replace('config',
-                                                        'small-commands')))
+        small = config_path(
+            guide_commands(name.replace('config', 'small-commands')))
         (ws / small).write_text(small_config(text, guide_block(base)))
     make_coco(str(ws / 'data' / 'parts'))
     make_seg(str(ws / 'data' / 'cracks'))
@@ -175,9 +183,12 @@ def run(ws, line):
     """One of the guide's command lines, with this python."""
     argv = shlex.split(line)
     assert argv[0] == 'python', line
-    proc = subprocess.run(
-        [sys.executable, *argv[1:]], cwd=ws, capture_output=True, text=True,
-        timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = subprocess.run([sys.executable, *argv[1:]],
+                          cwd=ws,
+                          capture_output=True,
+                          text=True,
+                          timeout=600,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -198,22 +209,25 @@ def test_guide_configs_set_every_head_and_split(tmp_path):
     """The real-size configs of the guide (not trained here: Swin-B from
     a URL) and their small versions: the user's classes in every head and
     dataset, the user's files in every split and evaluator."""
-    import dtl_mm  # noqa: F401  (mmseg:: base configs on the fork)
     from mmengine.config import Config
+
+    import dtl_mm  # noqa: F401  (mmseg:: base configs on the fork)
     ws = make_workspace(tmp_path)
     coco_small = config_path(guide_commands('coco-small-commands'))
     seg_small = config_path(guide_commands('seg-small-commands'))
     for path in (COCO_CONFIG, coco_small):
         cfg = Config.fromfile(str(ws / path))
-        heads = list(cfg.model.roi_head.bbox_head) + [
-            cfg.model.roi_head.mask_head]
+        heads = list(
+            cfg.model.roi_head.bbox_head) + [cfg.model.roi_head.mask_head]
         assert [h.num_classes for h in heads] == [2, 2, 2, 2]
-        for split, ann in (('train', 'train'), ('val', 'val'),
-                           ('test', 'val')):
+        for split, ann in (('train', 'train'), ('val', 'val'), ('test',
+                                                                'val')):
             ds = cfg[f'{split}_dataloader'].dataset
             assert ds.metainfo.classes == DET_CLASSES
-            assert (ds.data_root, ds.ann_file, ds.data_prefix.img) == (
-                'data/parts/', f'annotations/{ann}.json', f'{ann}/')
+            assert (ds.data_root, ds.ann_file,
+                    ds.data_prefix.img) == ('data/parts/',
+                                            f'annotations/{ann}.json',
+                                            f'{ann}/')
         for ev in (cfg.val_evaluator, cfg.test_evaluator):
             assert ev.ann_file == 'data/parts/annotations/val.json'
         assert cfg.custom_imports.imports == ['dtl_mm']
@@ -297,8 +311,9 @@ def _class_typo(ws):
     path = ws / config_path(guide_commands('coco-small-commands'))
     text = path.read_text()
     assert "__classes = ('bolt', 'nut')" in text
-    path.write_text(text.replace("__classes = ('bolt', 'nut')",
-                                 "__classes = ('Bolt', 'nut')"))
+    path.write_text(
+        text.replace("__classes = ('bolt', 'nut')",
+                     "__classes = ('Bolt', 'nut')"))
 
 
 def _categories_reversed(ws):
@@ -328,8 +343,10 @@ def _pipeline_reduces_zero_label(ws):
     text = path.read_text()
     old = "__labels = dict(type='LoadAnnotations')"
     assert old in text
-    path.write_text(text.replace(old, "__labels = dict(type='LoadAnnotations'"
-                                      ", reduce_zero_label=True)"))
+    path.write_text(
+        text.replace(
+            old, "__labels = dict(type='LoadAnnotations'"
+            ", reduce_zero_label=True)"))
 
 
 # a fault per error line the guide shows, by a phrase of the line
@@ -339,8 +356,8 @@ FAULTS = {
     'list them as': ('coco', _categories_reversed),
     'num_classes=80': ('coco', _mask_head_left_at_80),
     'label values [3]': ('seg', _label_value_3),
-    'LoadAnnotations has reduce_zero_label': (
-        'seg', _pipeline_reduces_zero_label),
+    'LoadAnnotations has reduce_zero_label':
+    ('seg', _pipeline_reduces_zero_label),
 }
 ERRORS = [ln for ln in guide_block('errors').splitlines() if ln.strip()]
 
@@ -351,8 +368,8 @@ def test_every_error_shown_is_tested():
         assert sum(phrase in line for phrase in FAULTS) == 1, line
 
 
-@pytest.mark.parametrize('line', ERRORS, ids=[
-    next(p for p in FAULTS if p in ln) for ln in ERRORS])
+@pytest.mark.parametrize(
+    'line', ERRORS, ids=[next(p for p in FAULTS if p in ln) for ln in ERRORS])
 def test_check_stops_the_run_with_the_error_shown(tmp_path, line):
     """The fault behind each error of the guide, made on the generated
     data: the guide's small training command stops before building the

@@ -10,6 +10,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from tool_utils import ROOT
 
 INSTALL = osp.join(ROOT, 'tools', 'install.sh')
@@ -18,15 +19,21 @@ INSTALL = osp.join(ROOT, 'tools', 'install.sh')
 def run_install(*args):
     bin_dir = osp.dirname(sys.executable)
     env = {k: v for k, v in os.environ.items() if k != 'PIP_FIND_LINKS'}
-    env.update(VIRTUAL_ENV=sys.prefix, PIP_NO_INDEX='1',
-               PIP_CONFIG_FILE=os.devnull,
-               PATH=bin_dir + os.pathsep + os.environ['PATH'])
-    proc = subprocess.run(['bash', INSTALL, *args], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, env=env,
+    env.update(
+        VIRTUAL_ENV=sys.prefix,
+        PIP_NO_INDEX='1',
+        PIP_CONFIG_FILE=os.devnull,
+        PATH=bin_dir + os.pathsep + os.environ['PATH'])
+    proc = subprocess.run(['bash', INSTALL, *args],
+                          capture_output=True,
+                          text=True,
+                          stdin=subprocess.DEVNULL,
+                          env=env,
                           timeout=300)
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@pytest.mark.slow  # tools/install.sh's whole check, end to end
 def test_installed_stack_checks_without_changing_anything():
     rc, out, err = run_install('--stack', 'installed')
     assert rc == 0, err

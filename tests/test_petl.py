@@ -1,23 +1,22 @@
-"""PETL baselines: frozen Swin, gradients, sizes, identity at init (issue 4)."""
+"""PETL baselines: frozen Swin, gradients, sizes, identity at init."""
 import copy
 
 import pytest
 import torch
 from swin_utils import TINY, plain_swin, randomise
 
-from dtl_mm.swin_presets import stage_channels
-
 from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            LoRASwinTransformer)
+from dtl_mm.swin_presets import stage_channels
 
 # per block of width C: LoRA on qkv r(C + 3C); Adapter two bottlenecks
 # 2 (2Cb + b + C); AdaptFormer one bottleneck 2Cb + b + C
 EXPECTED = {
     LoRASwinTransformer: (dict(rank=4), lambda C: 4 * (C + 3 * C)),
-    AdapterSwinTransformer: (dict(bottleneck=4),
-                             lambda C: 2 * (2 * C * 4 + 4 + C)),
-    AdaptFormerSwinTransformer: (dict(bottleneck=4),
-                                 lambda C: 2 * C * 4 + 4 + C),
+    AdapterSwinTransformer: (dict(bottleneck=4), lambda C: 2 *
+                             (2 * C * 4 + 4 + C)),
+    AdaptFormerSwinTransformer:
+    (dict(bottleneck=4), lambda C: 2 * C * 4 + 4 + C),
 }
 
 
@@ -64,8 +63,10 @@ def test_gradients_reach_only_petl_parameters(cls):
 def test_parameter_count_follows_size(cls):
     model, _ = build(cls)
     _, per_block = EXPECTED[cls]
-    widths = [c for c, d in zip(stage_channels(TINY), TINY['depths'])
-              for _ in range(d)]
+    widths = [
+        c for c, d in zip(stage_channels(TINY), TINY['depths'])
+        for _ in range(d)
+    ]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == sum(per_block(c) for c in widths)
 

@@ -36,7 +36,10 @@ def test_backbones_registered_in_root_and_found_by_both_scopes():
 
 
 def test_detection_needs_no_mmseg():
-    proc = subprocess.run([sys.executable, '-c', DETECTION_ONLY], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, '-c', DETECTION_ONLY],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[-2:] == ['DTLSwinTransformer', 'False']

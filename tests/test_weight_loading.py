@@ -1,5 +1,5 @@
 """Pretrained weights in both layouts; missing / misshapen weights raise;
-mmengine checkpoints load safely on torch >= 2.6 (issue 2, test 6)."""
+mmengine checkpoints load safely on torch >= 2.6."""
 import collections
 import os
 
@@ -32,8 +32,8 @@ def save(tmp_path, name, obj):
 
 
 def load_into_new(path, cls=DTLSwinTransformer, **kw):
-    model = cls(init_cfg=dict(type='Pretrained', checkpoint=path), **TINY,
-                **kw)
+    model = cls(
+        init_cfg=dict(type='Pretrained', checkpoint=path), **TINY, **kw)
     model.init_weights()
     return model
 
@@ -42,8 +42,10 @@ def assert_same_trunk(model, source, with_output_norms=True):
     ref = source.state_dict()
     for k, v in model.swin.state_dict().items():
         if k.startswith('norm') and not with_output_norms:
-            assert torch.equal(v, torch.ones_like(v) if k.endswith('weight')
-                               else torch.zeros_like(v)), k
+            assert torch.equal(
+                v,
+                torch.ones_like(v)
+                if k.endswith('weight') else torch.zeros_like(v)), k
         else:
             assert torch.equal(v, ref[k]), k
 
@@ -51,9 +53,13 @@ def assert_same_trunk(model, source, with_output_norms=True):
 def test_openmmlab_layout_with_and_without_backbone_prefix(tmp_path, source):
     sd = source.state_dict()
     plain = save(tmp_path, 'plain.pth', {'state_dict': sd})
-    prefixed = save(tmp_path, 'det.pth', {'state_dict': {
-        **{'backbone.' + k: v for k, v in sd.items()},
-        'neck.fpn.weight': torch.zeros(3)}})
+    prefixed = save(
+        tmp_path, 'det.pth', {
+            'state_dict': {
+                **{'backbone.' + k: v
+                   for k, v in sd.items()}, 'neck.fpn.weight': torch.zeros(3)
+            }
+        })
     for path in (plain, prefixed):
         assert_same_trunk(load_into_new(path), source)
 
@@ -82,17 +88,19 @@ def test_missing_weight_raises(tmp_path, source):
     sd = source.state_dict()
     del sd['stages.2.blocks.3.attn.w_msa.qkv.weight']
     path = save(tmp_path, 'missing.pth', sd)
-    with pytest.raises(CheckpointLayoutError,
-                       match=r'missing.*stages\.2\.blocks\.3\.attn'):
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=r'missing.*stages\.2\.blocks\.3\.attn'):
         load_into_new(path)
 
 
 def test_wrong_shape_raises_with_both_shapes(tmp_path):
     big_window = plain_swin(window_size=6)  # 11x11 bias tables vs 7x7
     path = save(tmp_path, 'w6.pth', big_window.state_dict())
-    with pytest.raises(CheckpointLayoutError,
-                       match=r'relative_position_bias_table: checkpoint '
-                       r'\(121, 1\) vs model \(49, 1\)'):
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=r'relative_position_bias_table: checkpoint '
+            r'\(121, 1\) vs model \(49, 1\)'):
         load_into_new(path)
 
 
@@ -110,10 +118,18 @@ def test_mmengine_checkpoint_types_load_safely(tmp_path):
     hub.update_scalar('train/lr', 1e-4)
     hub.update_info('iter', 7)
     ckpt = {
-        'meta': {'epoch': 1, 'iter': 7, 'seed': np.int64(3)},
+        'meta': {
+            'epoch': 1,
+            'iter': 7,
+            'seed': np.int64(3)
+        },
         'message_hub': hub.state_dict(),
-        'param_schedulers': [{'milestones': collections.Counter({27: 1})}],
-        'state_dict': {'w': torch.ones(2)},
+        'param_schedulers': [{
+            'milestones': collections.Counter({27: 1})
+        }],
+        'state_dict': {
+            'w': torch.ones(2)
+        },
     }
     path = save(tmp_path, 'epoch_1.pth', ckpt)
     loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')
@@ -123,8 +139,9 @@ def test_mmengine_checkpoint_types_load_safely(tmp_path):
 
 
 class _RunsCode:
+
     def __reduce__(self):
-        return (os.system, ('touch PWNED_BY_CHECKPOINT',))
+        return (os.system, ('touch PWNED_BY_CHECKPOINT', ))
 
 
 def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
@@ -139,5 +156,6 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
     path = save(tmp_path, 'good.pth', {'state_dict': {'w': torch.ones(1000)}})
     data = open(path, 'rb').read()
     open(path, 'wb').write(data[:len(data) // 2])
-    with pytest.raises(CheckpointError, match='good.pth.*truncated or corrupt'):
+    with pytest.raises(
+            CheckpointError, match='good.pth.*truncated or corrupt'):
         CheckpointLoader.load_checkpoint(path, map_location='cpu')

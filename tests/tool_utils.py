@@ -3,6 +3,8 @@ tool and reliability tests)."""
 import os
 import os.path as osp
 import re
+import shutil
+import socket
 import subprocess
 import sys
 
@@ -21,8 +23,10 @@ METRIC_KEYS = {
 SHORT = {
     'coco': ['train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1'],
     'voc': ['train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1'],
-    'ade20k': ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-               'default_hooks.checkpoint.interval=2'],
+    'ade20k': [
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2'
+    ],
 }
 FINAL = {'coco': 'epoch_1.pth', 'voc': 'epoch_1.pth', 'ade20k': 'iter_2.pth'}
 
@@ -30,7 +34,11 @@ FINAL = {'coco': 'epoch_1.pth', 'voc': 'epoch_1.pth', 'ade20k': 'iter_2.pth'}
 def run_tool(ws, script, *args, env=None, timeout=600):
     cmd = [sys.executable, script, *args]
     proc = subprocess.run(
-        cmd, cwd=ws, capture_output=True, text=True, timeout=timeout,
+        cmd,
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f'{" ".join(cmd)} failed:\n{out[-4000:]}'
@@ -41,6 +49,49 @@ def tool(name):
     return osp.join(ROOT, 'tools', name)
 
 
+def train(ws, task, work_dir, *extra):
+    """tools/train.py on the task's demo config, shortened to SHORT; the
+    output of the run."""
+    return run_tool(ws, tool('train.py'), osp.join(ROOT,
+                                                   DEMO[task]), '--work-dir',
+                    str(work_dir), '--cfg-options', *SHORT[task], *extra)
+
+
+def copy_run(src, dst):
+    """A copy of the work dir ``src`` at ``dst`` whose last_checkpoint names
+    the copy's own newest checkpoint, for a test that changes or resumes a
+    shared run."""
+    shutil.copytree(src, dst)
+    last = osp.join(dst, 'last_checkpoint')
+    with open(last) as f:
+        name = osp.basename(f.read().strip())
+    with open(last, 'w') as f:
+        f.write(osp.join(str(dst), name))
+    return dst
+
+
+def free_port():
+    """A TCP port nothing listens on at 127.0.0.1 now, chosen by the
+    kernel: each distributed launch gets its own master port, so runs on one
+    machine (other test sessions, other users) cannot collide."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def dist_env(**extra):
+    """The environment of a tools/dist_*.sh launch from the tests: this
+    interpreter and checkout, a free master port (dist_run.sh reads PORT),
+    one thread per rank."""
+    return dict(
+        os.environ,
+        PYTHONPATH=ROOT,
+        PYTHON=sys.executable,
+        PORT=str(free_port()),
+        OMP_NUM_THREADS='1',
+        **extra)
+
+
 def metrics_in(out, keys):
     found = {}
     for key in keys:
@@ -48,5 +99,3 @@ def metrics_in(out, keys):
         assert m, f'{key} not in the test output:\n{out[-3000:]}'
         found[key] = float(m[-1])
     return found
-
-
