@@ -396,8 +396,8 @@ def test_lean_segmentor_checkpoint_in_mmseg_own_tool(lean_run):
     full = next(ws.glob('ade_full-*.pth'))
     own = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
     results, maps = [], []
-    for i, (script, ckpt) in enumerate(
-        ((tool('test.py'), lean), (own, lean), (tool('test.py'), full))):
+    runs = ((tool('test.py'), lean), (own, lean), (tool('test.py'), full))
+    for i, (script, ckpt) in enumerate(runs):
         out_dir = ws / f'eval_ade_maps_{i}'
         results.append(
             metrics_in(

@@ -19,6 +19,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MAIN = sorted(
     f for d in ('coco', 'voc', 'ade20k')
     for f in glob.glob(osp.join(ROOT, 'configs', d, '*.py')))
+TASKS = ('coco', 'voc', 'ade20k')
+PETL_SWIN_B = (('lora', 3.08), ('adapter', 3.11), ('adaptformer', 3.10))
+PETL_SWIN_L = (('lora', 4.62), ('adapter', 4.66), ('adaptformer', 4.64))
 # trainable backbone-side parameters (side network) of the DTL configs,
 # in millions; the COCO/VOC rows are the paper's (its Tables 8 and 9)
 SIDE = {
@@ -43,9 +46,9 @@ SIDE = {
     # PETL baselines sized like the paper's (3.1 M on Swin-B, 4.6-4.7 M on
     # Swin-L)
     **{(t, 'swin-b', v): n
-       for t in ('coco', 'voc', 'ade20k') for v, n in (('lora', 3.08), ('adapter', 3.11), ('adaptformer', 3.10))},
+       for t in TASKS for v, n in PETL_SWIN_B},
     **{(t, 'swin-l', v): n
-       for t in ('coco', 'voc', 'ade20k') for v, n in (('lora', 4.62), ('adapter', 4.66), ('adaptformer', 4.64))},
+       for t in TASKS for v, n in PETL_SWIN_L},
 }
 VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
             'dtlv2', 'dtlv2-ls')
