@@ -368,6 +368,7 @@ def test_every_error_shown_is_tested():
         assert sum(phrase in line for phrase in FAULTS) == 1, line
 
 
+@pytest.mark.slow  # runs tools/train.py
 @pytest.mark.parametrize(
     'line', ERRORS, ids=[next(p for p in FAULTS if p in ln) for ln in ERRORS])
 def test_check_stops_the_run_with_the_error_shown(tmp_path, line):

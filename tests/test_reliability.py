@@ -407,7 +407,7 @@ def test_dtl_on_too_shallow_backbone():
 
 
 def test_swin_b_weights_into_swin_l_config(tmp_path):
-    small = plain_swin()  # embed 16 stands in for Swin-B, 24 for Swin-L
+    small = plain_swin()  # embed 32 stands in for Swin-B, 24 for Swin-L
     path = str(tmp_path / 'b.pth')
     torch.save({'state_dict': small.state_dict()}, path)
     model = DTLSwinTransformer(
@@ -416,7 +416,7 @@ def test_swin_b_weights_into_swin_l_config(tmp_path):
     with pytest.raises(
             CheckpointLayoutError,
             match=r'patch_embed.projection.weight: checkpoint '
-            r'\(16, 3, 4, 4\) vs model \(24, 3, 4, 4\)'):
+            r'\(32, 3, 4, 4\) vs model \(24, 3, 4, 4\)'):
         model.init_weights()
 
 
