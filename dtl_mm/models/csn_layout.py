@@ -24,35 +24,16 @@ FUSION_OPS = ('dwconv', 'avgpool', 'conv')
 
 # What each variant sets (paper Sec. 4-5); the options not listed here have
 # the same default for every variant (see DTLOptions).
+# yapf: disable
 VARIANT_DEFAULTS = {
-    'dtlv1':
-    dict(
-        w_every=1,
-        g_every=1,
-        share='direct',
-        csn='stage_local',
-        fusion='simple',
-        fusion_op='dwconv',
-        kernel_size=5),
-    'dtlv2':
-    dict(
-        w_every=4,
-        g_every=2,
-        share='none',
-        csn='unified',
-        fusion='enhanced',
-        fusion_op='dwconv',
-        kernel_size=3),
-    'dtlv2-ls':
-    dict(
-        w_every=4,
-        g_every=2,
-        share='lshare',
-        csn='unified',
-        fusion='enhanced',
-        fusion_op='dwconv',
-        kernel_size=3),
+    'dtlv1':    dict(w_every=1, g_every=1, share='direct', csn='stage_local',
+                     fusion='simple', fusion_op='dwconv', kernel_size=5),
+    'dtlv2':    dict(w_every=4, g_every=2, share='none', csn='unified',
+                     fusion='enhanced', fusion_op='dwconv', kernel_size=3),
+    'dtlv2-ls': dict(w_every=4, g_every=2, share='lshare', csn='unified',
+                     fusion='enhanced', fusion_op='dwconv', kernel_size=3),
 }
+# yapf: enable
 
 
 @dataclass(frozen=True, kw_only=True)
