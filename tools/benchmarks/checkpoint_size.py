@@ -20,12 +20,12 @@ import time
 import torch
 from measure import FAMILIES, save_results
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                         weights_to_cpu)
 
 import dtl_mm  # noqa: F401  (registers the backbones)
 from dtl_mm.models import swin_fingerprint
+from dtl_mm.runner_setup import build_model
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LABELS = {
@@ -40,8 +40,7 @@ def build(family):
         osp.join(ROOT, FAMILIES[family]['config'].format('dtlv2-ls')))
     source = cfg.model.backbone.init_cfg.checkpoint
     cfg.model.backbone.init_cfg = None
-    init_default_scope(cfg.default_scope)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     backbone = model.backbone
     # what loading the release file would record; values do not matter
     backbone.trunk_record = dict(
