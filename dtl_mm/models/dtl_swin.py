@@ -43,9 +43,13 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
             (g(theta(h)), DTLv1).
         fusion_op (str): g: 'dwconv', 'avgpool' or 'conv'.
         kernel_size (int): k of g. beta (float): Swish's beta.
-        with_cp (bool): (a Swin argument) activation checkpointing; only the
-            blocks autograd goes through (after the first add-back) are
-            affected, the no-grad blocks before them keep nothing anyway.
+        with_cp (bool | str): activation checkpointing of everything
+            autograd goes through: the side network (recomputed from the
+            trunk inputs it reads, which are kept anyway), the blocks after
+            the first add-back, their norms and PatchMerging. True
+            recomputes all of it; 'selective' keeps the blocks' wide matmul
+            outputs (``recompute.py``). The no-grad blocks before the first
+            add-back keep nothing either way.
         **kwargs: ``PretrainedSwinTransformer`` / mmdet Swin arguments.
     """
 

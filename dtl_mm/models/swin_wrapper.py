@@ -9,7 +9,7 @@ It takes the arguments of mmdet's ``SwinTransformer`` unchanged, so a config
 swaps ``type='SwinTransformer'`` for one of ours and inherits the rest.
 """
 from contextlib import nullcontext
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from .recompute import check_cp_policy, recompute
 from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
                              decode_trunk_record, encode_trunk_record,
                              load_swin_weights)
@@ -40,6 +41,13 @@ class PretrainedSwinTransformer(BaseModule):
             Microsoft and OpenMMLab layouts and whole dtl_mm / mmdet / mmseg
             model checkpoints all load, and a weight left unfilled is an
             error.
+        with_cp (bool | str): activation checkpointing of what autograd goes
+            through (blocks, stage output norms, PatchMerging, a side
+            network): True recomputes each in backward, 'selective' keeps
+            the outputs of the wide matrix products and recomputes the rest
+            (``recompute.py``). Non-reentrant, unlike mmdet's Swin option of
+            the same name, so it also works where the input of a region
+            does not require grad.
         **swin_args: mmdet ``SwinTransformer`` arguments. ``convert_weights``
             is accepted and ignored: the layout is detected from the file.
     """
@@ -48,8 +56,10 @@ class PretrainedSwinTransformer(BaseModule):
                  frozen: bool = False,
                  lean_checkpoint: bool = True,
                  init_cfg: Optional[dict] = None,
+                 with_cp: Union[bool, str] = False,
                  **swin_args):
         super().__init__(init_cfg=None)
+        self.with_cp = check_cp_policy(with_cp)
         swin_args.pop('convert_weights', None)
         if swin_args.get('pretrained'):
             raise ValueError('use init_cfg=dict(type="Pretrained", '
@@ -65,7 +75,9 @@ class PretrainedSwinTransformer(BaseModule):
         # {'source': file, 'sha256': fingerprint} once the trunk holds the
         # weights of a file; None while it is random
         self.trunk_record: Optional[dict] = None
-        self.swin = SwinTransformer(**swin_args)
+        # the blocks are checkpointed here (run_block), not by mmdet's
+        # reentrant with_cp
+        self.swin = SwinTransformer(with_cp=False, **swin_args)
         # the Swin's own state, before any variant adds modules to it
         self.trunk_keys = tuple(self.swin.state_dict())
         self.out_indices = tuple(self.swin.out_indices)
@@ -193,6 +205,23 @@ class PretrainedSwinTransformer(BaseModule):
             (prefix + 'swin.' + k, v) for k, v in self.trunk_state().items())
 
     # -- pieces of Swin's forward, shared by every variant -----------------
+    @property
+    def cp_policy(self) -> Union[bool, str]:
+        """The checkpointing policy now: off unless training."""
+        return self.with_cp if self.training else False
+
+    def set_checkpointing(self, policy: Union[bool, str] = True) -> str:
+        """Turns activation checkpointing on (keeping a policy already
+        set); what ``activation_checkpointing = ['backbone', ...]`` does."""
+        self.with_cp = self.with_cp or check_cp_policy(policy)
+        return f'with_cp={self.with_cp!r}'
+
+    def run_block(self, block, x, hw_shape):
+        return recompute(self.cp_policy, block, x, hw_shape)
+
+    def run_downsample(self, stage, x, hw_shape):
+        return recompute(self.cp_policy, stage.downsample, x, hw_shape)
+
     def embed(self, x):
         x, hw_shape = self.swin.patch_embed(x)
         if self.swin.use_abs_pos_embed:
@@ -200,6 +229,11 @@ class PretrainedSwinTransformer(BaseModule):
         return self.swin.drop_after_pos(x), hw_shape
 
     def stage_output(self, stage: int, x, hw_shape):
+        """The output of ``stage`` (0-based) as a map: its norm of ``x``."""
+        return recompute(self.cp_policy, self._stage_output, stage, x,
+                         hw_shape)
+
+    def _stage_output(self, stage: int, x, hw_shape):
         out = getattr(self.swin, f'norm{stage}')(x)
         return out.view(-1, *hw_shape,
                         self.channels[stage]).permute(0, 3, 1, 2).contiguous()
@@ -214,9 +248,9 @@ class PretrainedSwinTransformer(BaseModule):
             outs = []
             for s, stage in enumerate(self.swin.stages):
                 for block in stage.blocks:
-                    x = block(x, hw_shape)
+                    x = self.run_block(block, x, hw_shape)
                 if s in self.out_indices:
                     outs.append(self.stage_output(s, x, hw_shape))
                 if stage.downsample is not None:
-                    x, hw_shape = stage.downsample(x, hw_shape)
+                    x, hw_shape = self.run_downsample(stage, x, hw_shape)
         return tuple(outs)
