@@ -83,12 +83,22 @@ def run_from_trunk(backbone,
     the backbone's ``with_cp`` the blocks, norms, PatchMerging and the side
     network run as checkpointed regions.
     """
+    _check_fits_trunk(layout or NO_SIDE_NETWORK, state)
+    h = None if csn is None else csn.state_from_trunk(
+        state, backbone.swin.stages, backbone.cp_policy)
+    return run_after_trunk(backbone, state, h, layout, csn)
+
+
+def run_after_trunk(backbone,
+                    state: TrunkState,
+                    h=None,
+                    layout=None,
+                    csn=None) -> tuple:
+    """:func:`run_from_trunk` once the side network has caught up: ``h`` is
+    its state after the trunk's last block."""
     lay = layout or NO_SIDE_NETWORK
-    _check_fits_trunk(lay, state)
     cp = backbone.cp_policy
     stages = backbone.swin.stages
-    h = None if csn is None else csn.state_from_trunk(
-        state, [stage.downsample for stage in stages], cp)
     x, hw_shape = state.x, state.hw_shape
     outs, first = [], 1
     for s, stage in enumerate(stages):

@@ -27,6 +27,7 @@ from operator import attrgetter
 from typing import Callable, Iterable, Union
 
 import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils.checkpoint import (CheckpointPolicy, checkpoint,
                                     create_selective_checkpoint_contexts)
 
@@ -72,12 +73,22 @@ def recompute(policy: Union[bool, str], fn: Callable, *args, **kwargs):
     """
     if not (policy and torch.is_grad_enabled()):
         return fn(*args, **kwargs)
+    # the region's inputs as positional arguments, tensors in tuples and
+    # lists (FPN levels) included: checkpoint keeps those through autograd's
+    # saved tensors (version checks, visible to saved-tensor hooks)
+    flat, spec = tree_flatten((args, kwargs))
+
+    def region(*flat):
+        args, kwargs = tree_unflatten(list(flat), spec)
+        return fn(*args, **kwargs)
+
+    context = {}
     if policy == 'selective':
         # the module global, looked up at each call: the benchmark wraps it
         # to count what the policy keeps
-        kwargs['context_fn'] = partial(create_selective_checkpoint_contexts,
-                                       selective_policy)
-    return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+        context['context_fn'] = partial(create_selective_checkpoint_contexts,
+                                        selective_policy)
+    return checkpoint(region, *flat, use_reentrant=False, **context)
 
 
 selective_policy = keep_widening_products

@@ -224,9 +224,10 @@ class CompactSideNetwork(nn.Module):
         return recompute(
             bool(cp), self._bridge, stage, h, hw_shape, frozen_merge)
 
-    def state_from_trunk(self, state, frozen_merges, cp=False):
+    def state_from_trunk(self, state, stages, cp=False):
         """h after the trunk's last block, from the block inputs the trunk
-        kept (None when nothing reads inside the trunk).
+        kept (None when nothing reads inside the trunk); ``stages``: the
+        Swin's, whose PatchMerging the 'frozen_patch_merging' bridge uses.
 
         One region: checkpointed, it keeps only those inputs, which the
         trunk keeps anyway, and recomputes the reads and bridges.
@@ -235,7 +236,7 @@ class CompactSideNetwork(nn.Module):
         if not reads:
             return None
         run = partial(self._state_from_trunk, reads, state.block,
-                      state.stage_hw, frozen_merges)
+                      state.stage_hw, [s.downsample for s in stages])
         return recompute(
             bool(cp), run, *[state.inputs[b] for b in reads])
 

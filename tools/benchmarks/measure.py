@@ -219,57 +219,75 @@ def _storages(x):
             yield from _storages(t)
 
 
-def saved_for_backward(step):
-    """Bytes one training step keeps for backward, each storage counted
-    once, split into backbone / side network / neck+heads: what autograd
-    saves (checkpointed regions' inputs included) and what selective
-    checkpointing caches. Parameters saved by reference (frozen weights a
-    matmul needs for its input gradient) are resident anyway and are not
-    counted."""
-    from dtl_mm.models import recompute
-    model = step.model
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
-    where = _Where(model)
+class KeptBytes:
+    """Inside the block, counts what a forward keeps for backward: storages
+    autograd saves (checkpointed regions' inputs included) and outputs that
+    selective checkpointing caches, each storage once, by ``where()``.
 
-    def keep(storage):
+    ``exclude``: storages not to count (parameters: saved by reference,
+    resident anyway).
+    """
+
+    def __init__(self, exclude=(), where=lambda: 'all'):
+        self.exclude = {t.untyped_storage().data_ptr() for t in exclude}
+        self.where = where
+        self.seen = {}  # data_ptr -> (bytes, part)
+
+    def keep(self, storage):
         ptr = storage.data_ptr()
-        if ptr not in params and ptr not in seen:
-            seen[ptr] = (storage.nbytes(), where.now)
+        if ptr not in self.exclude and ptr not in self.seen:
+            self.seen[ptr] = (storage.nbytes(), self.where())
 
-    def pack(t):
-        keep(t.untyped_storage())
+    def pack(self, t):
+        self.keep(t.untyped_storage())
         return t
 
-    policy = recompute.selective_policy
+    def __enter__(self):
+        from dtl_mm.models import recompute
+        self.recompute, self.policy = recompute, recompute.selective_policy
+        policy = self.policy
 
-    def counting_policy(ctx, op, *args, **kwargs):
-        decision = policy(ctx, op, *args, **kwargs)
-        if decision == recompute.CheckpointPolicy.MUST_SAVE and \
-                not ctx.is_recompute:
-            for storage in _storages(ctx.op_output):
-                keep(storage)
-        return decision
+        def counting_policy(ctx, op, *args, **kwargs):
+            decision = policy(ctx, op, *args, **kwargs)
+            if decision == recompute.CheckpointPolicy.MUST_SAVE and \
+                    not ctx.is_recompute:
+                for storage in _storages(ctx.op_output):
+                    self.keep(storage)
+            return decision
 
-    recompute.selective_policy = counting_policy
+        recompute.selective_policy = counting_policy
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(
+            self.pack, lambda t: t)
+        self.hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.hooks.__exit__(*exc)
+        self.recompute.selective_policy = self.policy
+
+    def total(self, part=None):
+        return sum(n for n, p in self.seen.values()
+                   if part is None or p == part)
+
+
+def saved_for_backward(step):
+    """Bytes one training step keeps for backward (:class:`KeptBytes`),
+    split into backbone / side network / neck+heads."""
+    model = step.model
+    where = _Where(model)
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with KeptBytes(model.parameters(), lambda: where.now) as kept:
             loss = step.loss()
         if loss.requires_grad:
             loss.backward()
     finally:
-        recompute.selective_policy = policy
         where.remove()
     step.model.zero_grad(set_to_none=True)
-    parts = {
-        part: sum(n for n, p in seen.values() if p == part)
-        for part in ('backbone', 'side', 'heads')
-    }
     return dict(
-        saved_backbone=parts['backbone'],
-        saved_side=parts['side'],
-        saved_heads=parts['heads'],
-        saved_total=sum(parts.values()))
+        saved_backbone=kept.total('backbone'),
+        saved_side=kept.total('side'),
+        saved_heads=kept.total('heads'),
+        saved_total=kept.total())
 
 
 def model_state_bytes(model):
