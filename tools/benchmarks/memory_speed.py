@@ -258,8 +258,12 @@ def chart(results, path):
     legend.append(
         Line2D([], [], ls='', label='+cp: backbone checkpointed; +sel: '
                'selectively; +heads: neck and heads too'))
-    fig.legend(handles=legend, loc='lower center', ncol=5, fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(
+        handles=legend,
+        loc='lower center',
+        ncol=2 if len(fams) == 1 else 5,
+        fontsize=8)
+    fig.tight_layout(rect=(0, 0.12 if len(fams) == 1 else 0.06, 1, 1))
     fig.savefig(path, dpi=100)
 
 
