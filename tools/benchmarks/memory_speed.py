@@ -13,7 +13,8 @@ synthetic batch: trainable parameters; model-state bytes (weights, and
 gradients + AdamW moments of what trains); bytes saved for backward in one
 training step, split backbone / side network / neck+heads; memory (the
 allocator's peak on a GPU, model state + saved on the CPU); step time
-(median after a warm-up) and its ratio to `full`; for each baseline, the
+(median after a warm-up; on the CPU the process's CPU time, see
+measure.step_time) and its ratio to `full`; for each baseline, the
 DTL rows that are at most equal on both axes. Each configuration runs in a
 fresh process. Writes results.md, results.json and frontier.png (memory
 against step time, one point per configuration) to --out.
@@ -172,6 +173,7 @@ def table(family, rows):
     r0 = rows[0]
     on_gpu = r0['device'].startswith('cuda')
     memory = ('GPU peak' if on_gpu else 'model state + saved')
+    clock = 'wall' if on_gpu else 'CPU time'
     mb = 2**20
     out = [
         f'### {family}: {paper_results.describe(family)}, '
@@ -179,9 +181,9 @@ def table(family, rows):
         f'{r0["device"]}', '',
         '| configuration | #p trainable (M) | model state (MB) | saved for '
         'backward backbone / side / heads = total (MB) | saved ÷ full | '
-        f'memory: {memory} (MB) | memory ÷ full | step (s) | step ÷ full | '
-        'at most equal on both axes (DTL rows) | paper #m (GB) |',
-        '|---' * 11 + '|'
+        f'memory: {memory} (MB) | memory ÷ full | step, {clock} (s) | '
+        'step ÷ full | at most equal on both axes (DTL rows) | paper #m '
+        '(GB) |', '|---' * 11 + '|'
     ]
     for r in rows:
         base = parse_variant(r['variant'])[0]
@@ -237,7 +239,8 @@ def chart(results, path):
                 [r['memory_bytes'] / 2**20 for r in dtl],
                 color=COLOURS['dtl'],
                 lw=1)
-        ax.set_xlabel('time of one training step (s, median)')
+        ax.set_xlabel('time of one training step (s, median; ' +
+                      ('wall)' if on_gpu else 'CPU time of the process)'))
         ax.set_ylabel('GPU peak of one training step (MB)' if on_gpu else
                       'model state + saved for backward (MB)')
         ax.set_title(
