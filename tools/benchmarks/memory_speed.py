@@ -60,6 +60,11 @@ def parse_args():
         'sizes')
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument(
+        '--saved-only',
+        action='store_true',
+        help='parameters, model state and saved-for-backward bytes only '
+        '(one forward + backward per configuration; no timing)')
+    p.add_argument(
         '--tiny',
         action='store_true',
         help='a small Swin instead of Swin-B/L (smoke test)')
@@ -132,6 +137,8 @@ def run_worker(args):
         scaled(FAMILIES[family]['size'], args.scale),
         infer_batches=args.infer_batches,
         repeats=args.repeats,
+        what=('params', 'saved') if args.saved_only else
+        ('params', 'saved', 'peak', 'time', 'throughput'),
         backbone_overrides=TINY_SWIN if args.tiny else None,
         model_overrides=neck)
     print('RESULT ' + json.dumps(row), flush=True)
@@ -143,6 +150,7 @@ def run_variant(args, family, variant):
            str(args.batch), '--scale', str(args.scale), '--repeats',
            str(args.repeats), '--infer-batches',
            *map(str, args.infer_batches)] + (['--tiny'] if args.tiny else []) \
+        + (['--saved-only'] if args.saved_only else []) \
         + (['--torch-focal-loss'] if args.torch_focal_loss else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
@@ -152,7 +160,9 @@ def run_variant(args, family, variant):
 
 
 def ratio(row, full, key):
-    return row[key] / full[key] if full and full.get(key) else float('nan')
+    if not (full and full.get(key)):
+        return float('nan')
+    return row.get(key, float('nan')) / full[key]
 
 
 def is_dtl(variant):
@@ -161,6 +171,8 @@ def is_dtl(variant):
 
 def dominators(row, rows):
     """The DTL rows at most equal to ``row`` in memory and in step time."""
+    if 'step_time_s' not in row:
+        return ['(not timed)']
     return [
         r['variant'] for r in rows if is_dtl(r['variant'])
         and r['memory_bytes'] <= row['memory_bytes']
@@ -200,7 +212,8 @@ def table(family, rows):
             f'{ratio(r, full, "saved_total"):.3f} | '
             f'{r["memory_bytes"] / mb:.0f} | '
             f'{ratio(r, full, "memory_bytes"):.3f} | '
-            f'{r["step_time_s"]:.3g} | {ratio(r, full, "step_time_s"):.2f} | '
+            f'{r.get("step_time_s", float("nan")):.3g} | '
+            f'{ratio(r, full, "step_time_s"):.2f} | '
             f'{beaten} | {paper} |')
     return '\n'.join(out)
 
@@ -287,8 +300,9 @@ def main():
             print(f'[{family}] {variant} ...', flush=True)
             results[family].append(run_variant(args, family, variant))
     md = '\n\n'.join(table(f, rows) for f, rows in results.items())
-    save_results(args.out, md, results,
-                 (lambda path: chart(results, path), 'frontier.png'))
+    save_results(
+        args.out, md, results, None if args.saved_only else
+        (lambda path: chart(results, path), 'frontier.png'))
 
 
 if __name__ == '__main__':
