@@ -132,7 +132,7 @@ def test_shipped_config_url_downloads_once_and_fills_every_weight(
             if not k.startswith('norm'):  # output norms: not in the file
                 assert torch.equal(got[k], v), k
     assert server.requests == [path]  # the second build used the cache
-    assert osp.isfile(cached_checkpoint_path(url))
+    assert osp.isfile(cached_checkpoint_path(server.url(path)))
 
 
 class _RunsCode:
