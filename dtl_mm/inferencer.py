@@ -440,7 +440,8 @@ def warn_if_nothing_drawn(task, img_path, pred, pred_score_thr):
     if 'pred_instances' not in pred:
         return
     scores = pred.pred_instances.scores
-    if len(scores) and float(scores.max()) >= pred_score_thr:
+    # mmdet's visualizer draws the scores above the threshold (not equal)
+    if len(scores) and float(scores.max()) > pred_score_thr:
         return
     if not len(scores):
         print_log(
@@ -448,9 +449,10 @@ def warn_if_nothing_drawn(task, img_path, pred, pred_score_thr):
         return
     best = float(scores.max())
     print_log(
-        f'{img_path} ({task}): no prediction scores >= {pred_score_thr} '
-        f'(the best scores {best:.3f}), so none is drawn; lower the '
-        f'threshold to draw it: --score-thr {math.floor(best * 100) / 100}',
+        f'{img_path} ({task}): no prediction scores above '
+        f'{pred_score_thr} (the best scores {best:.3f}), so none is drawn; '
+        f'lower the threshold to draw it: --score-thr '
+        f'{math.floor(best * 100) / 100}',
         logger='current',
         level=30)
 

@@ -122,7 +122,7 @@ class StrictLoadHook(Hook):
                 f'it. To train further from its weights start a new run: '
                 f'--cfg-options load_from={name.split(" (cached as")[0]} '
                 f'(without --resume).')
+        check_checkpoint_fits(runner.model, checkpoint)
         training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
         check_trained_config(
             checkpoint, runner.cfg, name, strict=resuming or not training)
-        check_checkpoint_fits(runner.model, checkpoint)
