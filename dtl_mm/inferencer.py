@@ -180,8 +180,7 @@ class MultiTaskInferencer:
         if len(set(names)) != len(names) or len(names) != len(tasks):
             raise ValueError(f'need one distinct name per task, got {names}')
         self.inferencers = {
-            name: build_inferencer(cfg, ckpt, device,
-                                   backbone_from_pretrained)
+            name: build_inferencer(cfg, ckpt, device, backbone_from_pretrained)
             for name, (cfg, ckpt) in zip(names, tasks)
         }
         self.preprocessings = self._group_preprocessing()
@@ -212,8 +211,9 @@ class MultiTaskInferencer:
             diff = preprocess_difference(configs[first], configs[group[0]])
             print_log(
                 f'tasks {first!r} and {group[0]!r} preprocess their images '
-                f'differently ({diff}): each reads its own input, and the frozen trunk is shared '
-                f'only on batches where the inputs come out identical',
+                f'differently ({diff}): each reads its own input, and the '
+                f'frozen trunk is shared only on batches where the inputs '
+                f'come out identical',
                 logger='current',
                 level=30)
         return [Preprocessing(self.inferencers[g[0]], g) for g in groups]
@@ -221,8 +221,9 @@ class MultiTaskInferencer:
     def describe(self) -> str:
         lines = [self.model.describe()]
         if len(self.preprocessings) > 1:
-            lines.append('preprocessing: ' + ' | '.join(
-                ', '.join(p.tasks) for p in self.preprocessings) +
+            lines.append('preprocessing: ' +
+                         ' | '.join(', '.join(p.tasks)
+                                    for p in self.preprocessings) +
                          ' (trunk shared across groups only on identical '
                          'inputs)')
         return '\n'.join(lines)
@@ -399,8 +400,8 @@ class PredictionWriter:
     sub-folder per task when there are several), mirroring the inputs'
     relative paths (:func:`output_names`)."""
 
-    def __init__(self, inferencers: Dict, images: Sequence[str],
-                 out_dir: str, pred_score_thr: float):
+    def __init__(self, inferencers: Dict, images: Sequence[str], out_dir: str,
+                 pred_score_thr: float):
         self.inferencers = inferencers
         self.names = output_names(images)
         self.out_dir = out_dir

@@ -257,9 +257,7 @@ class MultiTaskModel(nn.Module):
         try:
             return {
                 t.name: t.model(
-                    inputs[t.name],
-                    list(data_samples[t.name]),
-                    mode='predict')
+                    inputs[t.name], list(data_samples[t.name]), mode='predict')
                 for t in self.tasks
             }
         finally:  # the trunk's features are not kept past the batch

@@ -23,9 +23,9 @@ from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
 from .checkpoint import CheckpointError, checkpoint_source
-from .trained_config import check_trained_config
 from .models.swin_wrapper import PretrainedSwinTransformer
 from .models.weight_loading import EXTRA_STATE, describe_state_dict
+from .trained_config import check_trained_config
 
 
 def expected_state(

@@ -119,8 +119,10 @@ def backbone_differences(trained: dict, model_cfg: dict,
     old = _plain(trained.get('backbone') or {})
     new = _plain(dict(model_cfg.get('backbone') or {}))
     if old.get('type') != new.get('type'):
-        return [f'model.backbone.type: trained with {old.get("type")!r}, '
-                f'configured {new.get("type")!r}']
+        return [
+            f'model.backbone.type: trained with {old.get("type")!r}, '
+            f'configured {new.get("type")!r}'
+        ]
     old, new = _resolved(old, scope), _resolved(new, scope)
     diff = []
     for key in sorted(set(old) | set(new)):
@@ -133,7 +135,9 @@ def backbone_differences(trained: dict, model_cfg: dict,
     return diff
 
 
-def check_trained_config(checkpoint, cfg, name: str = None,
+def check_trained_config(checkpoint,
+                         cfg,
+                         name: str = None,
                          strict: bool = True) -> List[str]:
     """Compares the backbone of the config ``checkpoint`` (a path or a
     loaded dict) was trained with against ``cfg``'s. ``strict``: raise

@@ -41,7 +41,8 @@ def swin_file(path, seed):
 
 def voc_config(pretrained, **backbone):
     cfg = config('voc', **backbone)
-    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+    cfg.model.backbone.init_cfg = dict(
+        type='Pretrained', checkpoint=pretrained)
     return cfg
 
 
@@ -75,9 +76,10 @@ def test_two_urls_with_one_file_name_are_two_cache_entries(
         backbone.init_weights()
         records[sub] = backbone.trunk_record
         expected = torch.load(tmp_path / f'{sub}.pth')['state_dict']
-        assert torch.equal(backbone.swin.stages[0].blocks[0].attn.w_msa.qkv.
-                           weight, expected['stages.0.blocks.0.attn.w_msa.'
-                                             'qkv.weight'])
+        assert torch.equal(
+            backbone.swin.stages[0].blocks[0].attn.w_msa.qkv.weight,
+            expected['stages.0.blocks.0.attn.w_msa.'
+                     'qkv.weight'])
         assert records[sub]['source'] == url
     assert server.requests == ['/a/swin.pth', '/b/swin.pth']
     assert records['a']['sha256'] != records['b']['sha256']
@@ -161,9 +163,9 @@ def test_checkpoint_of_another_side_network_layout_is_refused(tmp_path):
     pretrained = str(tmp_path / 's.pth')
     for change, named in ((dict(first_g_block=8),
                            'model.backbone.first_g_block: trained with None, '
-                           'configured 8'),
-                          (dict(beta=10.0), 'model.backbone.beta: trained '
-                           'with 100.0, configured 10.0')):
+                           'configured 8'), (dict(beta=10.0),
+                                             'model.backbone.beta: trained '
+                                             'with 100.0, configured 10.0')):
         other = voc_config(pretrained, **change)
         with pytest.raises(TrainedConfigMismatch, match=named):
             build_inferencer(other, lean)  # tools/infer.py
@@ -186,7 +188,9 @@ def test_resume_from_a_checkpoint_without_training_state(tmp_path):
         for k, v in torch.load(lean).items() if k in ('meta', 'state_dict')
     }
     runner = types.SimpleNamespace(
-        model=model, cfg=voc_config(pretrained), _resume=True,
+        model=model,
+        cfg=voc_config(pretrained),
+        _resume=True,
         _train_loop=None)
     with pytest.raises(
             CheckpointError,

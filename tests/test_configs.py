@@ -197,6 +197,5 @@ def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
         names = set(Config.fromfile(str(dumped)))
         # the demo configs train a random tiny Swin, and say so
         opt_in = {'allow_random_swin'} if path in DEMO_CONFIGS else set()
-        assert names - upstream[task] == {
-            'custom_imports', 'custom_hooks'
-        } | opt_in, path
+        ours = {'custom_imports', 'custom_hooks'} | opt_in
+        assert names - upstream[task] == ours, path

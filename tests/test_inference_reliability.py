@@ -16,7 +16,7 @@ import torch
 from multitask_utils import (alone_on_images, assert_same, config, images,
                              task_workspace)
 from PIL import Image
-from tool_utils import DEMO, ROOT, run_tool, tool
+from tool_utils import DEMO, ROOT, tool
 
 from dtl_mm import inferencer as inferencer_module
 from dtl_mm.inferencer import MultiTaskInferencer, output_names
@@ -69,8 +69,8 @@ def test_odd_size_gives_each_task_exactly_its_own_result(
     inf = two_tasks(workspace)
     preds = inf([img])
     for task in ('voc', 'ade20k'):
-        ref = alone_on_images(config(task), str(workspace / f'{task}.pth'),
-                              [img])
+        ref = alone_on_images(
+            config(task), str(workspace / f'{task}.pth'), [img])
         assert_same(preds[task], ref)
     assert preds['ade20k'][0].pred_sem_seg.data.shape[-2:] == (333, 517)
     assert any("task 'ade20k': its preprocessed input differs" in m
@@ -84,11 +84,11 @@ def test_tasks_that_preprocess_differently_are_named_and_exact(
     named, and the detector sees its own channel order."""
     cfg = config('voc')
     cfg.model.data_preprocessor.bgr_to_rgb = False
-    inf = MultiTaskInferencer([(cfg, str(workspace / 'voc.pth')),
-                               (config('ade20k'),
-                                str(workspace / 'ade20k.pth'))],
-                              names=('voc', 'ade20k'),
-                              show_progress=False)
+    inf = MultiTaskInferencer(
+        [(cfg, str(workspace / 'voc.pth')),
+         (config('ade20k'), str(workspace / 'ade20k.pth'))],
+        names=('voc', 'ade20k'),
+        show_progress=False)
     assert any('data_preprocessor.bgr_to_rgb True vs False' in m
                or 'data_preprocessor.bgr_to_rgb False vs True' in m
                for m in logged), logged
@@ -98,20 +98,18 @@ def test_tasks_that_preprocess_differently_are_named_and_exact(
                 alone_on_images(cfg, str(workspace / 'voc.pth'), imgs))
     assert_same(
         preds['ade20k'],
-        alone_on_images(config('ade20k'), str(workspace / 'ade20k.pth'),
-                        imgs))
+        alone_on_images(config('ade20k'), str(workspace / 'ade20k.pth'), imgs))
     assert inf.trunk_use == {'voc': [0, 1], 'ade20k': [0, 1]}
 
 
-def test_unreadable_inputs_are_skipped_and_named(workspace, tmp_path,
-                                                 logged):
+def test_unreadable_inputs_are_skipped_and_named(workspace, tmp_path, logged):
     folder = tmp_path / 'in'
     folder.mkdir()
     good = images(workspace)[:3]
     for p in good:
         (folder / osp.basename(p)).write_bytes(open(p, 'rb').read())
-    (folder / 'corrupt.jpg').write_bytes(
-        open(good[0], 'rb').read()[:200] + b'\0' * 100)
+    (folder / 'corrupt.jpg'
+     ).write_bytes(open(good[0], 'rb').read()[:200] + b'\0' * 100)
     (folder / 'notes.jpg').write_text('not an image')
     (folder / 'x.jpg').mkdir()
     out = tmp_path / 'out'
@@ -128,8 +126,8 @@ def test_unreadable_inputs_are_skipped_and_named(workspace, tmp_path,
     for task in ('voc', 'ade20k'):
         written = sorted(os.listdir(out / task))
         assert written == sorted(
-            [osp.basename(p) for p in good] +
-            [osp.basename(p)[:-4] + '.json' for p in good])
+            [osp.basename(p)
+             for p in good] + [osp.basename(p)[:-4] + '.json' for p in good])
 
 
 def test_results_are_written_as_each_batch_finishes(workspace, tmp_path,
@@ -168,7 +166,8 @@ def test_no_prediction_is_kept_when_not_asked_for(workspace, tmp_path,
                         track_write)
     inf = two_tasks(workspace)
     preds = inf(
-        images(workspace), out_dir=str(tmp_path / 'out'),
+        images(workspace),
+        out_dir=str(tmp_path / 'out'),
         return_predictions=False)
     assert preds == {'voc': [], 'ade20k': []}
     gc.collect()
@@ -185,11 +184,10 @@ def test_same_stems_in_other_folders_get_their_own_outputs(
         Image.open(src[i]).save(tmp_path / 'in' / rel)
         paths.append(str(tmp_path / 'in' / rel))
     names = output_names(paths)
-    assert [names[p] for p in paths] == [
-        ('a/img.jpg', 'a/img.json'), ('b/img.jpg', 'b/img.json'),
-        ('c/img_1.jpg', 'c/img_1.jpg.json'),
-        ('c/img_1.png', 'c/img_1.png.json')
-    ]
+    assert [names[p] for p in paths] == [('a/img.jpg', 'a/img.json'),
+                                         ('b/img.jpg', 'b/img.json'),
+                                         ('c/img_1.jpg', 'c/img_1.jpg.json'),
+                                         ('c/img_1.png', 'c/img_1.png.json')]
     # stable: the same names whatever the order of the inputs
     assert output_names(paths[::-1]) == names
     out = tmp_path / 'out'
@@ -200,8 +198,8 @@ def test_same_stems_in_other_folders_get_their_own_outputs(
     assert (out / 'ade20k' / 'c' / 'img_1.png.json').is_file()
 
 
-def test_out_dir_that_is_a_file_fails_before_inference(
-        workspace, tmp_path, monkeypatch):
+def test_out_dir_that_is_a_file_fails_before_inference(workspace, tmp_path,
+                                                       monkeypatch):
     target = tmp_path / 'out'
     target.write_text('a file')
     inf = two_tasks(workspace)
@@ -215,23 +213,25 @@ def test_mixed_sizes_in_a_segmentation_batch(workspace, tmp_path):
     """batch_size 2 over a 160x128 and a 517x333 image: mmseg needs one size
     per batch, so the batch is split; results equal each image alone."""
     imgs = [images(workspace)[0], odd_image(workspace, tmp_path / 'o.jpg')]
-    inf = MultiTaskInferencer([(config('ade20k'),
-                                str(workspace / 'ade20k.pth'))],
-                              show_progress=False)
+    inf = MultiTaskInferencer(
+        [(config('ade20k'), str(workspace / 'ade20k.pth'))],
+        show_progress=False)
     preds = next(iter(inf(imgs, batch_size=2).values()))
     for img, pred in zip(imgs, preds):
-        ref = alone_on_images(config('ade20k'), str(workspace / 'ade20k.pth'),
-                              [img])
+        ref = alone_on_images(
+            config('ade20k'), str(workspace / 'ade20k.pth'), [img])
         assert_same([pred], ref)
 
 
 def test_nothing_above_the_threshold_says_so(workspace, tmp_path, logged):
     inf = MultiTaskInferencer([(config('voc'), str(workspace / 'voc.pth'))],
                               show_progress=False)
-    preds = inf(images(workspace)[:1], out_dir=str(tmp_path), pred_score_thr=1.1)
+    preds = inf(
+        images(workspace)[:1], out_dir=str(tmp_path), pred_score_thr=1.1)
     best = float(preds[next(iter(preds))][0].pred_instances.scores.max())
-    assert any(f'no prediction scores above 1.1 (the best scores {best:.3f})' in m
-               and '--score-thr 0.' in m for m in logged), logged
+    assert any(
+        f'no prediction scores above 1.1 (the best scores {best:.3f})' in m
+        and '--score-thr 0.' in m for m in logged), logged
 
 
 @pytest.mark.slow  # the tool as a script
@@ -249,16 +249,17 @@ def test_infer_tool_exit_status_help_and_up_front_checks(workspace, tmp_path):
     help_text = infer('--help').stdout
     assert '(default: 0.3)' in help_text
     (tmp_path / 'file').write_text('x')
-    proc = infer(osp.join(ROOT, DEMO['voc']), str(ws / 'voc.pth'),
-                 images(ws)[0], '--out-dir', str(tmp_path / 'file'))
+    proc = infer(
+        osp.join(ROOT, DEMO['voc']), str(ws / 'voc.pth'),
+        images(ws)[0], '--out-dir', str(tmp_path / 'file'))
     assert proc.returncode == 2 and 'is a file' in proc.stderr
     folder = tmp_path / 'in'
     folder.mkdir()
     Image.open(images(ws)[0]).save(folder / 'good.jpg')
     (folder / 'bad.jpg').write_text('not an image')
-    proc = infer(osp.join(ROOT, DEMO['voc']), str(ws / 'voc.pth'),
-                 str(folder), '--out-dir', str(tmp_path / 'out'),
-                 '--score-thr', '1.1')
+    proc = infer(
+        osp.join(ROOT, DEMO['voc']), str(ws / 'voc.pth'), str(folder),
+        '--out-dir', str(tmp_path / 'out'), '--score-thr', '1.1')
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert f'skipped {folder / "bad.jpg"}' in out
@@ -291,8 +292,13 @@ def test_instance_masks_are_drawn_filled_in_their_colour(
     assert inner[best].sum() >= 30  # a mask with an inside to look at
     pred.pred_instances = pred.pred_instances[[best]]
     orig = np.array(Image.open(img).convert('RGB'), dtype=float)
-    draw(single, 'x', orig.astype(np.uint8), pred, str(tmp_path / 'x.png'),
-         pred_score_thr=0)
+    draw(
+        single,
+        'x',
+        orig.astype(np.uint8),
+        pred,
+        str(tmp_path / 'x.png'),
+        pred_score_thr=0)
     drawn = np.array(Image.open(tmp_path / 'x.png'), dtype=float)
     colour = np.array(
         single.model.dataset_meta['palette'][int(

@@ -89,13 +89,15 @@ def test_train_tool_refuses_before_creating_anything(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES='')
 
     def train(*args):
-        return subprocess.run(
-            [sys.executable, tool('train.py'),
-             osp.join(ROOT, DEMO['voc']), *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env)
+        return subprocess.run([
+            sys.executable,
+            tool('train.py'),
+            osp.join(ROOT, DEMO['voc']), *args
+        ],
+                              cwd=tmp_path,
+                              capture_output=True,
+                              text=True,
+                              env=env)
 
     proc = train('--work-dir', str(tmp_path / 'wd_amp'), '--amp')
     assert proc.returncode != 0 and 'needs a CUDA GPU' in proc.stderr
@@ -130,8 +132,12 @@ def test_a_node_says_which_nodes_it_waits_for():
         capture_output=True,
         text=True,
         env=dict(
-            os.environ, NNODES='3', NODE_RANK='1', MASTER_ADDR='host0',
-            PORT='29555', PYTHON='true'),
+            os.environ,
+            NNODES='3',
+            NODE_RANK='1',
+            MASTER_ADDR='host0',
+            PORT='29555',
+            PYTHON='true'),
         timeout=60)
     assert 'node 1 of 3: waiting at host0:29555 for the nodes with ' \
         'NODE_RANK 0 2 to join' in proc.stderr

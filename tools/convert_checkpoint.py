@@ -117,8 +117,9 @@ def to_full(state, backbone, pretrained, name, default=None):
         if f and pretrained_file_exists(f)
     ]
     if not candidates:
-        raise CheckpointError(f'{name}: ' + lean_trunk_missing(
-            record, default, remedies='--pretrained FILE'))
+        raise CheckpointError(
+            f'{name}: ' +
+            lean_trunk_missing(record, default, remedies='--pretrained FILE'))
     backbone.load_pretrained(candidates[0])
     if backbone.trunk_record['sha256'] != record['sha256']:
         raise CheckpointError(
@@ -139,8 +140,9 @@ def check_output_path(dst):
                          f'{osp.join(dst, "model.pth")}')
     stem, ext = osp.splitext(osp.basename(dst))
     longest = len(f'{stem}-12345678{ext or ".pth"}')
-    limit = os.pathconf(osp.dirname(osp.abspath(dst)) if osp.isdir(
-        osp.dirname(osp.abspath(dst))) else '.', 'PC_NAME_MAX')
+    limit = os.pathconf(
+        osp.dirname(osp.abspath(dst)) if osp.isdir(
+            osp.dirname(osp.abspath(dst))) else '.', 'PC_NAME_MAX')
     if longest > limit:
         raise SystemExit(f'output name {osp.basename(dst)!r} is too long: '
                          f'with the hash appended it has {longest} '

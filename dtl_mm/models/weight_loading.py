@@ -184,8 +184,8 @@ def _load_via_lean_record(swin, filename, record, logger, keys):
             f'{filename}: a lean dtl_mm checkpoint: it holds no Swin weights '
             f'and names no other file to take them from')
     if not pretrained_file_exists(source):
-        raise CheckpointLayoutError(
-            f'{filename}: ' + lean_trunk_missing(record, None))
+        raise CheckpointLayoutError(f'{filename}: ' +
+                                    lean_trunk_missing(record, None))
     print_log(
         f'{filename} is a lean checkpoint: taking its frozen Swin '
         f'from {source}',
