@@ -125,6 +125,7 @@ def preprocess_config(inferencer) -> Dict:
     ]
     dp = cfg.model.get('data_preprocessor') or {}
     return dict(
+        scope=cfg.default_scope,  # where the pipeline's types are found
         pipeline=pipeline,
         data_preprocessor=dp.to_dict() if hasattr(dp, 'to_dict') else dict(dp))
 
@@ -137,7 +138,7 @@ def preprocess_difference(a: Dict, b: Dict) -> str:
         if da.get(key) != db.get(key):
             diff.append(f'data_preprocessor.{key} {da.get(key, "unset")!r} '
                         f'vs {db.get(key, "unset")!r}')
-    if a['pipeline'] != b['pipeline']:
+    if a['pipeline'] != b['pipeline'] or a['scope'] != b['scope']:
         diff.append('test pipelines differ')
     return '; '.join(diff)
 
