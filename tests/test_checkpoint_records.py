@@ -17,11 +17,11 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 from multitask_utils import config
 from swin_utils import plain_swin
-from test_checkpoints import file_bytes, server, torch_home  # noqa: F401
-from tool_utils import load_tool
+from test_checkpoints import file_bytes, run_failing
+from tool_utils import DEMO, ROOT, SHORT, load_tool, tool
 
 from dtl_mm.checkpoint import (CheckpointError, cached_checkpoint_path,
-                               download_checkpoint)
+                               download_checkpoint, load_checkpoint_file)
 from dtl_mm.inferencer import build_inferencer
 from dtl_mm.models import CheckpointLayoutError, swin_fingerprint
 from dtl_mm.models.weight_loading import decode_trunk_record
@@ -64,7 +64,7 @@ def lean_checkpoint(tmp_path, pretrained, **backbone):
 
 # ------------------------------------------------------------ the cache
 def test_two_urls_with_one_file_name_are_two_cache_entries(
-        tmp_path, server, torch_home):  # noqa: F811
+        tmp_path, server, torch_home):
     for sub, seed in (('a', 1), ('b', 2)):
         server.files[f'/{sub}/swin.pth'] = file_bytes(
             swin_file(tmp_path / f'{sub}.pth', seed))
@@ -88,7 +88,7 @@ def test_two_urls_with_one_file_name_are_two_cache_entries(
 
 
 def test_a_second_process_waits_for_the_download_and_reads_the_cache(
-        tmp_path, torch_home):  # noqa: F811
+        tmp_path, torch_home):
     """Another rank holds the download lock: this one waits, then takes
     the file it cached, without a request of its own (the URL has no
     server)."""
@@ -197,6 +197,26 @@ def test_resume_from_a_checkpoint_without_training_state(tmp_path):
             match='holds no training state.*--strip-optimizer.*load_from='):
         StrictLoadHook().after_load_checkpoint(runner, stripped)
     StrictLoadHook().after_load_checkpoint(runner, torch.load(lean))
+
+
+@pytest.mark.slow  # tools/train.py and tools/test.py on a trained demo run
+def test_tools_refuse_a_stripped_resume_and_another_layout(
+        short_run, toy_workspace, tmp_path):
+    ws, wd = toy_workspace, short_run('voc')
+    ckpt = load_checkpoint_file(str(wd / 'epoch_1.pth'))
+    stripped = tmp_path / 'stripped.pth'
+    torch.save({k: ckpt[k] for k in ('meta', 'state_dict')}, stripped)
+    voc = osp.join(ROOT, DEMO['voc'])
+    out = run_failing(ws, tool('train.py'), voc, '--work-dir',
+                      str(tmp_path / 'wd'), '--resume', str(stripped),
+                      '--cfg-options', *SHORT['voc'], 'train_cfg.max_epochs=2')
+    assert f'{stripped} holds no training state' in out
+    assert f'load_from={stripped}' in out and 'KeyError' not in out
+    out = run_failing(ws, tool('test.py'), voc, str(wd / 'epoch_1.pth'),
+                      '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+                      'model.backbone.beta=10.0')
+    assert 'model.backbone.beta: trained with 100.0, configured 10.0' in out
+    assert 'pascal_voc/mAP' not in out
 
 
 # ----------------------------------------------- convert_checkpoint.py
