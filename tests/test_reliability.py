@@ -1,7 +1,6 @@
 """Faults, bad input and interrupted runs: nothing is lost, every failure
 names the file or field."""
 import errno
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -19,7 +18,8 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint
 from PIL import Image
 from swin_utils import TINY, plain_swin
-from tool_utils import DEMO, ROOT, SHORT, copy_run, dist_env, run_tool, tool
+from tool_utils import (DEMO, ROOT, SHORT, copy_run, dist_env, load_tool,
+                        run_tool, tool)
 
 from dtl_mm import atomic_io, data_check
 from dtl_mm.atomic_io import AtomicLocalBackend
@@ -621,11 +621,7 @@ def own_copy(voc_run, tmp_path):
 
 
 def load_train_tool():
-    spec = importlib.util.spec_from_file_location('train_tool',
-                                                  tool('train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('train.py')
 
 
 def test_resume_without_checkpoint_says_so(tmp_path, monkeypatch):

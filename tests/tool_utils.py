@@ -99,3 +99,13 @@ def metrics_in(out, keys):
         assert m, f'{key} not in the test output:\n{out[-3000:]}'
         found[key] = float(m[-1])
     return found
+
+
+def load_tool(name):
+    """A tools/ script as a module (its functions, without running it)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        osp.splitext(name)[0] + '_tool', tool(name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -20,7 +20,8 @@ from mmengine.registry import MODELS
 from .recompute import check_cp_policy, recompute
 from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
                              decode_trunk_record, encode_trunk_record,
-                             load_swin_weights)
+                             lean_trunk_missing, load_swin_weights,
+                             pretrained_file_exists)
 
 
 @MODELS.register_module()
@@ -126,7 +127,11 @@ class PretrainedSwinTransformer(BaseModule):
 
     def set_extra_state(self, state):
         record = decode_trunk_record(state)
-        if self.frozen and record:
+        # the same weights already loaded from a file (init_cfg, perhaps at
+        # a new path after a move): keep naming that file, not the old one
+        same = self.trunk_record and record and \
+            self.trunk_record['sha256'] == record.get('sha256')
+        if self.frozen and record and not same:
             self.trunk_record = record
 
     def _leave_out_frozen_trunk(self, module, destination, prefix,
@@ -178,13 +183,10 @@ class PretrainedSwinTransformer(BaseModule):
         state dict, from the configured pretrained file."""
         want = record.get('sha256')
         if self.trunk_record is None or self.trunk_record['sha256'] != want:
-            if not self.pretrained:
+            if not self.pretrained or not pretrained_file_exists(
+                    self.pretrained):
                 raise CheckpointLayoutError(
-                    f'a lean checkpoint: it holds no frozen Swin weights; '
-                    f'they come from {record.get("source")} (sha256 '
-                    f'{str(want)[:16]}...), but no pretrained file is '
-                    f'configured. Set model.backbone.init_cfg.checkpoint '
-                    f'(or tools/test.py --backbone-from-pretrained FILE).')
+                    lean_trunk_missing(record, self.pretrained))
             self.load_pretrained()
         have = self.trunk_record['sha256']
         if have != want:
