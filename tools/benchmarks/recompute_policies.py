@@ -8,8 +8,9 @@ COCO Cascade Mask R-CNN Swin-B at 800x1344 (--scale shrinks the token grid):
 a frozen Swin block of stage 3 behind an add-back (its input requires
 grad), the side network's enhanced fusion G and a read w at the same place,
 and a read at stage 1 (where the rank 256 is wider than the 128 channels).
-For each policy: bytes kept for backward (``measure.KeptBytes``) and the
-median time of forward + backward. The selective policy the package uses
+For each policy: bytes kept for backward beyond the region's inputs
+(``measure.KeptBytes``) and the median time of forward + backward (CPU
+time of the process on the CPU, wall time on a GPU). The selective policy the package uses
 (``recompute.keep_widening_products``) is compared with keeping every
 matrix product, the usual selective-checkpointing policy for trained
 weights. Writes results.md and results.json.
@@ -97,13 +98,16 @@ def measure_region(fn, inputs, policy, repeats, device):
     with KeptBytes(params + list(inputs)) as kept:
         out = run(fn, inputs, policy)
     out.sum().backward()
+    # CPU time of the process on a (shared) CPU, wall time on a GPU; the
+    # first run warms up
+    clock = time.perf_counter if device.type == 'cuda' else time.process_time
     times = []
     for _ in range(repeats + 1):
-        t = time.perf_counter()
+        t = clock()
         run(fn, inputs, policy).sum().backward()
         if device.type == 'cuda':
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return kept.total(), statistics.median(times[1:])
 
 
@@ -125,7 +129,8 @@ def main():
             print(f'{name} | {label}: {kept / 2**20:.1f} MB, {t * 1e3:.1f} '
                   'ms', file=sys.stderr, flush=True)
     lines = [
-        f'scale {args.scale}, {args.device}, median of {args.repeats}', '',
+        f'scale {args.scale}, {args.device}, median of {args.repeats} '
+        f'(time: {"wall" if device.type == "cuda" else "CPU time"})', '',
         '| region | policy | kept for backward (MB) | ÷ keep all | '
         'forward + backward (ms) | ÷ keep all |', '|---' * 6 + '|'
     ]
