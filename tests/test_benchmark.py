@@ -54,9 +54,8 @@ def test_benchmark_script_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / 'results.json').read_text())
     rows = results['voc']
-    assert [r['variant'] for r in rows] == [
-        'full', 'dtlv2-ls', 'dtlv2-ls+cp+heads'
-    ]
+    assert [r['variant']
+            for r in rows] == ['full', 'dtlv2-ls', 'dtlv2-ls+cp+heads']
     for r in rows:
         assert r['size'] == [128, 224] and r['batch'] == 2
         assert r['step_time_s'] > 0
@@ -70,9 +69,10 @@ def test_benchmark_script_end_to_end(tmp_path):
     # the baseline row names the DTL rows that beat it on both axes (or
     # says none do), computed from the measured values
     full_row = next(ln for ln in md.splitlines() if ln.startswith('| full |'))
-    beaten = [r['variant'] for r in rows[1:]
-              if r['memory_bytes'] <= rows[0]['memory_bytes']
-              and r['step_time_s'] <= rows[0]['step_time_s']]
-    assert full_row.split('|')[-3].strip() == (', '.join(beaten)
-                                               or '**none**')
+    beaten = [
+        r['variant'] for r in rows[1:]
+        if r['memory_bytes'] <= rows[0]['memory_bytes']
+        and r['step_time_s'] <= rows[0]['step_time_s']
+    ]
+    assert full_row.split('|')[-3].strip() == (', '.join(beaten) or '**none**')
     assert (out / 'frontier.png').stat().st_size > 1000

@@ -125,8 +125,7 @@ def test_config_builds_with_expected_trainable_parts(path):
         assert backbone.layout.options.rank == rank
 
 
-@pytest.mark.parametrize(
-    'path', LOWMEM, ids=[osp.basename(p) for p in LOWMEM])
+@pytest.mark.parametrize('path', LOWMEM, ids=[osp.basename(p) for p in LOWMEM])
 def test_lowmem_config_checkpoints_everything_that_trains(path):
     cfg = load(path)
     base = load(path.replace('-lowmem_', '_'))
@@ -143,8 +142,10 @@ def test_lowmem_config_checkpoints_everything_that_trains(path):
     parts = load(path).activation_checkpointing
     enable_activation_checkpointing(model, parts)
     assert model.backbone.with_cp is True
-    trained = {n.split('.')[0] for n, p in model.named_parameters()
-               if p.requires_grad}
+    trained = {
+        n.split('.')[0]
+        for n, p in model.named_parameters() if p.requires_grad
+    }
     assert trained == set(parts)  # every part that trains, and only those
 
 

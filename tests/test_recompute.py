@@ -51,10 +51,7 @@ def step(model, data, seed=1):
         n: None if p.grad is None else p.grad.clone()
         for n, p in model.named_parameters() if p.requires_grad
     }
-    stats = {
-        n: b.clone()
-        for n, b in model.named_buffers() if 'running' in n
-    }
+    stats = {n: b.clone() for n, b in model.named_buffers() if 'running' in n}
     return grads, stats
 
 
@@ -186,10 +183,10 @@ def test_backbone_policy_is_validated():
 
 @pytest.mark.slow  # a short training through tools/train.py
 def test_config_key_is_applied_non_reentrantly(toy_workspace, tmp_path):
-    out = run_tool(
-        toy_workspace, tool('train.py'), osp.join(ROOT, DEMO['voc']),
-        '--work-dir', str(tmp_path / 'wd'), '--cfg-options', *SHORT['voc'],
-        'activation_checkpointing=[backbone,neck,bbox_head]')
+    out = run_tool(toy_workspace, tool('train.py'),
+                   osp.join(ROOT, DEMO['voc']), '--work-dir',
+                   str(tmp_path / 'wd'), '--cfg-options', *SHORT['voc'],
+                   'activation_checkpointing=[backbone,neck,bbox_head]')
     assert ('activation_checkpointing (non-reentrant, in training only): '
             "backbone (with_cp=True), neck.forward, bbox_head.forward") in out
     # mmengine's own (reentrant) wrapper did not run as well
@@ -206,8 +203,8 @@ def test_config_key_is_applied_non_reentrantly(toy_workspace, tmp_path):
 def test_saved_split_attributes_the_side_network():
     cfg, model = demo_model('voc', drop_path=0.0)
     row = saved_for_backward(
-        _Step(model, synthetic_batch(cfg, 1, SIZE['voc']), torch.device(
-            'cpu')))
+        _Step(model, synthetic_batch(cfg, 1, SIZE['voc']),
+              torch.device('cpu')))
     assert row['saved_side'] > 0 and row['saved_backbone'] > 0
     assert row['saved_total'] == (
         row['saved_backbone'] + row['saved_side'] + row['saved_heads'])
@@ -216,6 +213,7 @@ def test_saved_split_attributes_the_side_network():
 @pytest.mark.slow  # two processes on gloo
 def test_two_process_training_with_checkpointing(toy_workspace, tmp_path):
     import subprocess
+
     from tool_utils import dist_env
     wd = tmp_path / 'wd'
     proc = subprocess.run([

@@ -180,8 +180,7 @@ def enable_activation_checkpointing(model: torch.nn.Module,
                 if hasattr(module, method):
                     _checkpoint_method(module, method)
                     done.append(f'{name}.{method}')
-        elif hasattr(module, 'loss_by_feat') and hasattr(
-                module, 'cls_seg'):
+        elif hasattr(module, 'loss_by_feat') and hasattr(module, 'cls_seg'):
             _checkpoint_method(module, 'loss')
             done.append(f'{name}.loss')
         else:

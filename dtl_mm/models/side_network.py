@@ -237,8 +237,7 @@ class CompactSideNetwork(nn.Module):
             return None
         run = partial(self._state_from_trunk, reads, state.block,
                       state.stage_hw, [s.downsample for s in stages])
-        return recompute(
-            bool(cp), run, *[state.inputs[b] for b in reads])
+        return recompute(bool(cp), run, *[state.inputs[b] for b in reads])
 
     def _state_from_trunk(self, reads, last, stage_hw, frozen_merges, *zs):
         inputs = dict(zip(reads, zs))

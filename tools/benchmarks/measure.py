@@ -53,8 +53,8 @@ def parse_variant(variant):
     """'dtlv2-ls+sel+heads' -> ('dtlv2-ls', 'selective', True)."""
     base, *extras = variant.split('+')
     unknown = set(extras) - set(CP_SUFFIXES) - {'heads'}
-    if base not in BASE_VARIANTS or unknown or len(set(extras)) < len(
-            extras) or {'cp', 'sel'} <= set(extras):
+    if base not in BASE_VARIANTS or unknown or len(
+            set(extras)) < len(extras) or {'cp', 'sel'} <= set(extras):
         raise ValueError(
             f'variant {variant!r}: a variant of {BASE_VARIANTS}, then '
             f'optionally +cp or +sel, then optionally +heads')

@@ -174,8 +174,8 @@ def dominators(row, rows):
     if 'step_time_s' not in row:
         return ['(not timed)']
     return [
-        r['variant'] for r in rows if is_dtl(r['variant'])
-        and r['memory_bytes'] <= row['memory_bytes']
+        r['variant'] for r in rows
+        if is_dtl(r['variant']) and r['memory_bytes'] <= row['memory_bytes']
         and r['step_time_s'] <= row['step_time_s']
     ]
 
@@ -202,8 +202,8 @@ def table(family, rows):
         paper = (
             paper_results.MEMORY_GB[family].get(base, '')
             if base == r['variant'] else '')
-        beaten = '' if is_dtl(r['variant']) else (
-            ', '.join(dominators(r, rows)) or '**none**')
+        beaten = '' if is_dtl(
+            r['variant']) else (', '.join(dominators(r, rows)) or '**none**')
         out.append(
             f'| {r["variant"]} | {r["params_trainable"] / 1e6:.2f} | '
             f'{r["model_state_bytes"] / mb:.0f} | '
@@ -237,8 +237,8 @@ def chart(results, path):
         r0 = rows[0]
         on_gpu = r0['device'].startswith('cuda')
         for r in rows:
-            kind = ('dtl' if is_dtl(r['variant']) else
-                    r['variant'].split('+')[0])
+            kind = ('dtl'
+                    if is_dtl(r['variant']) else r['variant'].split('+')[0])
             x, y = r['step_time_s'], r['memory_bytes'] / 2**20
             ax.scatter(x, y, color=COLOURS.get(kind, 'tab:blue'), zorder=3)
             ax.annotate(
@@ -254,8 +254,8 @@ def chart(results, path):
                 lw=1)
         ax.set_xlabel('time of one training step (s, median; ' +
                       ('wall)' if on_gpu else 'CPU time of the process)'))
-        ax.set_ylabel('GPU peak of one training step (MB)' if on_gpu else
-                      'model state + saved for backward (MB)')
+        ax.set_ylabel('GPU peak of one training step (MB)'
+                      if on_gpu else 'model state + saved for backward (MB)')
         ax.set_title(
             f'{fam}: {paper_results.describe(fam)}\nbatch {r0["batch"]} at '
             f'{r0["size"][0]}x{r0["size"][1]}, '
@@ -264,7 +264,10 @@ def chart(results, path):
         ax.margins(0.15)
         ax.grid(alpha=0.3)
     legend = [
-        Line2D([], [], color=c, marker='o', ls='-' if k == 'dtl' else '',
+        Line2D([], [],
+               color=c,
+               marker='o',
+               ls='-' if k == 'dtl' else '',
                label=label)
         for k, c, label in (('dtl', COLOURS['dtl'], 'DTL (line: its rows)'),
                             ('full', COLOURS['full'], 'full fine-tuning'),
@@ -272,7 +275,9 @@ def chart(results, path):
                             ('fixed', COLOURS['fixed'], 'frozen Swin'))
     ]
     legend.append(
-        Line2D([], [], ls='', label='+cp: backbone checkpointed; +sel: '
+        Line2D([], [],
+               ls='',
+               label='+cp: backbone checkpointed; +sel: '
                'selectively; +heads: neck and heads too'))
     fig.legend(
         handles=legend,

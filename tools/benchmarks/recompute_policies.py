@@ -10,10 +10,10 @@ grad), the side network's enhanced fusion G and a read w at the same place,
 and a read at stage 1 (where the rank 256 is wider than the 128 channels).
 For each policy: bytes kept for backward beyond the region's inputs
 (``measure.KeptBytes``) and the median time of forward + backward (CPU
-time of the process on the CPU, wall time on a GPU). The selective policy the package uses
-(``recompute.keep_widening_products``) is compared with keeping every
-matrix product, the usual selective-checkpointing policy for trained
-weights. Writes results.md and results.json.
+time of the process on the CPU, wall time on a GPU). The selective policy
+the package uses (``recompute.keep_widening_products``) is compared with
+keeping every matrix product, the usual selective-checkpointing policy for
+trained weights. Writes results.md and results.json.
 """
 import argparse
 import math
@@ -32,8 +32,10 @@ from dtl_mm.models import recompute
 from dtl_mm.models.side_network import EnhancedFusion, LowRankMap
 
 _aten = torch.ops.aten
-PRODUCTS = {_aten.mm.default, _aten.addmm.default, _aten.bmm.default,
-            _aten.convolution.default}
+PRODUCTS = {
+    _aten.mm.default, _aten.addmm.default, _aten.bmm.default,
+    _aten.convolution.default
+}
 
 
 def keep_every_product(ctx, op, *args, **kwargs):
@@ -52,6 +54,7 @@ POLICIES = {
 def regions(scale, device):
     """name -> (module, inputs); channels and grids of Swin-B at
     800x1344: stage 1 is 200x336 tokens of 128, stage 3 50x84 of 512."""
+
     def grid(h, w):
         return max(7, math.ceil(h * scale)), max(7, math.ceil(w * scale))
 
@@ -126,8 +129,11 @@ def main():
         for label, policy in POLICIES.items():
             kept, t = measure_region(fn, inputs, policy, args.repeats, device)
             results[name][label] = dict(kept_bytes=kept, time_s=t)
-            print(f'{name} | {label}: {kept / 2**20:.1f} MB, {t * 1e3:.1f} '
-                  'ms', file=sys.stderr, flush=True)
+            print(
+                f'{name} | {label}: {kept / 2**20:.1f} MB, {t * 1e3:.1f} '
+                'ms',
+                file=sys.stderr,
+                flush=True)
     lines = [
         f'scale {args.scale}, {args.device}, median of {args.repeats} '
         f'(time: {"wall" if device.type == "cuda" else "CPU time"})', '',
