@@ -9,7 +9,7 @@ from measure import (_Step, checkpointed_heads, measure, saved_for_backward,
                      synthetic_batch)
 from mmengine.config import Config
 from mmengine.runner import turn_on_activation_checkpointing
-from tool_utils import DEMO, ROOT, SHORT, run_tool, tool
+from tool_utils import DEMO, ROOT, SHORT, dist_train, run_tool, tool
 
 from dtl_mm.models import recompute
 from dtl_mm.models.recompute import enable_activation_checkpointing
@@ -212,25 +212,12 @@ def test_saved_split_attributes_the_side_network():
 
 @pytest.mark.slow  # two processes on gloo
 def test_two_process_training_with_checkpointing(toy_workspace, tmp_path):
-    import subprocess
-
-    from tool_utils import dist_env
     wd = tmp_path / 'wd'
-    proc = subprocess.run([
-        'bash',
-        tool('dist_train.sh'),
-        osp.join(ROOT, DEMO['voc']), '2', '--work-dir',
-        str(wd), '--cfg-options', *SHORT['voc'],
-        'train_dataloader.batch_size=2', 'model.backbone.drop_path_rate=0.2',
-        'activation_checkpointing=[backbone,neck,bbox_head]'
-    ],
-                          cwd=toy_workspace,
-                          capture_output=True,
-                          text=True,
-                          timeout=600,
-                          env=dist_env())
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    rc, out = dist_train(toy_workspace, wd, *SHORT['voc'],
+                         'train_dataloader.batch_size=2',
+                         'model.backbone.drop_path_rate=0.2',
+                         'activation_checkpointing=[backbone,neck,bbox_head]')
+    assert rc == 0, out[-4000:]
     log = open(next(wd.glob('*/*.log'))).read()
     assert 'find_unused_parameters=False' in log
     assert 'backbone (with_cp=True), neck.forward, bbox_head.forward' in log
