@@ -57,8 +57,7 @@ def step(model, data, seed=1):
 
 @pytest.mark.parametrize('policy', [True, 'selective'])
 @pytest.mark.parametrize(
-    'task',
-    [pytest.param('coco', marks=pytest.mark.slow), 'voc', 'ade20k'])
+    'task', [pytest.param('coco', marks=pytest.mark.slow), 'voc', 'ade20k'])
 def test_checkpointing_gives_the_same_gradients(task, policy):
     cfg, model = demo_model(task)
     data = synthetic_batch(cfg, 2, SIZE[task])

@@ -76,7 +76,8 @@ def parse_args():
     p.add_argument(
         '--replot',
         metavar='DIR',
-        help='only redraw DIR/frontier.png from DIR/results.json')
+        help='only rewrite DIR/results.md and DIR/frontier.png from '
+        'DIR/results.json')
     p.add_argument(
         '--worker',
         nargs=2,
@@ -202,8 +203,12 @@ def table(family, rows):
         paper = (
             paper_results.MEMORY_GB[family].get(base, '')
             if base == r['variant'] else '')
-        beaten = '' if is_dtl(
-            r['variant']) else (', '.join(dominators(r, rows)) or '**none**')
+        if is_dtl(r['variant']):
+            beaten = ''
+        elif base == 'fixed':  # not an alternative: nothing trains there
+            beaten = '(floor: the backbone does not train)'
+        else:
+            beaten = ', '.join(dominators(r, rows)) or '**none**'
         out.append(
             f'| {r["variant"]} | {r["params_trainable"] / 1e6:.2f} | '
             f'{r["model_state_bytes"] / mb:.0f} | '
@@ -216,6 +221,10 @@ def table(family, rows):
             f'{ratio(r, full, "step_time_s"):.2f} | '
             f'{beaten} | {paper} |')
     return '\n'.join(out)
+
+
+def tables(results):
+    return '\n\n'.join(table(f, rows) for f, rows in results.items())
 
 
 COLOURS = {'dtl': 'tab:red', 'full': 'tab:gray', 'fixed': 'tab:green'}
@@ -294,7 +303,10 @@ def main():
         return run_worker(args)
     if args.replot:
         with open(osp.join(args.replot, 'results.json')) as f:
-            return chart(json.load(f), osp.join(args.replot, 'frontier.png'))
+            results = json.load(f)
+        return save_results(
+            args.replot, tables(results), results,
+            (lambda path: chart(results, path), 'frontier.png'))
     if not args.out:
         sys.exit('--out is required')
     os.makedirs(args.out, exist_ok=True)
@@ -304,9 +316,8 @@ def main():
         for variant in args.variants:
             print(f'[{family}] {variant} ...', flush=True)
             results[family].append(run_variant(args, family, variant))
-    md = '\n\n'.join(table(f, rows) for f, rows in results.items())
     save_results(
-        args.out, md, results, None if args.saved_only else
+        args.out, tables(results), results, None if args.saved_only else
         (lambda path: chart(results, path), 'frontier.png'))
 
 
