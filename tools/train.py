@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 
 from dtl_mm.atomic_io import remove_stale_temp_files
 from dtl_mm.resume import latest_checkpoint
-from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
+from dtl_mm.runner_setup import (add_common_args, build_runner, check_data_once,
                                  load_config, parse_tool_args)
 
 
@@ -81,8 +81,7 @@ def main():
         cfg.auto_scale_lr.enable = True
     if args.resume is not None:
         resume_from(cfg, args.resume)
-    if not args.skip_data_check:
-        check_data(cfg, ('train', 'val'))
+    check_data_once(cfg, ('train', 'val'), skip=args.skip_data_check)
     remove_stale_temp_files(cfg.work_dir)
     build_runner(cfg).train()
 
