@@ -102,7 +102,8 @@ setup(
         'tests': ['pytest'],
         # mmcv with its ops must be installed first (tools/install.sh
         # builds it: mmcv 2.1.0 / onedl-mmcv 2.3.6)
-        'openmmlab': OPENMMLAB,
+        'openmmlab':
+        OPENMMLAB,
         # `mim train|test|search dtl_mm`; mim imports pkg_resources too
         'mim': ['openmim>=0.3.9', 'setuptools<82'],
         # mmdet's / mmseg's tools/analysis_tools/analyze_logs.py

@@ -91,16 +91,18 @@ def backbone():
             out.append(line(x + BW, MID, block_x(i + 1), MID))
         if i in ENDS[:-1]:  # the stage's PatchMerging halves H, W
             out.append(
-                text((stage_tap(i) + block_x(i + 1)) / 2 + 3,
-                     MID + 4,
-                     'PM',
-                     9,
-                     fill='#5a6b80'))
+                text(
+                    (stage_tap(i) + block_x(i + 1)) / 2 + 3,
+                    MID + 4,
+                    'PM',
+                    9,
+                    fill='#5a6b80'))
     for s, (d, e) in enumerate(zip(DEPTHS, ENDS)):
         x1, x2, tap = block_x(e - d + 1), block_x(e) + BW, stage_tap(e)
         out.append(
-            text((x1 + x2) / 2, ROW_Y - 5, f'stage {s + 1}', 10,
-                 fill='#5a6b80'))
+            text(
+                (x1 + x2) / 2, ROW_Y - 5, f'stage {s + 1}', 10,
+                fill='#5a6b80'))
         if e in G_BLOCKS:  # the output leaves after G's add (the fusion)
             out += [
                 line(x2, MID, tap, MID),
@@ -111,13 +113,7 @@ def backbone():
             out.append(line(tap, ROW_Y, tap, BUS_Y))  # stage output -> bus
     neck_x = block_x(ENDS[-1]) + BW + 50
     out += [
-        line(
-            stage_tap(ENDS[0]),
-            BUS_Y,
-            neck_x,
-            BUS_Y,
-            width=1.5,
-            arrow=True),
+        line(stage_tap(ENDS[0]), BUS_Y, neck_x, BUS_Y, width=1.5, arrow=True),
         text(
             (X0 + neck_x) / 2,
             BUS_Y - 8,

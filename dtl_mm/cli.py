@@ -16,10 +16,10 @@ VERBS = {
     'train': ('train.py', 'train a detector or segmentor'),
     'test': ('test.py', 'evaluate a checkpoint'),
     'infer': ('infer.py', 'predict on images (one or several tasks)'),
-    'convert': ('convert_checkpoint.py',
-                'convert a checkpoint: lean <-> self-contained'),
-    'check-data': ('check_data.py',
-                   "check a config's data files, print what was counted"),
+    'convert':
+    ('convert_checkpoint.py', 'convert a checkpoint: lean <-> self-contained'),
+    'check-data':
+    ('check_data.py', "check a config's data files, print what was counted"),
     'params': ('param_table.py', 'count trainable / frozen parameters'),
     'env': ('check_env.py', 'check the installed OpenMMLab stack and CUDA'),
     'toy-data': ('make_toy_data.py', 'write the toy shapes data set'),

@@ -450,9 +450,7 @@ def _coco_digest(ann_file, classes, role, format_only):
             raise DataError(f'{show(ann_file)}: image {im.get("id")} has no '
                             f'{e}') from None
     return dict(
-        images=listed,
-        warnings=warnings,
-        objects=sum(per_class.values()))
+        images=listed, warnings=warnings, objects=sum(per_class.values()))
 
 
 def check_coco(cfg, cls, role, facts, warnings, evaluator=None):
@@ -645,8 +643,7 @@ def check_dataset(cfg, scope, role, evaluator, facts, warnings):
         cls = _registry_class(leaf, scope)
         try:
             if scope == 'mmdet' and issubclass(cls, CocoDataset):
-                found = check_coco(leaf, cls, role, facts, warnings,
-                                   evaluator)
+                found = check_coco(leaf, cls, role, facts, warnings, evaluator)
             elif scope == 'mmdet' and issubclass(cls, XMLDataset):
                 found = check_voc(leaf, cls, role, facts, warnings)
             elif scope == 'mmseg':

@@ -28,7 +28,9 @@ except where listed.
    changes where upstream mmsegmentation is installed. Why: ``mmseg::``
    base configs fail to resolve there otherwise.
 5. mmengine's ``MODULE2PACKAGE`` table gains ``dtl_mm`` (nothing else in
-   it changes). Why: a user's config can then inherit ours with
+   it changes), naming the module ``dtl_mm.package_files`` so that
+   mmengine reads the configs beside the ``dtl_mm`` actually imported. Why:
+   a user's config can then inherit ours with
    ``_base_ = 'dtl_mm::coco/...'`` from the installed package.
 
 Registration of our backbones, hooks and optimizer constructor is not listed:

@@ -25,8 +25,8 @@ def read_config(path):
         raise FileNotFoundError(f'config file not found: {path} (neither a '
                                 f'file nor a config shipped with dtl_mm)')
     if found != path:
-        print_log(f'{path}: using the shipped config {found}',
-                  logger='current')
+        print_log(
+            f'{path}: using the shipped config {found}', logger='current')
     try:
         return Config.fromfile(found)
     except Exception as e:
@@ -214,8 +214,7 @@ def check_data(cfg, splits):
         except Exception as e:  # shared, so that no rank waits for ever
             verdict, error = [f'{type(e).__name__}: {e}'], e
         else:
-            print_log(
-                'data check ok: ' + '; '.join(counted), logger='current')
+            print_log('data check ok: ' + '; '.join(counted), logger='current')
     if get_world_size() > 1:
         broadcast_object_list(verdict, src=0)
     if error is not None:

@@ -121,8 +121,9 @@ def report_devices():
         built = f'unknown ({type(e).__name__})'
     ops_cuda = built not in ('not available', '') and \
         not built.startswith('unknown')
-    print('  mmcv.ops ' + ('built with CUDA ' + built if ops_cuda else
-                           'CPU only (CUDA ' + built + ')'))
+    print('  mmcv.ops ' +
+          ('built with CUDA ' + built if ops_cuda else 'CPU only (CUDA ' +
+           built + ')'))
     if torch.cuda.is_available() and not ops_cuda:
         print('  note: mmcv.ops has no CUDA kernels: rebuild mmcv with '
               'FORCE_CUDA=1 and a CUDA toolkit (tools/install.sh does it '

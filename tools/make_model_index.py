@@ -24,10 +24,14 @@ PAPER = dict(
 # task -> (training data, [(mim task, dataset, {metric: index in the
 # paper's accuracy entry or None for a scalar})])
 TASKS = {
-    'coco': ('COCO', [('Object Detection', 'COCO', {'box AP': 0}),
-                      ('Instance Segmentation', 'COCO', {'mask AP': 1})]),
-    'voc': ('PASCAL VOC 07+12', [('Object Detection', 'PASCAL VOC 2007',
-                                  {'AP': None})]),
+    'coco': ('COCO', [('Object Detection', 'COCO', {
+        'box AP': 0
+    }), ('Instance Segmentation', 'COCO', {
+        'mask AP': 1
+    })]),
+    'voc': ('PASCAL VOC 07+12', [('Object Detection', 'PASCAL VOC 2007', {
+        'AP': None
+    })]),
     'ade20k': ('ADE20K', [('Semantic Segmentation', 'ADE20K', {
         'mIoU': None
     })]),
@@ -101,8 +105,8 @@ def outputs():
         osp.basename(d) for d in glob.glob(osp.join(ROOT, 'configs', '*'))
         if osp.isdir(d) and osp.basename(d) != '_base_')
     files = {
-        f'configs/{f}/metafile.yml': yaml.safe_dump(
-            metafile(f), sort_keys=False, allow_unicode=True)
+        f'configs/{f}/metafile.yml':
+        yaml.safe_dump(metafile(f), sort_keys=False, allow_unicode=True)
         for f in folders
     }
     files['model-index.yml'] = yaml.safe_dump(

@@ -5,8 +5,8 @@ Same arguments as mmdet's and mmseg's tools/test.py.
 import argparse
 import os.path as osp
 
-from dtl_mm.runner_setup import (add_common_args, build_runner, check_data_once,
-                                 load_config, parse_tool_args,
+from dtl_mm.runner_setup import (add_common_args, build_runner,
+                                 check_data_once, load_config, parse_tool_args,
                                  setup_test_outputs)
 
 

@@ -9,8 +9,8 @@ from mmengine.logging import print_log
 
 from dtl_mm.atomic_io import remove_stale_temp_files
 from dtl_mm.resume import latest_checkpoint
-from dtl_mm.runner_setup import (add_common_args, build_runner, check_data_once,
-                                 load_config, parse_tool_args)
+from dtl_mm.runner_setup import (add_common_args, build_runner,
+                                 check_data_once, load_config, parse_tool_args)
 
 
 def parse_args():
