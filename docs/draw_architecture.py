@@ -28,6 +28,13 @@ def block_x(i):
     return X0 + (i - 1) * PITCH + stage * STAGE_GAP
 
 
+def stage_tap(e):
+    """x where the output of the stage ending at block e leaves for the
+    bus: after G's add when G adds to block e (the backbone outputs the
+    fused features), else the block itself."""
+    return block_x(e) + BW + 12 if e in G_BLOCKS else block_x(e) + BW - 6
+
+
 # ----------------------------------------------------------- SVG elements
 def rect(x, y, w, h, fill, stroke='#5a6b80', rx=3, extra=''):
     return (f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{rx}" '
@@ -85,28 +92,28 @@ def backbone():
         if i in ENDS[:-1]:  # the stage's PatchMerging halves H, W
             out.append(
                 text(
-                    (x + BW + block_x(i + 1)) / 2,
+                    (stage_tap(i) + block_x(i + 1)) / 2 + 3,
                     MID + 4,
                     'PM',
                     9,
                     fill='#5a6b80'))
     for s, (d, e) in enumerate(zip(DEPTHS, ENDS)):
-        x1, x2 = block_x(e - d + 1), block_x(e) + BW
-        out += [
+        x1, x2, tap = block_x(e - d + 1), block_x(e) + BW, stage_tap(e)
+        out.append(
             text(
                 (x1 + x2) / 2, ROW_Y - 5, f'stage {s + 1}', 10,
-                fill='#5a6b80'),
-            line(x2 - 6, ROW_Y, x2 - 6, BUS_Y)
-        ]  # stage output -> bus
+                fill='#5a6b80'))
+        if e in G_BLOCKS:  # the output leaves after G's add (the fusion)
+            out += [
+                line(x2, MID, tap, MID),
+                line(tap, MID, tap, BUS_Y), f'<circle cx="{tap}" '
+                f'cy="{MID}" r="2.5" fill="#444"/>'
+            ]
+        else:
+            out.append(line(tap, ROW_Y, tap, BUS_Y))  # stage output -> bus
     neck_x = block_x(ENDS[-1]) + BW + 50
     out += [
-        line(
-            block_x(ENDS[0]) + BW - 6,
-            BUS_Y,
-            neck_x,
-            BUS_Y,
-            width=1.5,
-            arrow=True),
+        line(stage_tap(ENDS[0]), BUS_Y, neck_x, BUS_Y, width=1.5, arrow=True),
         text(
             (X0 + neck_x) / 2,
             BUS_Y - 8,

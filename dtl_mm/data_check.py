@@ -449,7 +449,8 @@ def _coco_digest(ann_file, classes, role, format_only):
         except KeyError as e:
             raise DataError(f'{show(ann_file)}: image {im.get("id")} has no '
                             f'{e}') from None
-    return dict(images=listed, warnings=warnings)
+    return dict(
+        images=listed, warnings=warnings, objects=sum(per_class.values()))
 
 
 def check_coco(cfg, cls, role, facts, warnings, evaluator=None):
@@ -473,6 +474,10 @@ def check_coco(cfg, cls, role, facts, warnings, evaluator=None):
                   for name, wh, ident in digest['images']], ann_file, facts,
                  report, 'the annotation')
     report.log(warnings)
+    # (a digest cached by an older version has no count)
+    objects = digest.get('objects', '?')
+    return (f'{show(ann_file)}: {len(digest["images"])} images, {objects} '
+            f'annotations of {len(classes)} classes')
 
 
 # ------------------------------------------------------------------- VOC
@@ -537,6 +542,8 @@ def check_voc(cfg, cls, role, facts, warnings):
         'minimum size)', degenerate)
     check_images(images, list_file, facts, report, 'its XML')
     report.log(warnings)
+    return (f'{show(list_file)}: {len(images)} images, '
+            f'{sum(per_class.values())} objects of {len(classes)} classes')
 
 
 # ---------------------------------------------------------- segmentation
@@ -622,21 +629,29 @@ def check_segmentation(cfg, cls, role, facts, warnings):
     if problems:
         raise DataError(f'{len(problems)} of {len(segs)} label maps in '
                         f'{show(seg_dir)} cannot be used: {_some(problems)}')
+    return (f'{show(img_dir)}: {len(imgs)} images with label maps of '
+            f'{num_classes} classes')
 
 
 # --------------------------------------------------------------- driver
 def check_dataset(cfg, scope, role, evaluator, facts, warnings):
-    """Checks one dataloader's dataset (``role``: 'train' or 'eval')."""
+    """Checks one dataloader's dataset (``role``: 'train' or 'eval');
+    returns a line per leaf dataset saying what it counted."""
     from mmdet.datasets import CocoDataset, XMLDataset
+    counted = []
     for leaf in leaf_datasets(cfg):
         cls = _registry_class(leaf, scope)
         try:
             if scope == 'mmdet' and issubclass(cls, CocoDataset):
-                check_coco(leaf, cls, role, facts, warnings, evaluator)
+                found = check_coco(leaf, cls, role, facts, warnings, evaluator)
             elif scope == 'mmdet' and issubclass(cls, XMLDataset):
-                check_voc(leaf, cls, role, facts, warnings)
+                found = check_voc(leaf, cls, role, facts, warnings)
             elif scope == 'mmseg':
-                check_segmentation(leaf, cls, role, facts, warnings)
+                found = check_segmentation(leaf, cls, role, facts, warnings)
+            else:
+                found = 'not checked (a dataset class the check does not ' \
+                    'know)'
+            counted.append(f'{leaf.get("type")} {found}')
         except (DataError, FileNotFoundError):
             raise
         except Exception as e:  # a check must never crash without a name
@@ -645,11 +660,13 @@ def check_dataset(cfg, scope, role, evaluator, facts, warnings):
                 f'{show(_join(leaf, leaf.get("ann_file", "")))} failed: '
                 f'{type(e).__name__}: {e} (--skip-data-check skips the '
                 f'check)') from e
+    return counted
 
 
-def check_config_data(cfg, splits=('train', 'val')):
+def check_config_data(cfg, splits=('train', 'val'), counted=None):
     """Checks the datasets of the given dataloaders of a runner config;
-    returns the warnings it logged."""
+    returns the warnings it logged. ``counted``: a list that gets one line
+    per split and dataset saying what was checked and counted."""
     roots = sorted({
         show(osp.abspath(d.get('data_root') or '.'))
         for s in splits if cfg.get(f'{s}_dataloader')
@@ -661,9 +678,12 @@ def check_config_data(cfg, splits=('train', 'val')):
         for split in splits:
             loader = cfg.get(f'{split}_dataloader')
             if loader:
-                check_dataset(loader['dataset'], cfg.default_scope,
-                              'train' if split == 'train' else 'eval',
-                              cfg.get(f'{split}_evaluator'), facts, warnings)
+                lines = check_dataset(loader['dataset'], cfg.default_scope,
+                                      'train' if split == 'train' else 'eval',
+                                      cfg.get(f'{split}_evaluator'), facts,
+                                      warnings)
+                if counted is not None:
+                    counted.extend(f'{split}: {line}' for line in lines)
     finally:
         facts.save()
     return warnings

@@ -25,6 +25,52 @@ class ParameterCountHook(Hook):
                            format_counts(count_parameters(model)))
 
 
+@HOOKS.register_module()
+class ModelCheckHook(Hook):
+    """Checks the model config before the first iteration: the heads'
+    num_classes must be the data set's classes and the neck's / heads'
+    in_channels the backbone's outputs (:mod:`dtl_mm.model_check`); a
+    mismatch otherwise trains silently or fails deep in the first forward.
+
+    In every shipped config, so mmdet's and mmseg's own tools and ``mim``
+    run it too; our tools check before building the runner and leave this
+    hook out.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_run(self, runner):
+        from .model_check import check_model_config
+        check_model_config(runner.cfg)
+
+
+@HOOKS.register_module()
+class DataCheckHook(Hook):
+    """Reads the data files of the loops this run uses (train and val when
+    training, test when testing) before the first iteration, and stops with
+    a message naming the broken file (:mod:`dtl_mm.data_check`). Rank 0
+    checks, the others wait for its verdict; what was learnt about each file
+    is cached, so unchanged data is not read again.
+
+    In every shipped config, so mmdet's and mmseg's own tools and ``mim``
+    run it too; our tools check before building the runner (or skip with
+    ``--skip-data-check``) and leave this hook out. Elsewhere, drop it from
+    ``custom_hooks`` to skip the check.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_run(self, runner):
+        from mmengine.runner import BaseLoop
+
+        from .runner_setup import check_data
+        splits = tuple(
+            s for s in ('train', 'val', 'test')
+            if isinstance(getattr(runner, f'_{s}_loop', None), BaseLoop))
+        if splits:
+            check_data(runner.cfg, splits)
+
+
 def _bare_model(runner):
     return runner.model.module if is_model_wrapper(
         runner.model) else runner.model

@@ -27,6 +27,11 @@ except where listed.
    pointed at that distribution (:mod:`dtl_mm.config_packages`); nothing
    changes where upstream mmsegmentation is installed. Why: ``mmseg::``
    base configs fail to resolve there otherwise.
+5. mmengine's ``MODULE2PACKAGE`` table gains ``dtl_mm`` (nothing else in
+   it changes), naming the module ``dtl_mm.package_files`` so that
+   mmengine reads the configs beside the ``dtl_mm`` actually imported. Why:
+   a user's config can then inherit ours with
+   ``_base_ = 'dtl_mm::coco/...'`` from the installed package.
 
 Registration of our backbones, hooks and optimizer constructor is not listed:
 each class registers itself where it is defined, in mmengine's root
@@ -35,12 +40,14 @@ registries.
 from .atomic_io import make_local_writes_atomic
 from .checkpoint import allow_mmengine_types_in_torch_load
 from .checkpoint_schemes import register_safe_loaders
-from .config_packages import resolve_forked_config_packages
+from .config_packages import (register_own_configs,
+                              resolve_forked_config_packages)
 
 
 def apply_process_changes():
-    """Applies the four changes above (idempotent)."""
+    """Applies the five changes above (idempotent)."""
     allow_mmengine_types_in_torch_load()
     register_safe_loaders()
     make_local_writes_atomic()
     resolve_forked_config_packages()
+    register_own_configs()

@@ -13,10 +13,31 @@ import dtl_mm  # noqa: F401  (registers modules, safe checkpoint loading)
 SCOPES = ('mmdet', 'mmseg')
 
 
+def read_config(path):
+    """``Config.fromfile`` of a config file, or of a shipped config named
+    by its path under configs/ or its file name (as ``mim train`` accepts);
+    a package base config that cannot be read for lack of pkg_resources
+    names the fix."""
+    from .config_packages import explain_config_error
+    from .package_files import find_config
+    found = find_config(path)
+    if found is None:
+        raise FileNotFoundError(f'config file not found: {path} (neither a '
+                                f'file nor a config shipped with dtl_mm)')
+    if found != path:
+        print_log(
+            f'{path}: using the shipped config {found}', logger='current')
+    try:
+        return Config.fromfile(found)
+    except Exception as e:
+        clearer = explain_config_error(path, e)
+        if clearer is None:
+            raise
+        raise clearer from e
+
+
 def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    cfg = read_config(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope')
@@ -26,6 +47,7 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
                          f'{scope!r}')
     from .model_check import check_model_config
     check_model_config(cfg)
+    drop_hook(cfg, 'ModelCheckHook')  # checked now, before the model builds
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -73,8 +95,9 @@ def check_toy_data_written(cfg):
                 raise FileNotFoundError(
                     f'toy data set not found: {osp.join(*parts[:3])} '
                     f'(relative to '
-                    f'{os.getcwd()}); write it with: python '
-                    f'tools/make_toy_data.py data/toy --only {parts[2]}')
+                    f'{os.getcwd()}); write it with: dtl-mm toy-data '
+                    f'data/toy --only {parts[2]} (in the checkout: python '
+                    f'tools/make_toy_data.py data/toy --only {parts[2]})')
 
 
 def _replace_syncbn(node):
@@ -152,6 +175,22 @@ def setup_test_outputs(cfg, out=None, show=False, show_dir=None, wait_time=2):
             hook['interval'] = 1
 
 
+def drop_hook(cfg, hook_type):
+    """Leaves a custom hook out of the run (one whose work a tool does
+    itself, earlier)."""
+    hooks = cfg.get('custom_hooks') or []
+    cfg.custom_hooks = [h for h in hooks if h.get('type') != hook_type]
+
+
+def check_data_once(cfg, splits, skip=False):
+    """Our tools' data check: now, before the runner (and its model) is
+    built, instead of in the config's DataCheckHook; ``skip``
+    (``--skip-data-check``) checks nothing."""
+    if not skip:
+        check_data(cfg, splits)
+    drop_hook(cfg, 'DataCheckHook')
+
+
 def check_data(cfg, splits):
     """Reads the datasets' raw files up front. In a distributed run rank 0
     checks and the others wait for its verdict (one pass over the data, not
@@ -169,10 +208,13 @@ def check_data(cfg, splits):
         print_log(
             f'checking the {"/".join(splits)} data files ...',
             logger='current')
+        counted = []
         try:
-            check_config_data(cfg, splits)
+            check_config_data(cfg, splits, counted)
         except Exception as e:  # shared, so that no rank waits for ever
             verdict, error = [f'{type(e).__name__}: {e}'], e
+        else:
+            print_log('data check ok: ' + '; '.join(counted), logger='current')
     if get_world_size() > 1:
         broadcast_object_list(verdict, src=0)
     if error is not None:

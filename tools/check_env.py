@@ -6,15 +6,19 @@ Used by ``tools/install.sh``: it passes the stack's requirements in
 checked instead, accepting the upstream or the onedl distributions.
 
 ``python tools/check_env.py [--quiet]`` prints one line per package and
-what to do about each problem; the exit status is 0 when the plugin can
-run in this environment (``--only``: the versions only, no imports).
+what to do about each problem, then the devices: whether CUDA is
+available, the GPUs and their architectures, and whether mmcv's compiled
+ops were built with CUDA. The exit status is 0 when the plugin can run in
+this environment (``--only``: the versions only, no imports).
 ``--versions`` prints ``distribution version``
 of the wanted distributions (``-`` when absent) for the install plan.
 """
+import argparse
 import importlib
 import importlib.metadata as md
 import os
 import sys
+import warnings
 
 try:
     from packaging.specifiers import SpecifierSet
@@ -76,7 +80,9 @@ def check_imports():
     problems = []
     if version('mmengine'):  # upstream mmengine reads configs through it
         try:
-            import pkg_resources  # noqa: F401
+            with warnings.catch_warnings():  # its deprecation notice
+                warnings.simplefilter('ignore')
+                import pkg_resources  # noqa: F401
         except ImportError:
             problems.append('mmengine 0.10 needs pkg_resources, which '
                             'setuptools 82 removed: pip install '
@@ -94,17 +100,65 @@ def check_imports():
     return problems
 
 
+def report_devices():
+    """CUDA as torch sees it, and what mmcv's ops were compiled for (a CPU
+    build of the ops cannot run RoIAlign & co. on a GPU)."""
+    import torch
+    cuda = torch.version.cuda
+    print(f'  torch    {torch.__version__}: '
+          f'{"built with CUDA " + cuda if cuda else "a CPU build"}; CUDA '
+          f'{"available" if torch.cuda.is_available() else "not available"}')
+    if torch.cuda.is_available():
+        print(f'  torch\'s kernels: {" ".join(torch.cuda.get_arch_list())}')
+    for i in range(torch.cuda.device_count() if cuda else 0):
+        major, minor = torch.cuda.get_device_capability(i)
+        print(f'  gpu {i}    {torch.cuda.get_device_name(i)}, architecture '
+              f'sm_{major}{minor}')
+    try:
+        from mmcv.ops import get_compiling_cuda_version
+        built = get_compiling_cuda_version()
+    except Exception as e:  # no ops: reported by check_imports
+        built = f'unknown ({type(e).__name__})'
+    ops_cuda = built not in ('not available', '') and \
+        not built.startswith('unknown')
+    print('  mmcv.ops ' +
+          ('built with CUDA ' + built if ops_cuda else 'CPU only (CUDA ' +
+           built + ')'))
+    if torch.cuda.is_available() and not ops_cuda:
+        print('  note: mmcv.ops has no CUDA kernels: rebuild mmcv with '
+              'FORCE_CUDA=1 and a CUDA toolkit (tools/install.sh does it '
+              'when nvcc matches torch\'s CUDA)')
+
+
+def parse_args():
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0].replace('\n', ' '),
+        epilog='Reads DTL_WANT / DTL_STACK (set by tools/install.sh); '
+        'without them it checks the tested ranges.')
+    p.add_argument(
+        '--quiet', action='store_true', help='print nothing, exit status only')
+    p.add_argument(
+        '--only',
+        action='store_true',
+        help='check the versions only, no imports')
+    p.add_argument(
+        '--versions',
+        action='store_true',
+        help='print "distribution version" of the wanted distributions')
+    return p.parse_args()
+
+
 def main():
-    if '--versions' in sys.argv:
+    args = parse_args()
+    if args.versions:
         for dists, _ in wanted():
             print(dists[0], version(dists[0]) or '-')
         return 0
-    quiet = '--quiet' in sys.argv
-    if quiet:
+    if args.quiet:
         sys.stdout = open(os.devnull, 'w')
     print(f'{sys.executable} (python {sys.version.split()[0]}):')
     problems = check_versions(wanted())
-    if '--only' in sys.argv:  # versions only, no imports
+    if args.only:  # versions only, no imports
         return 1 if problems else 0
     if os.environ.get('DTL_TESTS') == '1' and not version('pytest'):
         problems.append('pytest is not installed')
@@ -119,6 +173,8 @@ def main():
             else:  # the stack is fine; only the plugin itself is missing
                 print('  note: dtl_mm is not installed; run '
                       '`pip install --no-deps -e .` in the repository')
+    if not problems:
+        report_devices()
     for p in problems:
         print(f'  problem: {p}')
     return 1 if problems else 0

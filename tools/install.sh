@@ -177,11 +177,16 @@ fi
 CONSTRAINTS="$(mktemp)"; trap 'rm -f "$CONSTRAINTS"' EXIT
 # (numpy < 2.5: the newest the matrix has run)
 echo "numpy${NUMPY_SPEC:-<2.5}" >>"$CONSTRAINTS"
-# torch (and numpy, for a stack that pins it) before mmcv is built
+# torch (and numpy, for a stack that pins it) before mmcv is built; numpy
+# before torch is first imported (without it torch warns "Failed to
+# initialize NumPy" on every import)
 FIRST=()
 for p in "${PLAN[@]}"; do
   [[ "$p" == torch==* || "$p" == numpy* ]] && FIRST+=("$p")
 done
+if [[ -z "$NUMPY_SPEC" ]] && ! "$PY" -c 'import numpy' 2>/dev/null; then
+  FIRST=(numpy "${FIRST[@]}")
+fi
 if [[ ${#FIRST[@]} -gt 0 ]]; then
   say "installing ${FIRST[*]}"
   pip_ -q -c "$CONSTRAINTS" "${FIRST[@]}"

@@ -1,13 +1,18 @@
-"""Trainable backbone-side parameters of DTL vs the paper's #p column.
+"""Count trainable / frozen parameters: of your configs, or of the shipped
+DTL configs against the paper's #p column.
 
-    python tools/param_table.py
+    python tools/param_table.py CONFIG [CONFIG ...]   # per model part
+    python tools/param_table.py                       # DTL vs the paper
 
-Builds each DTLSwinTransformer (no weights needed) and counts the CSN.
+With configs, builds each config's model (no weights are read) and prints
+trainable / frozen parameters per part (backbone, side network, neck,
+heads). Without, builds each DTLSwinTransformer of the shipped configs and
+prints a Markdown table beside the paper's numbers.
 """
 import argparse
 
 from dtl_mm import paper_results
-from dtl_mm.models import DTLSwinTransformer
+from dtl_mm.param_count import count_parameters, format_counts
 from dtl_mm.swin_presets import SWIN_B, SWIN_L
 
 # no pretrained weights: only the parameter counts are needed
@@ -20,10 +25,8 @@ ROWS = [('coco', 'COCO', 256), ('voc', 'VOC', 128), ('ade20k', 'ADE20K', 192)]
 VARIANTS = ('dtlv1', 'dtlv2', 'dtlv2-ls')
 
 
-def main():
-    argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog='Prints a Markdown table; takes no arguments.').parse_args()
+def paper_table():
+    from dtl_mm.models import DTLSwinTransformer
     print('| task | backbone | d′ | DTLv1 | DTLv2 | DTLv2-LS |')
     print('|---|---|---|---|---|---|')
     for task, name, rank in ROWS:
@@ -38,6 +41,31 @@ def main():
             cells.append(f'{n / 1e6:.2f} M (paper {ref})')
         print(f'| {name} ({table}) | {arch} | {rank} | ' + ' | '.join(cells) +
               ' |')
+
+
+def config_tables(paths):
+    from dtl_mm.runner_setup import build_model, read_config
+    for path in paths:
+        model = build_model(read_config(path))
+        print(f'{path}:\n{format_counts(count_parameters(model))}\n')
+
+
+def main():
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]))
+    p.add_argument(
+        'configs',
+        nargs='*',
+        metavar='CONFIG',
+        help='config files (or shipped config names); none: the DTL '
+        'table against the paper')
+    args = p.parse_args()
+    if args.configs:
+        config_tables(args.configs)
+    else:
+        paper_table()
 
 
 if __name__ == '__main__':

@@ -5,8 +5,8 @@ Same arguments as mmdet's and mmseg's tools/test.py.
 import argparse
 import os.path as osp
 
-from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
-                                 load_config, parse_tool_args,
+from dtl_mm.runner_setup import (add_common_args, build_runner,
+                                 check_data_once, load_config, parse_tool_args,
                                  setup_test_outputs)
 
 
@@ -43,8 +43,7 @@ def main():
                       args.launcher)
     cfg.load_from = args.checkpoint
     setup_test_outputs(cfg, args.out, args.show, args.show_dir, args.wait_time)
-    if not args.skip_data_check:
-        check_data(cfg, ('test', ))
+    check_data_once(cfg, ('test', ), skip=args.skip_data_check)
     runner = build_runner(cfg)
     if args.backbone_from_pretrained is not None:
         model = runner.model

@@ -10,9 +10,9 @@ from mmengine.logging import print_log
 
 from dtl_mm.atomic_io import remove_stale_temp_files
 from dtl_mm.resume import latest_checkpoint, saved_checkpoints
-from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
-                                 check_pretrained_swin, load_config,
-                                 parse_tool_args)
+from dtl_mm.runner_setup import (add_common_args, build_runner,
+                                 check_data_once, check_pretrained_swin,
+                                 load_config, parse_tool_args)
 
 
 def parse_args():
@@ -110,8 +110,7 @@ def main():
         resume_from(cfg, args.resume)
     refuse_to_overwrite(cfg)
     check_pretrained_swin(cfg)
-    if not args.skip_data_check:
-        check_data(cfg, ('train', 'val'))
+    check_data_once(cfg, ('train', 'val'), skip=args.skip_data_check)
     remove_stale_temp_files(cfg.work_dir)
     build_runner(cfg).train()
 

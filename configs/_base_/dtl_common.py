@@ -3,6 +3,10 @@
 # Loads the plugin in our tools and in mmdet's / mmseg's own tools alike.
 custom_imports = dict(imports=['dtl_mm'], allow_failed_imports=False)
 custom_hooks = [
+    # before the first iteration, in any tool: num_classes / in_channels
+    # fit, and the data files are there and readable
+    dict(type='ModelCheckHook'),
+    dict(type='DataCheckHook'),
     dict(type='ParameterCountHook'),  # trainable / frozen per part
     dict(type='NonFiniteLossHook'),  # stop when the loss stays NaN/inf
     dict(type='RNGStateHook'),  # resume draws the same random numbers

@@ -1,0 +1,40 @@
+"""Where the configs, tools and model index are: ``dtl_mm/.mim/`` in an
+installed package (setup.py puts them there, as mmdet's does), else the
+checkout this package is imported from."""
+import os.path as osp
+
+PACKAGE = osp.dirname(osp.abspath(__file__))
+MIM = osp.join(PACKAGE, '.mim')
+CHECKOUT = osp.dirname(PACKAGE)
+
+
+def shipped(name):
+    """``configs``, ``tools`` or ``model-index.yml`` of this package."""
+    for root in (MIM, CHECKOUT):
+        path = osp.join(root, name)
+        if osp.exists(path):
+            return path
+    raise FileNotFoundError(
+        f'{name} not found in {MIM} nor in {CHECKOUT}: a wheel built '
+        f'without setup.py (which copies it into dtl_mm/.mim); reinstall '
+        f'with `pip install .` or from a wheel built by `pip wheel .`')
+
+
+def find_config(path):
+    """``path`` itself when it is a file, else the shipped config it names:
+    a path relative to the configs folder (``demo/xxx.py``,
+    ``configs/demo/xxx.py``, ``dtl_mm::demo/xxx.py``) or a bare file name
+    (as ``mim train`` accepts). ``None`` when there is no such config."""
+    if osp.isfile(path):
+        return path
+    rel = path.split('::', 1)[1] if path.startswith('dtl_mm::') else path
+    rel = rel[len('configs/'):] if rel.startswith('configs/') else rel
+    configs = shipped('configs')
+    if osp.isfile(osp.join(configs, rel)):
+        return osp.join(configs, rel)
+    if osp.sep not in rel:
+        import glob
+        found = glob.glob(osp.join(configs, '**', rel), recursive=True)
+        if len(found) == 1:
+            return found[0]
+    return None
