@@ -316,6 +316,9 @@ def main():
         for variant in args.variants:
             print(f'[{family}] {variant} ...', flush=True)
             results[family].append(run_variant(args, family, variant))
+            # after each configuration: a failed later one loses nothing
+            with open(osp.join(args.out, 'results.json'), 'w') as f:
+                json.dump(results, f, indent=1)
     save_results(
         args.out, tables(results), results, None if args.saved_only else
         (lambda path: chart(results, path), 'frontier.png'))
