@@ -71,17 +71,15 @@ def vit_architecture(backbone: PretrainedVisionTransformer) -> Dict:
     """The same for a plain ViT."""
     vit = backbone.vit
     proj = vit.patch_embed.projection
-    attns = [layer.attn for layer in vit.layers]
     return dict(
         depths=tuple(backbone.depths),
         channels=tuple(backbone.channels),
         patch=(tuple(proj.kernel_size), tuple(proj.stride)),
-        num_heads=tuple(a.num_heads for a in attns),
-        qk_scale=tuple(a.scale for a in attns),
+        num_heads=tuple(layer.attn.num_heads for layer in vit.layers),
         extra_tokens=backbone.num_extra_tokens,
-        pos_embed_grid=tuple(vit.patch_resolution),
+        pos_embed_grid=tuple(s // vit.patch_size for s in vit.img_size),
         interpolate_mode=vit.interpolate_mode,
-        pre_norm=type(vit.pre_norm).__name__)
+        pre_norm=bool(vit.pre_norm))
 
 
 def use_swin_of(backbone: PretrainedSwinTransformer,
@@ -100,8 +98,8 @@ def use_vit_of(backbone: PretrainedVisionTransformer,
     """Point ``backbone`` at ``trunk``'s frozen embeddings and blocks; its
     final norm stays its own."""
     vit, shared = backbone.vit, trunk.vit
-    for name in ('patch_embed', 'cls_token', 'pos_embed', 'pre_norm',
-                 'layers'):
+    names = ('patch_embed', 'cls_token', 'pos_embed', 'layers')
+    for name in names + (('pre_ln', ) if vit.pre_norm else ()):
         setattr(vit, name, getattr(shared, name))
 
 
@@ -163,6 +161,17 @@ def first_add_back(backbone) -> Optional[int]:
     if isinstance(backbone, DTL_BACKBONES):
         return backbone.layout.first_g
     return None
+
+
+def trunk_reads(backbone, upto: int) -> set:
+    """The blocks whose inputs a shared trunk ending at block ``upto`` must
+    keep for ``backbone``: its side network's reads (and, for a ViT, its
+    outputs inside the trunk)."""
+    if isinstance(backbone, PretrainedVisionTransformer):
+        return backbone.needs_from_trunk(upto)
+    if isinstance(backbone, DTLSwinTransformer):
+        return {w for w in backbone.layout.w_blocks if w <= upto}
+    return set()
 
 
 @dataclass
@@ -261,13 +270,10 @@ class MultiTaskModel(nn.Module):
         total = sum(self.trunk.depths)
         self.shared_blocks = min((m for m in ms if m), default=total)
         self.keep = tuple(
-            sorted({
-                w
-                for t in sharing
-                if isinstance(t.model.backbone.backbone, DTL_BACKBONES)
-                for w in t.model.backbone.backbone.layout.w_blocks
-                if w <= self.shared_blocks
-            }))
+            sorted(
+                set().union(*(trunk_reads(t.model.backbone.backbone,
+                                          self.shared_blocks)
+                              for t in sharing))))
         print_log(
             f'{len(sharing)} task(s) share the frozen '
             f'{self.trunk.TRUNK_NAME} trunk (patch '

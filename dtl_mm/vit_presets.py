@@ -12,14 +12,25 @@ config at a local copy of a release with
 # mmseg's ViT UperNet configs
 OUT_INDICES_12 = (2, 5, 8, 11)
 
-# DeiT-B/16 (ImageNet-1K), timm layout: the backbone of mmseg's
-# vit_deit-b16 UperNet recipe, whose ViT-B arguments the configs keep
+# DeiT-B/16 (ImageNet-1K, timm layout), as mmseg's vit_deit-b16 UperNet
+# recipe builds it
 DEIT_B = dict(
+    patch_size=16,
+    embed_dims=768,
+    num_layers=12,
+    num_heads=12,
+    mlp_ratio=4,
+    qkv_bias=True,
+    with_cls_token=True,
+    norm_cfg=dict(type='LN', eps=1e-6),
+    interpolate_mode='bicubic',
+    out_indices=OUT_INDICES_12,
+    drop_path_rate=0.1,
     init_cfg=dict(
         type='Pretrained',
         checkpoint='https://dl.fbaipublicfiles.com/deit/'
         'deit_base_patch16_224-b5f2ef4d.pth'))
-DEIT_B_WIDTH = 768
+DEIT_B_WIDTH = DEIT_B['embed_dims']
 
 # 12 blocks like ViT-B (so M = 7, as for the paper's ViT-B/16), 64 wide,
 # patch 8. No pretrained weights exist for it (configs set init_cfg=None).

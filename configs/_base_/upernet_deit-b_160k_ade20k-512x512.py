@@ -12,10 +12,8 @@ from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
 model = dict(
     pretrained=None,  # the backbone's init_cfg names the file
     backbone=dict(
-        _delete_=True,
         type='PretrainedVisionTransformer',
         **vit_presets.DEIT_B,
-        img_size=512,  # the position embedding is resized to 32 x 32
-        drop_path_rate=0.1,
+        img_size=(512, 512),  # the position embedding: a 32 x 32 grid
         with_cp=False))
 optim_wrapper = dict(constructor='DTLOptimWrapperConstructor')

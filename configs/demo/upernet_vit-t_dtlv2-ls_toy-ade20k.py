@@ -11,12 +11,12 @@ model = dict(
         variant='dtlv2-ls',
         rank=16,
         **vit_presets.TINY_VIT,
-        img_size=128,
+        img_size=(128, 160),  # the toy images
         init_cfg=None),  # no pretrained tiny ViT exists
     neck=dict(
         type='MultiLevelNeck',
-        in_channels=vit_presets.TINY_VIT_CHANNELS,
-        out_channels=vit_presets.TINY_VIT_CHANNELS[0],
+        in_channels=[vit_presets.TINY_VIT_WIDTH] * 4,
+        out_channels=vit_presets.TINY_VIT_WIDTH,
         scales=[4, 2, 1, 0.5]),
-    decode_head=dict(in_channels=vit_presets.TINY_VIT_CHANNELS),
-    auxiliary_head=dict(in_channels=vit_presets.TINY_VIT_CHANNELS[0]))
+    decode_head=dict(in_channels=[vit_presets.TINY_VIT_WIDTH] * 4),
+    auxiliary_head=dict(in_channels=vit_presets.TINY_VIT_WIDTH))

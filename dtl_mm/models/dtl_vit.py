@@ -13,8 +13,7 @@ token has no place in) and adds to the patch tokens; the class token gets
 nothing added. It still sees the adapted patch tokens through attention in
 the blocks after M, and dense prediction reads only the patch tokens.
 """
-from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional
+from typing import Iterable, List, Optional, Set
 
 import torch
 import torch.nn.functional as F
@@ -26,40 +25,30 @@ from .side_network import CompactSideNetwork
 from .vit_wrapper import PretrainedVisionTransformer
 
 
-@dataclass
-class ViTTrunkState(TrunkState):
-    """A frozen ViT after block ``block`` (tokens ``(B, E + H*W, C)``,
-    class token included), before anything is added back."""
-    # block (in out_blocks, inside the trunk) -> its output tokens
-    outputs: Dict[int, torch.Tensor] = field(default_factory=dict)
-
-
 @torch.no_grad()
 def run_frozen_vit(backbone: PretrainedVisionTransformer,
                    x: torch.Tensor,
                    upto: int,
-                   keep: Iterable[int] = ()) -> ViTTrunkState:
+                   keep: Iterable[int] = ()) -> TrunkState:
     """The embedding and blocks 1..``upto`` of ``backbone.vit``, without
-    autograd, keeping the inputs of the blocks in ``keep`` and the outputs of
-    the backbone's output blocks."""
+    autograd, keeping the inputs of the blocks in ``keep`` (tokens
+    ``(B, E + H*W, C)``, class token included)."""
     if not 1 <= upto <= backbone.num_blocks:
         raise ValueError(f'the shared trunk must end at a block in '
                          f'1..{backbone.num_blocks}, got {upto}')
     keep = set(keep)
     x, hw_shape = backbone.embed(x)
-    state = ViTTrunkState(x=x, hw_shape=hw_shape, block=upto)
+    state = TrunkState(x=x, hw_shape=hw_shape, block=upto)
     for block in range(1, upto + 1):
         if block in keep:
             state.inputs[block] = x
         x = backbone.run_block(block, x)
-        if block in backbone.out_blocks:
-            state.outputs[block] = x
     state.x = x
     return state
 
 
 def run_vit_from_trunk(backbone: PretrainedVisionTransformer,
-                       state: ViTTrunkState,
+                       state: TrunkState,
                        layout=None,
                        csn: Optional[CompactSideNetwork] = None) -> tuple:
     """The output maps of ``backbone`` from a trunk state: its side network
@@ -74,12 +63,12 @@ def run_vit_from_trunk(backbone: PretrainedVisionTransformer,
     if early:
         raise ValueError(f'the side network adds to block(s) {early}, '
                          f'inside the shared trunk (blocks 1..{state.block})')
-    unkept = [
-        w for w in lay.w_blocks if w <= state.block and w not in state.inputs
-    ]
+    unkept = sorted(
+        backbone.needs_from_trunk(state.block) - set(state.inputs))
     if unkept:
-        raise ValueError(f'the side network reads block(s) {unkept}, whose '
-                         f'inputs the shared trunk did not keep')
+        raise ValueError(f'the side network or the outputs need the inputs '
+                         f'of block(s) {unkept}, which the shared trunk did '
+                         f'not keep')
     extra, hw_shape = backbone.num_extra_tokens, state.hw_shape
     x, h, live, outs = state.x, None, False, []
     for block in range(1, backbone.num_blocks + 1):
@@ -95,7 +84,8 @@ def run_vit_from_trunk(backbone: PretrainedVisionTransformer,
             x = x + F.pad(csn.fuse(block, h, hw_shape), (0, 0, extra, 0))
             live = True
         if block in backbone.out_blocks:
-            out = state.outputs[block] if block < state.block else x
+            # an output inside the trunk: the next block's input
+            out = state.inputs[block + 1] if block < state.block else x
             with grad_if(live):
                 outs.append(backbone.block_output(block, out, hw_shape))
     return tuple(outs)
@@ -173,11 +163,20 @@ class DTLVisionTransformer(PretrainedVisionTransformer):
         """The embedding and frozen blocks 1..``upto`` (default: M), without
         autograd. ``keep``: blocks whose inputs to keep for side-network
         reads (default: this one's)."""
-        lay = self.layout
-        return run_frozen_vit(self, x, upto or lay.first_g,
-                              lay.w_blocks if keep is None else keep)
+        upto = upto or self.layout.first_g
+        return run_frozen_vit(
+            self, x, upto,
+            self.needs_from_trunk(upto) if keep is None else keep)
 
-    def forward_rest(self, state: ViTTrunkState) -> tuple:
+    def needs_from_trunk(self, upto: int) -> Set[int]:
+        """The blocks whose inputs a trunk ending at ``upto`` must keep:
+        the side network's reads there, and the outputs inside it."""
+        return super().needs_from_trunk(upto) | {
+            w
+            for w in self.layout.w_blocks if w <= upto
+        }
+
+    def forward_rest(self, state: TrunkState) -> tuple:
         """This backbone's output maps from a trunk state that ends at or
         before its first add-back block."""
         return run_vit_from_trunk(self, state, self.layout, self.csn)

@@ -13,7 +13,7 @@ in attention but is not an output.
 mmseg is imported when the first ViT backbone is built, so dtl_mm's Swin
 detectors still need no mmseg.
 """
-from typing import Optional
+from typing import Optional, Set
 
 import torch
 from mmengine.registry import MODELS
@@ -126,6 +126,12 @@ class PretrainedVisionTransformer(PretrainedTrunk):
         if block == self.num_blocks and self.vit.final_norm:
             x = self.vit.norm1(x)
         return to_map(x[:, self.num_extra_tokens:], hw_shape).contiguous()
+
+    def needs_from_trunk(self, upto: int) -> Set[int]:
+        """The blocks whose inputs a shared trunk ending at block ``upto``
+        keeps for this backbone: an output block b inside the trunk is the
+        input of block b + 1."""
+        return {b + 1 for b in self.out_blocks if b < upto}
 
     def forward(self, x):
         with self.trunk_context():
