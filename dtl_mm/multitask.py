@@ -270,10 +270,9 @@ class MultiTaskModel(nn.Module):
         total = sum(self.trunk.depths)
         self.shared_blocks = min((m for m in ms if m), default=total)
         self.keep = tuple(
-            sorted(
-                set().union(*(trunk_reads(t.model.backbone.backbone,
-                                          self.shared_blocks)
-                              for t in sharing))))
+            sorted(set().union(
+                *(trunk_reads(t.model.backbone.backbone, self.shared_blocks)
+                  for t in sharing))))
         print_log(
             f'{len(sharing)} task(s) share the frozen '
             f'{self.trunk.TRUNK_NAME} trunk (patch '

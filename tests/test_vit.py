@@ -209,4 +209,3 @@ def test_csn_works_at_any_input_size():
     outs = model(x)
     assert [o.shape[-2:] for o in outs] == [(9, 5)] * 4
     sum(o.sum() for o in outs).backward()
-

@@ -32,8 +32,9 @@ FINAL = {'coco': 'epoch_1.pth', 'ade20k': 'iter_2.pth'}
 
 
 def variant_of(path):
-    return next(v for v in ('full', 'fixed', 'dtlv2-ls')
-                if f'_{v}_' in osp.basename(path))
+    return next(
+        v for v in ('full', 'fixed', 'dtlv2-ls')
+        if f'_{v}_' in osp.basename(path))
 
 
 def test_every_variant_for_both_tasks():

@@ -55,14 +55,15 @@ def assert_same_as_alone(mt, refs):
     preds = mt.predict(inputs, samples)
     for task, ref_model in refs.items():
         with torch.no_grad():
-            ref = ref_model(inputs, copy.deepcopy(samples[task]),
-                            mode='predict')
+            ref = ref_model(
+                inputs, copy.deepcopy(samples[task]), mode='predict')
         for a, b in zip(preds[task], ref):
             if task == 'coco':
                 assert len(b.pred_instances) > 0
                 for key in ('bboxes', 'scores', 'labels', 'masks'):
-                    assert torch.equal(a.pred_instances.get(key),
-                                       b.pred_instances.get(key)), key
+                    assert torch.equal(
+                        a.pred_instances.get(key),
+                        b.pred_instances.get(key)), key
             else:
                 assert torch.equal(a.seg_logits.data, b.seg_logits.data)
 
@@ -76,8 +77,7 @@ def count_calls(backbone):
     return calls
 
 
-def test_detector_and_segmenter_share_blocks_up_to_the_smallest_m(
-        vit_weights):
+def test_detector_and_segmenter_share_blocks_up_to_the_smallest_m(vit_weights):
     models = dict(
         coco=build(config('coco'), vit_weights),
         ade20k=build(config('ade20k', first_g_block=9), vit_weights))

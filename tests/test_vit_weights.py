@@ -4,8 +4,7 @@ import functools
 
 import pytest
 import torch
-from vit_utils import (TINY, plain_vit, to_mmpretrain_layout,
-                       to_timm_layout)
+from vit_utils import TINY, plain_vit, to_mmpretrain_layout, to_timm_layout
 
 from dtl_mm.models import (CheckpointLayoutError, DTLVisionTransformer,
                            PretrainedVisionTransformer, swin_fingerprint)
@@ -70,9 +69,9 @@ def test_mmseg_layout_plain_prefixed_and_whole_models(tmp_path):
         assert_same_trunk(load_into_new(path, final_norm=True), source)
 
 
-@pytest.mark.parametrize('layout,convert', [('timm', to_timm_layout),
-                                            ('mmpretrain',
-                                             to_mmpretrain_layout)])
+@pytest.mark.parametrize('layout,convert',
+                         [('timm', to_timm_layout),
+                          ('mmpretrain', to_mmpretrain_layout)])
 def test_release_layouts(tmp_path, layout, convert):
     source = source_vit()
     obj = convert(source.state_dict())
@@ -165,8 +164,8 @@ def test_lean_checkpoint_round_trip(tmp_path, cls):
             if p.requires_grad:
                 p.normal_()
     state = model.state_dict()
-    assert not any(k.startswith('vit.') and k[4:] in model.trunk_keys
-                   for k in state)
+    assert not any(
+        k.startswith('vit.') and k[4:] in model.trunk_keys for k in state)
     assert set(trainable) <= set(state)
     record = decode_trunk_record(state['_extra_state'])
     assert record == dict(
@@ -175,8 +174,9 @@ def test_lean_checkpoint_round_trip(tmp_path, cls):
     # a fresh model configured with the same file: exactly the same model
     other = cls(init_cfg=dict(type='Pretrained', checkpoint=path), **TINY)
     other.load_state_dict(state)
-    for (n, a), (_, b) in zip(model.state_dict(keep_vars=True).items(),
-                              other.state_dict(keep_vars=True).items()):
+    for (n, a), (_, b) in zip(
+            model.state_dict(keep_vars=True).items(),
+            other.state_dict(keep_vars=True).items()):
         assert torch.equal(a, b), n
     assert_same_trunk(other, source)
     x = torch.randn(1, 3, 64, 64)
@@ -202,11 +202,11 @@ def test_lean_checkpoint_as_pretrained_file(tmp_path):
     source = source_vit()
     path = save(tmp_path, 'release.pth', to_timm_layout(source.state_dict()))
     model = load_into_new(path)
-    lean = save(tmp_path, 'lean.pth',
-                {'state_dict': {
-                    'backbone.' + k: v
-                    for k, v in model.state_dict().items()
-                }})
+    lean = save(tmp_path, 'lean.pth', {
+        'state_dict':
+        {'backbone.' + k: v
+         for k, v in model.state_dict().items()}
+    })
     assert_same_trunk(load_into_new(lean), source)
 
 
@@ -215,5 +215,6 @@ def test_random_trunk_is_saved_in_full():
     state = model.state_dict()
     assert all('vit.' + k in state for k in model.trunk_keys)
     with pytest.raises(CheckpointLayoutError, match='lacks all'):
-        PretrainedVisionTransformer(frozen=True, **TINY).load_state_dict(
-            {'_extra_state': state['_extra_state']})
+        PretrainedVisionTransformer(
+            frozen=True,
+            **TINY).load_state_dict({'_extra_state': state['_extra_state']})

@@ -70,7 +70,9 @@ def to_timm_layout(mm_state):
 
 def to_mmpretrain_layout(mm_state):
     """An mmpretrain classifier: ``backbone.*`` beside its head."""
-    out = {'backbone.' + k: v for k, v in _rename(mm_state,
-                                                  _TO_MMPRETRAIN).items()}
+    out = {
+        'backbone.' + k: v
+        for k, v in _rename(mm_state, _TO_MMPRETRAIN).items()
+    }
     out['head.layers.head.weight'] = torch.zeros(10, 4)
     return {'state_dict': out}

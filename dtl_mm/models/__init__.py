@@ -13,8 +13,8 @@ from .petl_baselines import (AdapterSwinTransformer,
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 from .trunk_wrapper import PretrainedTrunk
-from .vit_wrapper import PretrainedVisionTransformer
 from .vit_weights import load_vit_weights
+from .vit_wrapper import PretrainedVisionTransformer
 from .weight_loading import (CheckpointLayoutError, load_swin_weights,
                              swin_fingerprint)
 

@@ -63,8 +63,7 @@ def run_vit_from_trunk(backbone: PretrainedVisionTransformer,
     if early:
         raise ValueError(f'the side network adds to block(s) {early}, '
                          f'inside the shared trunk (blocks 1..{state.block})')
-    unkept = sorted(
-        backbone.needs_from_trunk(state.block) - set(state.inputs))
+    unkept = sorted(backbone.needs_from_trunk(state.block) - set(state.inputs))
     if unkept:
         raise ValueError(f'the side network or the outputs need the inputs '
                          f'of block(s) {unkept}, which the shared trunk did '

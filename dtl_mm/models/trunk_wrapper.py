@@ -99,8 +99,8 @@ class PretrainedTrunk(BaseModule):
             print_log(
                 f'{type(self).__name__}: no pretrained checkpoint '
                 f'(init_cfg=None): the {self.TRUNK_NAME} keeps its random '
-                f'initialisation' + (' and stays frozen' if self.frozen else
-                                     ''),
+                f'initialisation' +
+                (' and stays frozen' if self.frozen else ''),
                 logger='current',
                 level=30)
         self._is_init = True

@@ -103,9 +103,9 @@ def find_swin(state_dict: Dict, filename: str):
         ignored
 
 
-def lean_trunk_record(state_dict: Dict,
-                      is_trunk_key: Callable[[str], bool] = None
-                      ) -> Optional[dict]:
+def lean_trunk_record(
+        state_dict: Dict,
+        is_trunk_key: Callable[[str], bool] = None) -> Optional[dict]:
     """The frozen-trunk record of a dtl_mm lean checkpoint (no trunk weights,
     ``source`` and ``sha256`` of the file they came from), else None.
     ``is_trunk_key``: does a key hold a trunk block (default: a Swin's)."""
@@ -138,8 +138,8 @@ def load_swin_weights(swin: nn.Module,
     state = extract_state_dict(ckpt, filename)
     record = lean_trunk_record(state)
     if record is not None:
-        return load_via_lean_record(load_swin_weights, swin, filename,
-                                    record, logger, keys)
+        return load_via_lean_record(load_swin_weights, swin, filename, record,
+                                    logger, keys)
     sd, layout, ignored = find_swin(state, filename)
 
     target = swin.state_dict()
