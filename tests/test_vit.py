@@ -179,6 +179,8 @@ def test_layout_is_one_stage_without_bridges():
     (dict(g_blocks=[7, 13]), 'g_blocks'),
     (dict(w_blocks=[9], g_blocks=[7]), 'w_blocks'),
     (dict(kernel_size=4), 'kernel_size'),
+    (dict(bridge='group'), 'bridge'),
+    (dict(csn='stage_local'), 'csn'),
 ])
 def test_bad_options_name_the_field(opts, field):
     opts = dict(dict(variant='dtlv2', rank=8), **opts)

@@ -133,6 +133,12 @@ class DTLVisionTransformer(PretrainedVisionTransformer):
                  kernel_size: Optional[int] = None,
                  beta: Optional[float] = None,
                  **kwargs):
+        swin_only = sorted(set(kwargs) & {'csn', 'bridge',
+                                          'bridge_group_width'})
+        if swin_only:
+            names = ', '.join(f'`{k}`' for k in swin_only)
+            raise ValueError(f'DTL option {names}: for a Swin\'s stages; a '
+                             f'plain ViT is one stage (no bridges)')
         super().__init__(
             frozen=True, **self.frozen_only(type(self).__name__, kwargs))
         self.layout = build_layout(
