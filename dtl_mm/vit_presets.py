@@ -44,3 +44,11 @@ TINY_VIT = dict(
     final_norm=False,
     drop_path_rate=0.0)
 TINY_VIT_WIDTH = TINY_VIT['embed_dims']
+
+# mmseg's ViT recipe exempts these from weight decay (substring matches of
+# parameter names; no CSN parameter name contains them)
+DECAY_EXEMPTIONS = {
+    'pos_embed': dict(decay_mult=0.),
+    'cls_token': dict(decay_mult=0.),
+    'norm': dict(decay_mult=0.),
+}

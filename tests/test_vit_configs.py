@@ -68,6 +68,13 @@ def test_vit_config_builds_with_expected_trainable_parts(path):
     if variant == 'dtlv2-ls':
         assert backbone.layout.first_g == 7
         assert side == sum(p.numel() for p in backbone.csn.parameters())
+        # the recipe's weight-decay exemptions reach no CSN parameter
+        exempt = cfg.optim_wrapper.paramwise_cfg.custom_keys
+        assert 'pos_embed' in exempt
+        assert not [
+            n for n, _ in model.named_parameters() if '.csn.' in n
+            and any(k in n for k in exempt)
+        ]
     # the neck's inputs are the backbone's outputs
     x = torch.zeros(1, 3, 64, 64)
     with torch.no_grad():

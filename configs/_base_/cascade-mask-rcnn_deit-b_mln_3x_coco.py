@@ -22,3 +22,7 @@ model = dict(
         in_channels=[vit_presets.DEIT_B_WIDTH],
         out_channels=256,
         scales=[4, 2, 1, 0.5, 0.25]))
+# the ViT's exemptions from weight decay instead of the Swin's
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        custom_keys=dict(_delete_=True, **vit_presets.DECAY_EXEMPTIONS)))
