@@ -72,8 +72,8 @@ def test_vit_config_builds_with_expected_trainable_parts(path):
         exempt = cfg.optim_wrapper.paramwise_cfg.custom_keys
         assert 'pos_embed' in exempt
         assert not [
-            n for n, _ in model.named_parameters() if '.csn.' in n
-            and any(k in n for k in exempt)
+            n for n, _ in model.named_parameters()
+            if '.csn.' in n and any(k in n for k in exempt)
         ]
     # the neck's inputs are the backbone's outputs
     x = torch.zeros(1, 3, 64, 64)

@@ -133,8 +133,8 @@ class DTLVisionTransformer(PretrainedVisionTransformer):
                  kernel_size: Optional[int] = None,
                  beta: Optional[float] = None,
                  **kwargs):
-        swin_only = sorted(set(kwargs) & {'csn', 'bridge',
-                                          'bridge_group_width'})
+        swin_only = sorted(
+            set(kwargs) & {'csn', 'bridge', 'bridge_group_width'})
         if swin_only:
             names = ', '.join(f'`{k}`' for k in swin_only)
             raise ValueError(f'DTL option {names}: for a Swin\'s stages; a '
