@@ -12,4 +12,4 @@ from .version import __version__  # noqa: F401
 apply_process_changes()
 
 # the modules whose classes register themselves in mmengine's registries
-from . import hooks, models, optim, strict_load  # noqa: E402,F401
+from . import hooks, metrics, models, optim, strict_load  # noqa: E402,F401

@@ -20,6 +20,7 @@ numpy 1.x and 2.x name their pickling helpers differently
 saved under one loads under the other.
 """
 import collections
+import contextlib
 import functools
 import hashlib
 import io
@@ -253,11 +254,16 @@ _HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.[a-z]+$')
 
 
 def cached_checkpoint_path(url: str) -> str:
-    """Where ``url`` is cached: torch's hub cache (``$TORCH_HOME``)."""
+    """Where ``url`` is cached: ``$TORCH_HOME/hub/checkpoints/dtl_mm/<sha256
+    of the URL, 16 hex digits>/<file name>``. Two URLs with one file name
+    (``http://host/a/swin.pth``, ``http://host/b/swin.pth``) are two
+    entries; torch hub's name-only key would hand one the other's weights.
+    """
     name = osp.basename(urllib.parse.urlparse(url).path)
     if not name:
         raise CheckpointError(f'{url}: the URL names no file')
-    return osp.join(torch.hub.get_dir(), 'checkpoints', name)
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'dtl_mm', key, name)
 
 
 def download_checkpoint(url: str, progress: bool = True) -> str:
@@ -268,21 +274,49 @@ def download_checkpoint(url: str, progress: bool = True) -> str:
     its end with valid CRCs, and a ``-<sha256 prefix>`` in the file name
     (torch hub's convention) matches the content. Otherwise nothing is
     cached and the error names the URL and the cache file.
+
+    Processes that want the same URL at once (the ranks of a distributed
+    run on one machine) take turns on a lock file beside the cache entry:
+    the first downloads, the others wait and then read the cached file
+    (``flock``: per machine, and across machines on file systems that
+    support it).
     """
     path = cached_checkpoint_path(url)
     if osp.isfile(path):
         return path
     os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.partial'
-    print_log(f'Downloading {url} to {path}', logger='current')
-    try:
-        size, digest = _fetch(url, tmp, path, progress)
-        _verify_download(url, path, tmp, size, digest)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    with _download_lock(path, url):
+        if osp.isfile(path):  # another process fetched it meanwhile
+            return path
+        tmp = f'{path}.{os.getpid()}.partial'
+        print_log(f'Downloading {url} to {path}', logger='current')
+        try:
+            size, digest = _fetch(url, tmp, path, progress)
+            _verify_download(url, path, tmp, size, digest)
+            os.replace(tmp, path)
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
     return path
+
+
+@contextlib.contextmanager
+def _download_lock(path, url):
+    """An exclusive ``flock`` on ``<entry folder>.lock`` (released when the
+    process dies, so a killed download never blocks the next one)."""
+    import fcntl
+    with open(osp.dirname(path) + '.lock', 'a') as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print_log(
+                f'waiting for another process downloading {url} to {path}',
+                logger='current')
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _fetch(url, tmp, path, progress):

@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from .models.recompute import enable_activation_checkpointing
 from .param_count import count_parameters, format_counts
 
 
@@ -27,6 +28,33 @@ class ParameterCountHook(Hook):
 def _bare_model(runner):
     return runner.model.module if is_model_wrapper(
         runner.model) else runner.model
+
+
+@HOOKS.register_module()
+class ActivationCheckpointingHook(Hook):
+    """Applies the config's ``activation_checkpointing = [part, ...]`` with
+    the non-reentrant checkpoint API (``models/recompute.py``).
+
+    mmengine reads the same key after ``before_run`` and wraps each part's
+    ``forward`` with the reentrant API, which computes no gradients for a
+    region whose tensor inputs do not require grad: behind a frozen trunk
+    the neck (whose inputs also arrive in a tuple) and heads would silently
+    stop training. This hook applies the key first, part by part as each
+    kind of part needs, and clears it in the runner's config so that
+    mmengine's wrapper never runs. Every shipped config has this hook.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_run(self, runner):
+        names = runner.cfg.get('activation_checkpointing')
+        if not names:
+            return
+        done = enable_activation_checkpointing(_bare_model(runner), names)
+        runner.cfg.activation_checkpointing = None
+        runner.logger.info(
+            'activation_checkpointing (non-reentrant, in training only): ' +
+            ', '.join(done))
 
 
 def nonfinite_weights(model):

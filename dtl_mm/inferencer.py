@@ -6,23 +6,26 @@ A single task is mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer``
 build the model, load the checkpoint through mmengine's ``load_checkpoint``
 and read the dataset's classes and palette from it. Several tasks are
 :class:`MultiTaskInferencer`: one library inferencer per task for the model,
-its visualizer and its JSON form, one common preprocessing for all of them,
-and a :class:`~dtl_mm.multitask.MultiTaskModel` that runs the shared frozen
-trunk once per batch.
+its preprocessing, its visualizer and its JSON form, and a
+:class:`~dtl_mm.multitask.MultiTaskModel` that runs the shared frozen trunk
+once per batch for the tasks whose inputs are identical.
 """
 import glob
 import json
+import math
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
+import torch
 from mmengine.logging import print_log
 from rich.progress import track
 
 from .multitask import MultiTaskModel
 from .runner_setup import load_config
+from .trained_config import check_trained_config
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -51,12 +54,23 @@ def list_images(spec: str) -> List[str]:
 def build_inferencer(config,
                      checkpoint: str,
                      device: str = 'cpu',
+                     backbone_from_pretrained: Optional[str] = None,
                      show_progress: bool = False):
     """mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer`` for one of
-    our configs (a path or a Config) and a checkpoint of it."""
+    our configs (a path or a Config) and a checkpoint of it.
+
+    ``backbone_from_pretrained``: the frozen Swin file for a checkpoint
+    that does not hold it (a lean checkpoint whose pretrained file moved):
+    it replaces the config's ``model.backbone.init_cfg.checkpoint``; its
+    sha256 is checked against the checkpoint's record.
+    """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    cfg = load_config(config) if isinstance(config, str) else config
+    cfg = load_config(config) if isinstance(config, str) else config.copy()
+    if backbone_from_pretrained:
+        cfg.model.backbone.init_cfg = dict(
+            type='Pretrained', checkpoint=backbone_from_pretrained)
+    check_trained_config(checkpoint, cfg)
     if cfg.default_scope == 'mmdet':
         from mmdet.apis import DetInferencer
         return DetInferencer(
@@ -72,7 +86,10 @@ def build_inferencer(config,
 
 def task_names(configs: Sequence[str]) -> List[str]:
     """Config file stems, numbered where two are the same."""
-    stems = [osp.splitext(osp.basename(str(c)))[0] for c in configs]
+    stems = [
+        osp.splitext(osp.basename(getattr(c, 'filename', None) or str(c)))[0]
+        for c in configs
+    ]
     names = []
     for i, stem in enumerate(stems):
         n = stems[:i].count(stem)
@@ -80,30 +97,83 @@ def task_names(configs: Sequence[str]) -> List[str]:
     return names
 
 
+class Preprocessing:
+    """One test pipeline and data preprocessor, and the tasks that use it
+    (tasks whose configs give both the same share one)."""
+
+    def __init__(self, inferencer, tasks: List[str]):
+        self.pipeline = inferencer.pipeline
+        self.collate_fn = inferencer.collate_fn
+        self.data_preprocessor = inferencer.model.data_preprocessor
+        self.tasks = tasks
+        # mmseg's preprocessor asserts that a test batch has one image size
+        self.one_size_per_batch = inferencer.cfg.default_scope == 'mmseg'
+
+    def __call__(self, packed: Sequence[dict]):
+        data = self.data_preprocessor(self.collate_fn(list(packed)), False)
+        return data['inputs'], data['data_samples']
+
+
+def preprocess_config(inferencer) -> Dict:
+    """What decides the tensor a task's model sees: its test pipeline and
+    its data preprocessor (mean, std, channel order, pad value, size
+    divisor, pad size, ...)."""
+    cfg = inferencer.cfg
+    pipeline = [
+        dict(t) for t in cfg.test_dataloader.dataset.pipeline
+        if not str(t.get('type', '')).endswith('LoadAnnotations')
+    ]
+    dp = cfg.model.get('data_preprocessor') or {}
+    return dict(
+        scope=cfg.default_scope,  # where the pipeline's types are found
+        pipeline=pipeline,
+        data_preprocessor=dp.to_dict() if hasattr(dp, 'to_dict') else dict(dp))
+
+
+def preprocess_difference(a: Dict, b: Dict) -> str:
+    """'data_preprocessor.bgr_to_rgb True vs False; ...' (what differs)."""
+    diff = []
+    da, db = a['data_preprocessor'], b['data_preprocessor']
+    for key in sorted(set(da) | set(db)):
+        if da.get(key) != db.get(key):
+            diff.append(f'data_preprocessor.{key} {da.get(key, "unset")!r} '
+                        f'vs {db.get(key, "unset")!r}')
+    if a['pipeline'] != b['pipeline'] or a['scope'] != b['scope']:
+        diff.append('test pipelines differ')
+    return '; '.join(diff)
+
+
 class MultiTaskInferencer:
     """K (config, checkpoint) pairs run on the same images, sharing the
-    frozen Swin trunk where the models allow it.
+    frozen Swin trunk where the models allow it and their inputs are the
+    same.
 
-    Every task sees the same input tensor: the images go through one common
-    preprocessing (test pipeline and data preprocessor of the task
-    ``preprocess_from``, the first by default), and each task's predictions
-    are mapped back to the original image size by its own head.
+    Every task reads its images through its own test pipeline and data
+    preprocessor, so each model sees exactly the tensor it sees alone.
+    Tasks whose configs preprocess alike get one preprocessing between
+    them; the trunk is shared between the tasks whose preprocessed batches
+    are bit-identical (always, for tasks that preprocess alike; batch by
+    batch otherwise: e.g. a detector pads to a multiple of 32, a segmentor
+    not at all, so their inputs agree only on sizes that need no padding).
+    A task whose input differs runs its own trunk on its own input, with a
+    warning.
 
     Args:
         tasks: [(config, checkpoint)]; config is a path or a Config.
         names: task names (default: the config file stems).
         device (str): 'cpu', 'cuda', ...
-        preprocess_from (int | str): index or name of the task whose test
-            pipeline and data preprocessor every task uses.
         show_progress (bool): a progress bar over the batches.
+        backbone_from_pretrained (str, optional): the frozen Swin file for
+            checkpoints that do not hold it (lean checkpoints whose
+            recorded pretrained file moved); see :func:`build_inferencer`.
     """
 
     def __init__(self,
                  tasks: Sequence[Tuple],
                  names: Sequence[str] = None,
                  device: str = 'cpu',
-                 preprocess_from: Union[int, str] = 0,
-                 show_progress: bool = True):
+                 show_progress: bool = True,
+                 backbone_from_pretrained: str = None):
         if not tasks:
             raise ValueError('MultiTaskInferencer needs at least one '
                              '(config, checkpoint) pair')
@@ -111,95 +181,282 @@ class MultiTaskInferencer:
         if len(set(names)) != len(names) or len(names) != len(tasks):
             raise ValueError(f'need one distinct name per task, got {names}')
         self.inferencers = {
-            name: build_inferencer(cfg, ckpt, device)
+            name: build_inferencer(cfg, ckpt, device, backbone_from_pretrained)
             for name, (cfg, ckpt) in zip(names, tasks)
         }
-        self.scopes = {
-            name: inf.cfg.default_scope
-            for name, inf in self.inferencers.items()
-        }
-        common = self._common(preprocess_from)
-        self.preprocess_from = common
-        inf = self.inferencers[common]
-        self.pipeline, self.collate_fn = inf.pipeline, inf.collate_fn
-        self.data_preprocessor = inf.model.data_preprocessor
+        self.preprocessings = self._group_preprocessing()
         self.model = MultiTaskModel(
             {name: inf.model
              for name, inf in self.inferencers.items()})
         self.model.eval()
         self.show_progress = show_progress
+        self.skipped: List[str] = []
+        # task -> [batches it shared the trunk on, batches it ran alone on]
+        self.trunk_use = {name: [0, 0] for name in self.inferencers}
 
-    def _common(self, which) -> str:
-        names = list(self.inferencers)
-        if isinstance(which, int) and 0 <= which < len(names):
-            return names[which]
-        if which in names:
-            return which
-        raise ValueError(f'preprocess_from must be a task index in '
-                         f'0..{len(names) - 1} or a name in {names}, got '
-                         f'{which!r}')
+    def _group_preprocessing(self) -> List[Preprocessing]:
+        configs = {
+            name: preprocess_config(inf)
+            for name, inf in self.inferencers.items()
+        }
+        groups: List[List[str]] = []
+        for name, cfg in configs.items():
+            for group in groups:
+                if configs[group[0]] == cfg:
+                    group.append(name)
+                    break
+            else:
+                groups.append([name])
+        for group in groups[1:]:
+            first = groups[0][0]
+            diff = preprocess_difference(configs[first], configs[group[0]])
+            print_log(
+                f'tasks {first!r} and {group[0]!r} preprocess their images '
+                f'differently ({diff}): each reads its own input, and the '
+                f'frozen trunk is shared only on batches where the inputs '
+                f'come out identical',
+                logger='current',
+                level=30)
+        return [Preprocessing(self.inferencers[g[0]], g) for g in groups]
 
     def describe(self) -> str:
-        return (f'common preprocessing: {self.preprocess_from}\n' +
-                self.model.describe())
+        lines = [self.model.describe()]
+        if len(self.preprocessings) > 1:
+            lines.append('preprocessing: ' +
+                         ' | '.join(', '.join(p.tasks)
+                                    for p in self.preprocessings) +
+                         ' (trunk shared across groups only on identical '
+                         'inputs)')
+        return '\n'.join(lines)
 
     def __call__(self,
                  inputs: Union[str, Sequence[str]],
                  batch_size: int = 1,
                  out_dir: str = None,
-                 pred_score_thr: float = 0.3) -> Dict[str, list]:
+                 pred_score_thr: float = 0.3,
+                 return_predictions: bool = True) -> Dict[str, list]:
         """Predict every task on the images ``inputs`` names (see
         :func:`list_images`); with ``out_dir``, draw each prediction and
         write it as JSON beside the drawing (one sub-folder per task when
-        there are several).
+        there are several), each image as soon as its batch is done.
+
+        An input that cannot be read as an image is skipped with a warning
+        naming it (``self.skipped`` lists them); the others go on.
 
         Returns:
-            dict: task name -> one predicted data sample per image.
+            dict: task name -> one predicted data sample per image read
+            (empty lists with ``return_predictions=False``, which keeps
+            memory flat in the number of images).
         """
         if isinstance(inputs, str):
             inputs = [inputs]
-        images = [img for spec in inputs for img in list_images(spec)]
+        images = unique_inputs(
+            [img for spec in inputs for img in list_images(spec)])
+        writer = None
+        if out_dir is not None:
+            writer = PredictionWriter(self.inferencers, images, out_dir,
+                                      pred_score_thr)
+        self.skipped = []
+        self.trunk_use = {name: [0, 0] for name in self.inferencers}
         batches = [
             images[i:i + batch_size] for i in range(0, len(images), batch_size)
         ]
         preds = {name: [] for name in self.inferencers}
         for batch in (track(batches, description='Inference')
                       if self.show_progress else batches):
-            for name, out in self.predict_batch(batch).items():
-                preds[name].extend(out)
-        if out_dir is not None:
-            self.write(images, preds, out_dir, pred_score_thr)
+            for paths, out in self.predict_images(batch):
+                if writer is not None:
+                    writer.write(paths, out)
+                if return_predictions:
+                    for name, samples in out.items():
+                        preds[name].extend(samples)
+        self._summary(len(images), out_dir)
         return preds
 
-    def predict_batch(self, images: Sequence[str]) -> Dict[str, list]:
-        """One preprocessed batch through every task."""
-        data = self.collate_fn([self.pipeline(img) for img in images])
-        data = self.data_preprocessor(data, False)
-        inputs = data['inputs']
-        return self.model.predict(
-            inputs, {
-                name: samples_for(scope, data['data_samples'], inputs)
-                for name, scope in self.scopes.items()
-            })
+    def _summary(self, n_images: int, out_dir: Optional[str]):
+        for name, (shared, alone) in self.trunk_use.items():
+            if alone and self.model.task(name).shares and len(
+                    self.trunk_use) > 1:
+                print_log(
+                    f'task {name!r} ran its own trunk on {alone} of '
+                    f'{shared + alone} batches (its input differed from '
+                    f'every other task\'s)',
+                    logger='current')
+        done = n_images - len(self.skipped)
+        where = f'; drawings and JSON predictions in {out_dir}' \
+            if out_dir is not None else ''
+        if self.skipped:
+            print_log(
+                f'{done} of {n_images} images predicted{where}; '
+                f'{len(self.skipped)} skipped (not readable as images): '
+                f'{self.skipped}',
+                logger='current',
+                level=30)
+        else:
+            print_log(
+                f'{done} of {n_images} images predicted{where}',
+                logger='current')
 
-    def write(self, images, preds, out_dir, pred_score_thr=0.3):
-        """Drawing and JSON per image and task, side by side."""
-        stems = unique_stems(images)
-        for name, inf in self.inferencers.items():
-            folder = osp.join(out_dir, name) if len(preds) > 1 else out_dir
+    def predict_images(self, images: Sequence[str]):
+        """Yields (image paths, task name -> predictions) for ``images``
+        (one batch; split where a segmentor needs one size per batch)."""
+        packed = {p: [] for p in range(len(self.preprocessings))}
+        readable = []
+        for img in images:
+            try:
+                outs = [p.pipeline(img) for p in self.preprocessings]
+            except Exception as e:  # a corrupt file, a folder, not an image
+                self.skipped.append(img)
+                print_log(
+                    f'skipped {img}: it cannot be read as an image '
+                    f'({type(e).__name__}: {str(e)[:200]})',
+                    logger='current',
+                    level=30)
+                continue
+            readable.append(img)
+            for p, out in enumerate(outs):
+                packed[p].append(out)
+        for idx in same_size_groups(readable, packed, self.preprocessings):
+            yield [readable[i] for i in idx], self.predict_batch(
+                {p: [packed[p][i] for i in idx]
+                 for p in packed})
+
+    def predict_batch(self, packed: Dict[int, list]) -> Dict[str, list]:
+        """One batch (the pipeline outputs of every preprocessing) through
+        every task; identical inputs are one tensor, so the trunk runs once
+        for them."""
+        inputs, samples, seen = {}, {}, []
+        for p, prep in enumerate(self.preprocessings):
+            x, data_samples = prep(packed[p])
+            same = [y for y in seen if same_tensor(x, y)]
+            x = same[0] if same else x
+            if not same:
+                seen.append(x)
+            for name in prep.tasks:
+                inputs[name], samples[name] = x, data_samples
+        for name in inputs:
+            shared = any(inputs[o] is inputs[name] for o in inputs
+                         if o != name and self.model.task(o).shares)
+            self.trunk_use[name][0 if shared else 1] += 1
+            if not shared and self.trunk_use[name] == [0, 1] and \
+                    len(inputs) > 1 and self.model.task(name).shares:
+                print_log(
+                    f'task {name!r}: its preprocessed input differs from '
+                    f'the other tasks\' (shape {tuple(inputs[name].shape)})'
+                    f', so it runs its own trunk on it: its predictions '
+                    f'are those of the model alone, without the saving',
+                    logger='current',
+                    level=30)
+        return self.model.predict(inputs, samples)
+
+
+def same_tensor(a, b) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+
+
+def same_size_groups(images, packed, preprocessings) -> List[List[int]]:
+    """Indices of ``images`` in batches that every preprocessing can stack:
+    images of one input size together where a preprocessing needs that
+    (mmseg's), in their order of first appearance."""
+    groups: Dict[tuple, List[int]] = {}
+    for i in range(len(images)):
+        key = tuple(
+            tuple(packed[p][i]['inputs'].shape)
+            for p, prep in enumerate(preprocessings)
+            if prep.one_size_per_batch)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def unique_inputs(images: Sequence[str]) -> List[str]:
+    """The images, each file once (the first time it is named)."""
+    seen, out = set(), []
+    for img in images:
+        key = osp.abspath(img)
+        if key not in seen:
+            seen.add(key)
+            out.append(img)
+    return out
+
+
+def output_names(images: Sequence[str]) -> Dict[str, Tuple[str, str]]:
+    """image -> (drawing, JSON) paths relative to the output folder: the
+    image's path relative to the deepest folder that holds every input, so
+    that two inputs never share a name and a name does not depend on the
+    order of the inputs. The JSON is ``<name without extension>.json``, or
+    ``<name>.json`` where two images of one folder differ only in their
+    extension."""
+    paths = [osp.abspath(p) for p in images]
+    root = osp.commonpath([osp.dirname(p) for p in paths]) if paths else ''
+    rels = [osp.relpath(p, root) for p in paths]
+    stems = [osp.splitext(r)[0] for r in rels]
+    return {
+        img: (rel, (stem if stems.count(stem) == 1 else rel) + '.json')
+        for img, rel, stem in zip(images, rels, stems)
+    }
+
+
+class PredictionWriter:
+    """Draws and writes each image's predictions into ``out_dir`` (one
+    sub-folder per task when there are several), mirroring the inputs'
+    relative paths (:func:`output_names`)."""
+
+    def __init__(self, inferencers: Dict, images: Sequence[str], out_dir: str,
+                 pred_score_thr: float):
+        self.inferencers = inferencers
+        self.names = output_names(images)
+        self.out_dir = out_dir
+        self.pred_score_thr = pred_score_thr
+        self.folders = {
+            name: osp.join(out_dir, name) if len(inferencers) > 1 else out_dir
+            for name in inferencers
+        }
+        for folder in [out_dir, *self.folders.values()]:
+            if osp.exists(folder) and not osp.isdir(folder):
+                raise NotADirectoryError(
+                    f'output folder {folder} is a file; give --out-dir a '
+                    f'folder (it is created if missing)')
             os.makedirs(folder, exist_ok=True)
-            for img_path, stem, pred in zip(images, stems, preds[name]):
-                img = mmcv.imread(img_path, channel_order='rgb')
-                ext = osp.splitext(img_path)[1]
-                draw(inf, stem, img, pred, osp.join(folder, stem + ext),
-                     pred_score_thr)
-                with open(osp.join(folder, stem + '.json'), 'w') as f:
+
+    def write(self, paths: Sequence[str], preds: Dict[str, list]):
+        for i, img_path in enumerate(paths):
+            img = mmcv.imread(img_path, channel_order='rgb')
+            drawing, json_name = self.names[img_path]
+            for name, inf in self.inferencers.items():
+                pred, folder = preds[name][i], self.folders[name]
+                os.makedirs(
+                    osp.dirname(osp.join(folder, drawing)), exist_ok=True)
+                warn_if_nothing_drawn(name, img_path, pred,
+                                      self.pred_score_thr)
+                draw(inf, osp.basename(drawing), img, pred,
+                     osp.join(folder, drawing), self.pred_score_thr)
+                with open(osp.join(folder, json_name), 'w') as f:
                     json.dump(
                         dict(img_path=img_path, **prediction_dict(inf, pred)),
                         f)
+
+
+def warn_if_nothing_drawn(task, img_path, pred, pred_score_thr):
+    """Says so when no box / mask of an image reaches the drawing threshold
+    (an empty drawing otherwise looks like a failed model or a bug)."""
+    if 'pred_instances' not in pred:
+        return
+    scores = pred.pred_instances.scores
+    # mmdet's visualizer draws the scores above the threshold (not equal)
+    if len(scores) and float(scores.max()) > pred_score_thr:
+        return
+    if not len(scores):
         print_log(
-            f'drawings and JSON predictions written to {out_dir}',
-            logger='current')
+            f'{img_path} ({task}): no predictions at all', logger='current')
+        return
+    best = float(scores.max())
+    print_log(
+        f'{img_path} ({task}): no prediction scores above '
+        f'{pred_score_thr} (the best scores {best:.3f}), so none is drawn; '
+        f'lower the threshold to draw it: --score-thr '
+        f'{math.floor(best * 100) / 100}',
+        logger='current',
+        level=30)
 
 
 def samples_for(scope: str, samples, inputs) -> list:
@@ -227,14 +484,6 @@ def samples_for(scope: str, samples, inputs) -> list:
         ]
         out.append(SampleType(metainfo=meta))
     return out
-
-
-def unique_stems(paths: Sequence[str]) -> List[str]:
-    stems = [osp.splitext(osp.basename(p))[0] for p in paths]
-    return [
-        s if stems[:i].count(s) == 0 else f'{s}_{stems[:i].count(s)}'
-        for i, s in enumerate(stems)
-    ]
 
 
 def draw(inferencer, name, img, pred, out_file, pred_score_thr=0.3):

@@ -22,6 +22,7 @@ def swin_defaults():
 SWIN_TYPES = ('SwinTransformer', 'PretrainedSwinTransformer',
               'DTLSwinTransformer', 'LoRASwinTransformer',
               'AdapterSwinTransformer', 'AdaptFormerSwinTransformer')
+VIT_TYPES = ('PretrainedVisionTransformer', 'DTLVisionTransformer')
 
 # the heads whose num_classes is the data set's number of classes
 CLASS_HEADS = ('roi_head.bbox_head', 'roi_head.mask_head', 'bbox_head',
@@ -58,6 +59,39 @@ def check_num_classes(cfg):
                          f'{len(classes)} in every head')
 
 
+def _whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_block_options(bb, depths):
+    """``frozen_stages`` within the stages; DTL's M (``first_g_block``) a
+    block number, and not contradicting an explicit ``g_blocks`` (which
+    would silently win)."""
+    stages = len(depths)
+    frozen = bb.get('frozen_stages', -1)
+    if not _whole_number(frozen) or not -1 <= frozen <= stages:
+        raise ValueError(
+            f'model.backbone.frozen_stages={frozen!r}: must be a whole number '
+            f'in -1..{stages} (-1: none, k: the patch embedding and the '
+            f'first k of the {stages} stages). The frozen and DTL variants '
+            f'freeze the whole Swin anyway; it matters only for full '
+            f'fine-tuning.')
+    if bb.get('type') != 'DTLSwinTransformer':
+        return
+    total = sum(depths)
+    m = bb.get('first_g_block')
+    if m is not None and (not _whole_number(m) or not 1 <= m <= total):
+        raise ValueError(
+            f'model.backbone.first_g_block={m!r}: must be a whole block '
+            f'number in 1..{total} (the Swin has {total} blocks)')
+    g_blocks = bb.get('g_blocks')
+    if m is not None and g_blocks and m != min(g_blocks):
+        raise ValueError(
+            f'model.backbone.first_g_block={m} and g_blocks='
+            f'{list(g_blocks)} conflict: explicit g_blocks put the first '
+            f'add-back block (M) at {min(g_blocks)}. Set one of them.')
+
+
 def check_model_config(cfg):
     """The backbone's outputs must be what the neck / heads expect, and the
     heads' num_classes the data set's classes; a mismatch otherwise
@@ -70,6 +104,7 @@ def check_model_config(cfg):
         return
     defaults = swin_defaults()
     depths = bb.get('depths', defaults['depths'])
+    check_block_options(bb, depths)
     out_indices = tuple(bb.get('out_indices', defaults['out_indices']))
     if any(not 0 <= i < len(depths) for i in out_indices):
         raise ValueError(f'model.backbone.out_indices={out_indices}: the '

@@ -9,13 +9,14 @@ head. The K models keep one copy of the frozen trunk between them: every
 sharing task's backbone points at the same patch embedding and blocks.
 
 Sharing is exact only when the frozen weights and the architecture are
-the same and every task sees the same input tensor; the first two are
-checked here (tasks that differ are refused, by name), the third is the
-caller's contract: :meth:`MultiTaskModel.predict` takes one batch tensor.
+the same and the sharing tasks see the same input tensor; the first two are
+checked here (tasks that differ are refused, by name); for the third,
+:meth:`MultiTaskModel.predict` takes one tensor per task and shares the
+trunk only between tasks given the same tensor object.
 """
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
@@ -187,14 +188,15 @@ class Task:
 
 
 class _TrunkRun:
-    """The shared trunk's result for the batch being predicted."""
+    """The shared trunk's results for the batch being predicted: one per
+    distinct input tensor."""
 
     def __init__(self):
-        self.inputs = None
-        self.state = None
+        self.runs = []  # [(input tensor, TrunkState)]
 
     def state_for(self, x) -> Optional[TrunkState]:
-        return self.state if x is self.inputs else None
+        return next((state for inputs, state in self.runs if inputs is x),
+                    None)
 
 
 class TrunkBranch(nn.Module):
@@ -284,6 +286,9 @@ class MultiTaskModel(nn.Module):
     def names(self) -> List[str]:
         return [t.name for t in self.tasks]
 
+    def task(self, name: str) -> Task:
+        return next(t for t in self.tasks if t.name == name)
+
     def describe(self) -> str:
         """One line per task: shares the trunk, or runs alone and why."""
         lines = []
@@ -306,26 +311,38 @@ class MultiTaskModel(nn.Module):
                                                  self.shared_blocks, self.keep)
 
     @torch.no_grad()
-    def predict(self, inputs: torch.Tensor,
+    def predict(self, inputs: Union[torch.Tensor, Dict[str, torch.Tensor]],
                 data_samples: Dict[str, Sequence]) -> Dict[str, list]:
         """Every task's predictions on one preprocessed batch.
 
         Args:
-            inputs: the batch tensor (B, 3, H, W), the same for every task.
+            inputs: the batch tensor (B, 3, H, W) of every task, or task
+                name -> its own batch tensor. The trunk runs once per
+                distinct tensor object among the sharing tasks: tasks
+                given the same object share it; pass one object only for
+                inputs that are identical, so that every task computes what
+                its model alone computes on its input.
             data_samples: task name -> that task's data samples (its own
                 DetDataSample / SegDataSample type) with the batch's meta
                 information, so that predictions map back to each original
                 image.
         """
-        self.run.inputs, self.run.state = inputs, self.shared_trunk(inputs)
+        if not isinstance(inputs, dict):
+            inputs = {t.name: inputs for t in self.tasks}
+        distinct = []
+        for t in self.tasks:
+            x = inputs[t.name]
+            if t.shares and not any(x is y for y in distinct):
+                distinct.append(x)
+        self.run.runs = [(x, self.shared_trunk(x)) for x in distinct]
         try:
             return {
-                t.name:
-                t.model(inputs, list(data_samples[t.name]), mode='predict')
+                t.name: t.model(
+                    inputs[t.name], list(data_samples[t.name]), mode='predict')
                 for t in self.tasks
             }
         finally:  # the trunk's features are not kept past the batch
-            self.run.inputs = self.run.state = None
+            self.run.runs = []
 
 
 def check_same_trunk(backbones):

@@ -1,6 +1,8 @@
+import http.server
 import os
 import sys
 import tempfile
+import threading
 
 # Idle OpenMP threads sleep rather than spin (before torch loads OpenMP;
 # the tools the tests run inherit it). On a machine whose cores are busy
@@ -96,3 +98,55 @@ def short_run(toy_workspace):
         return runs[task]
 
     return get
+
+
+# --------------------- a local http server (checkpoint downloads)
+class _Server(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (path -> bytes) on 127.0.0.1; ``truncate`` paths
+    announce the full length but send half; counts requests per path."""
+
+    def __init__(self):
+        super().__init__(('127.0.0.1', 0), _Handler)
+        self.files, self.truncate, self.requests = {}, set(), []
+
+    def url(self, path):
+        return f'http://127.0.0.1:{self.server_address[1]}{path}'
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append(self.path)
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        if self.path in server.truncate:
+            data = data[:len(data) // 2]
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = _Server()
+    # a short poll: shutdown() waits for it
+    thread = threading.Thread(
+        target=srv.serve_forever, daemon=True, kwargs=dict(poll_interval=0.05))
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    home = tmp_path / 'torch_home'
+    monkeypatch.setenv('TORCH_HOME', str(home))
+    return home

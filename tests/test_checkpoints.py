@@ -2,7 +2,6 @@
 whole-model checkpoints (full, lean, DDP-saved) as pretrained weights,
 refusal of checkpoints that do not fit the model, and lean checkpoints
 through our and mmdet's / mmseg's own tools."""
-import http.server
 import os
 import os.path as osp
 import pickle
@@ -10,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 
 import mmdet
@@ -37,58 +35,6 @@ from dtl_mm.swin_presets import TINY_SWIN
 
 # the VOC demo config's small Swin
 DEMO_SWIN = dict(TINY_SWIN, out_indices=(1, 2, 3))
-
-
-# ------------------------------------------------------- a local server
-class _Server(http.server.ThreadingHTTPServer):
-    """Serves ``files`` (path -> bytes) on 127.0.0.1; ``truncate`` paths
-    announce the full length but send half; counts requests per path."""
-
-    def __init__(self):
-        super().__init__(('127.0.0.1', 0), _Handler)
-        self.files, self.truncate, self.requests = {}, set(), []
-
-    def url(self, path):
-        return f'http://127.0.0.1:{self.server_address[1]}{path}'
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-
-    def do_GET(self):
-        server = self.server
-        server.requests.append(self.path)
-        data = server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        if self.path in server.truncate:
-            data = data[:len(data) // 2]
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    srv = _Server()
-    # a short poll: shutdown() waits for it
-    thread = threading.Thread(
-        target=srv.serve_forever, daemon=True, kwargs=dict(poll_interval=0.05))
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    home = tmp_path / 'torch_home'
-    monkeypatch.setenv('TORCH_HOME', str(home))
-    return home
 
 
 def file_bytes(path):
@@ -132,7 +78,7 @@ def test_shipped_config_url_downloads_once_and_fills_every_weight(
             if not k.startswith('norm'):  # output norms: not in the file
                 assert torch.equal(got[k], v), k
     assert server.requests == [path]  # the second build used the cache
-    assert osp.isfile(cached_checkpoint_path(url))
+    assert osp.isfile(cached_checkpoint_path(server.url(path)))
 
 
 class _RunsCode:

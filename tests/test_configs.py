@@ -11,14 +11,18 @@ from swin_utils import skip_random_init
 from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            DTLSwinTransformer, LoRASwinTransformer,
                            PretrainedSwinTransformer)
+from dtl_mm.models.recompute import enable_activation_checkpointing
 from dtl_mm.param_count import count_parameters
 from dtl_mm.runner_setup import build_model
 from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-MAIN = sorted(
+ALL = sorted(
     f for d in ('coco', 'voc', 'ade20k')
     for f in glob.glob(osp.join(ROOT, 'configs', d, '*.py')))
+# one config per variant and Swin size, and one low-memory config per task
+MAIN = [f for f in ALL if '-lowmem_' not in f]
+LOWMEM = [f for f in ALL if '-lowmem_' in f]
 TASKS = ('coco', 'voc', 'ade20k')
 PETL_SWIN_B = (('lora', 3.08), ('adapter', 3.11), ('adaptformer', 3.10))
 PETL_SWIN_L = (('lora', 4.62), ('adapter', 4.66), ('adaptformer', 4.64))
@@ -121,6 +125,30 @@ def test_config_builds_with_expected_trainable_parts(path):
         assert backbone.layout.options.rank == rank
 
 
+@pytest.mark.parametrize('path', LOWMEM, ids=[osp.basename(p) for p in LOWMEM])
+def test_lowmem_config_checkpoints_everything_that_trains(path):
+    cfg = load(path)
+    base = load(path.replace('-lowmem_', '_'))
+    assert cfg.activation_checkpointing[0] == 'backbone'
+    cfg.pop('activation_checkpointing')
+    assert cfg.pretty_text == base.pretty_text  # nothing else differs
+    assert 'ActivationCheckpointingHook' in {
+        h['type']
+        for h in cfg.custom_hooks
+    }
+    cfg.model.backbone.init_cfg = None
+    with skip_random_init():
+        model = build_model(cfg)
+    parts = load(path).activation_checkpointing
+    enable_activation_checkpointing(model, parts)
+    assert model.backbone.with_cp is True
+    trained = {
+        n.split('.')[0]
+        for n, p in model.named_parameters() if p.requires_grad
+    }
+    assert trained == set(parts)  # every part that trains, and only those
+
+
 def small_optimizer(variant):
     cfg = Config.fromfile(
         osp.join(
@@ -177,7 +205,8 @@ DEMO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))
 
 def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
     """Beyond the names mmdet's / mmseg's own configs have, ours add only
-    the plugin import and hooks: helper values (Swin sizes, a shared head,
+    the plugin import and hooks (and the demo configs their opt-in to a
+    random Swin): helper values (Swin sizes, a shared head,
     scales, schedule lengths) stay out of the config a run dumps."""
     upstream = {}
     for task, bases in UPSTREAM.items():
@@ -194,5 +223,7 @@ def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
             cfg.to_dict(), filename=path,
             format_python_code=False).dump(str(dumped))
         names = set(Config.fromfile(str(dumped)))
-        assert names - upstream[task] == {'custom_imports', 'custom_hooks'}, \
-            path
+        # the demo configs train a random tiny Swin, and say so
+        opt_in = {'allow_random_swin'} if path in DEMO_CONFIGS else set()
+        ours = {'custom_imports', 'custom_hooks'} | opt_in
+        assert names - upstream[task] == ours, path

@@ -10,27 +10,16 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import DATASETS, init_default_scope
-from mmengine.runner import save_checkpoint
 from mmengine.structures import BaseDataElement
+from multitask_utils import (SCOPES, alone, alone_on_images, assert_same,
+                             build, config, images, task_workspace)
 from PIL import Image
 from swin_utils import randomise
 from tool_utils import DEMO, ROOT, run_tool, tool
 
-from dtl_mm.inferencer import (MultiTaskInferencer, build_inferencer,
-                               samples_for)
+from dtl_mm.inferencer import MultiTaskInferencer, samples_for
 from dtl_mm.multitask import MultiTaskModel, TrunkSharingError
-from dtl_mm.runner_setup import build_model, load_config
-from dtl_mm.toy_data_writer import MAKERS
-
-TASKS = ('voc', 'ade20k', 'coco')
-SCOPES = dict(voc='mmdet', coco='mmdet', ade20k='mmseg')
-
-
-def config(task, **backbone):
-    cfg = load_config(osp.join(ROOT, DEMO[task]))
-    cfg.model.backbone.update(backbone)
-    return cfg
+from dtl_mm.runner_setup import build_model
 
 
 def as_backbone(cfg, kind, **extra):
@@ -52,44 +41,9 @@ def swin_weights():
     return build_model(config('ade20k')).backbone.swin.state_dict()
 
 
-def build(cfg, swin_weights, seed=1):
-    """A model "fine-tuned" from the shared Swin: its frozen Swin is
-    ``swin_weights``, its side network and heads are random."""
-    torch.manual_seed(seed)
-    model = build_model(cfg)
-    own = model.backbone.swin.state_dict()
-    model.backbone.swin.load_state_dict({
-        k: swin_weights[k] if k in swin_weights else v
-        for k, v in own.items()
-    })
-    if hasattr(model.backbone, 'csn'):
-        randomise(model.backbone.csn, 0.02)
-    return model.eval()
-
-
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory, swin_weights):
-    """Toy data in the three layouts, and one checkpoint per task saved the
-    way the runner saves them (state_dict + the dataset's meta)."""
-    ws = tmp_path_factory.mktemp('mt')
-    for name, make in MAKERS.items():
-        make(str(ws / 'data' / 'toy' / name), n_train=2, n_val=4)
-    for task in TASKS:
-        cfg = config(task)
-        model = build(cfg, swin_weights)
-        init_default_scope(cfg.default_scope)
-        dataset = copy.deepcopy(cfg.test_dataloader.dataset)
-        dataset['lazy_init'] = True
-        meta = DATASETS.build(dataset).metainfo
-        save_checkpoint(
-            dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)),
-            str(ws / f'{task}.pth'))
-    return ws
-
-
-def images(ws):
-    """The 4 toy validation images (the same in every layout)."""
-    return sorted(str(p) for p in (ws / 'data/toy/coco/val2017').glob('*'))
+    return task_workspace(tmp_path_factory.mktemp('mt'), swin_weights)
 
 
 def batch(scopes, n=2, size=(128, 160)):
@@ -98,25 +52,6 @@ def batch(scopes, n=2, size=(128, 160)):
     meta = dict(img_shape=size, ori_shape=size, scale_factor=(1.0, 1.0))
     base = [BaseDataElement(metainfo=meta) for _ in range(n)]
     return inputs, {t: samples_for(s, base, inputs) for t, s in scopes.items()}
-
-
-def alone(model, inputs, samples):
-    with torch.no_grad():
-        return model(inputs, copy.deepcopy(samples), mode='predict')
-
-
-def assert_same(preds, ref):
-    assert len(preds) == len(ref)
-    for a, b in zip(preds, ref):
-        if 'pred_instances' in b:
-            pa, pb = a.pred_instances, b.pred_instances
-            assert len(pb) > 0
-            for key in ('bboxes', 'scores', 'labels', 'masks'):
-                if key in pb:
-                    assert torch.equal(pa.get(key), pb.get(key)), key
-        else:
-            assert torch.equal(a.seg_logits.data, b.seg_logits.data)
-            assert torch.equal(a.pred_sem_seg.data, b.pred_sem_seg.data)
 
 
 def count_calls(trunk):
@@ -134,15 +69,11 @@ def count_calls(trunk):
 
 def check_against_alone(inferencer, ws, tasks, imgs):
     """Every task's multi-task predictions equal its model alone (built
-    anew from the same files) on the same input tensor."""
-    data = inferencer.data_preprocessor(
-        inferencer.collate_fn([inferencer.pipeline(i) for i in imgs]), False)
-    inputs = data['inputs']
-    preds = inferencer.predict_batch(imgs)
+    anew from the same files, with its own preprocessing) on the same
+    images."""
+    preds = inferencer(imgs, batch_size=len(imgs))
     for task, name in zip(tasks, inferencer.inferencers):
-        ref_model = build_inferencer(config(task), str(ws / f'{task}.pth'))
-        ref = alone(ref_model.model, inputs,
-                    samples_for(SCOPES[task], data['data_samples'], inputs))
+        ref = alone_on_images(config(task), str(ws / f'{task}.pth'), imgs)
         assert_same(preds[name], ref)
         assert preds[name][0].ori_shape == (128, 160)
 
@@ -251,8 +182,8 @@ def test_non_dtl_variant_runs_alone(swin_weights, capsys):
 
 
 def test_odd_image_sizes_map_back_to_the_original(workspace, tmp_path):
-    """The segmenter reads the detector's padded batch and still returns a
-    label map of the original size; boxes stay inside the image."""
+    """Both tasks map their predictions back to an odd original size: a
+    label map of that size; boxes inside the image."""
     img = np.array(Image.open(images(workspace)[0]))[:100, :150]
     path = str(tmp_path / 'odd.jpg')
     Image.fromarray(img).save(path)

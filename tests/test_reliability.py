@@ -1,7 +1,6 @@
 """Faults, bad input and interrupted runs: nothing is lost, every failure
 names the file or field."""
 import errno
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -19,7 +18,8 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint
 from PIL import Image
 from swin_utils import TINY, plain_swin
-from tool_utils import DEMO, ROOT, SHORT, copy_run, dist_env, run_tool, tool
+from tool_utils import (DEMO, ROOT, SHORT, copy_run, dist_cmd, dist_env,
+                        dist_train, load_tool, run_tool, tool)
 
 from dtl_mm import atomic_io, data_check
 from dtl_mm.atomic_io import AtomicLocalBackend
@@ -374,15 +374,8 @@ def test_distributed_run_stops_on_bad_data(tmp_path):
     MAKERS['voc'](str(tmp_path / 'data' / 'toy' / 'voc'), n_train=4, n_val=2)
     os.remove(tmp_path / 'data/toy/voc/VOCdevkit/VOC2007/JPEGImages/'
               '2007_test_000001.jpg')
-    proc = subprocess.run(
-        dist_cmd(tmp_path / 'wd', *SHORT['voc']),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dist_env())
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    rc, out = dist_train(tmp_path, tmp_path / 'wd', *SHORT['voc'], timeout=300)
+    assert rc != 0
     assert out.count('checking the train/val data files') == 1, out[-3000:]
     assert 'DataError' in out and '2007_test_000001.jpg' in out
     assert not (tmp_path / 'wd').exists()
@@ -621,11 +614,7 @@ def own_copy(voc_run, tmp_path):
 
 
 def load_train_tool():
-    spec = importlib.util.spec_from_file_location('train_tool',
-                                                  tool('train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('train.py')
 
 
 def test_resume_without_checkpoint_says_so(tmp_path, monkeypatch):
@@ -876,15 +865,6 @@ def test_checkpoint_without_frozen_backbone_is_refused(voc_run, tmp_path):
 
 
 # ------------------------------------------------------------ distributed
-def dist_cmd(wd, *opts):
-    return [
-        'bash',
-        tool('dist_train.sh'),
-        osp.join(ROOT, DEMO['voc']), '2', '--work-dir',
-        str(wd), '--cfg-options', *opts
-    ]
-
-
 @pytest.mark.slow
 def test_killing_one_rank_ends_the_others(tmp_path):
     MAKERS['voc'](str(tmp_path / 'data' / 'toy' / 'voc'), n_train=8, n_val=2)

@@ -14,7 +14,8 @@ import mmseg
 import pytest
 import torch
 from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, copy_run,
-                        dist_env, metrics_in, run_tool, tool, train)
+                        dist_env, dist_train, metrics_in, run_tool, tool,
+                        train)
 
 pytestmark = pytest.mark.slow  # every test here runs the tools end to end
 
@@ -113,20 +114,9 @@ def test_resume_continues_iterations_and_optimizer(toy_workspace, short_run,
 def test_two_process_distributed_training(toy_workspace, tmp_path):
     ws = toy_workspace
     wd = tmp_path / 'wd_dist'
-    proc = subprocess.run([
-        'bash',
-        tool('dist_train.sh'),
-        osp.join(ROOT, DEMO['voc']), '2', '--work-dir',
-        str(wd), '--cfg-options', *SHORT['voc'],
-        'train_dataloader.batch_size=2'
-    ],
-                          cwd=ws,
-                          capture_output=True,
-                          text=True,
-                          timeout=600,
-                          env=dist_env())
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    rc, out = dist_train(ws, wd, *SHORT['voc'],
+                         'train_dataloader.batch_size=2')
+    assert rc == 0, out[-4000:]
     assert 'distributed run on gloo' in out
     ckpt = torch.load(wd / 'epoch_1.pth', weights_only=False)
     # 8 images, 2 ranks x 2 per batch: two iterations, so DDP would have

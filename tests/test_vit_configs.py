@@ -14,7 +14,8 @@ from tool_utils import METRIC_KEYS, ROOT, metrics_in, run_tool, tool
 
 from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
 from dtl_mm.param_count import count_parameters
-from dtl_mm.runner_setup import build_model
+from dtl_mm.runner_setup import (build_model, check_pretrained_trunk,
+                                 load_config)
 
 VIT_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'vit', '*.py')))
 VIT_DEMO = {
@@ -80,6 +81,23 @@ def test_vit_config_builds_with_expected_trainable_parts(path):
     with torch.no_grad():
         outs = backbone(x)
     assert [o.shape[1] for o in outs] == list(cfg.model.neck.in_channels)
+
+
+@pytest.mark.parametrize('path', VIT_CONFIGS, ids=osp.basename)
+def test_random_vit_needs_the_named_option(path):
+    """A shipped ViT config without its pretrained file is refused like a
+    Swin one; the ViT demos inherit the Swin demos' opt-in."""
+    check_pretrained_trunk(load_config(path))  # the release URL: fine
+    cfg = load_config(path)
+    cfg.model.backbone.init_cfg = None
+    frozen = '' if variant_of(path) == 'full' else 'frozen '
+    with pytest.raises(
+            ValueError,
+            match=rf'no pretrained ViT, so training would start from a '
+            rf'random {frozen}ViT.*allow_random_swin=True'):
+        check_pretrained_trunk(cfg)
+    for demo in VIT_DEMO.values():
+        check_pretrained_trunk(load_config(osp.join(ROOT, demo)))
 
 
 def test_demo_configs_build_and_run_forward():

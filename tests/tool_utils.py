@@ -92,6 +92,28 @@ def dist_env(**extra):
         **extra)
 
 
+def dist_cmd(wd, *opts, task='voc'):
+    """tools/dist_train.sh on two processes with the task's demo config."""
+    return [
+        'bash',
+        tool('dist_train.sh'),
+        osp.join(ROOT, DEMO[task]), '2', '--work-dir',
+        str(wd), '--cfg-options', *opts
+    ]
+
+
+def dist_train(ws, wd, *opts, timeout=600):
+    """Runs :func:`dist_cmd` in ``ws``; (return code, output)."""
+    proc = subprocess.run(
+        dist_cmd(wd, *opts),
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dist_env())
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def metrics_in(out, keys):
     found = {}
     for key in keys:
@@ -99,3 +121,13 @@ def metrics_in(out, keys):
         assert m, f'{key} not in the test output:\n{out[-3000:]}'
         found[key] = float(m[-1])
     return found
+
+
+def load_tool(name):
+    """A tools/ script as a module (its functions, without running it)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        osp.splitext(name)[0] + '_tool', tool(name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -27,7 +27,10 @@ from dtl_mm.checkpoint import CheckpointError, load_checkpoint_file
 from dtl_mm.models import PretrainedSwinTransformer
 from dtl_mm.models.weight_loading import (EXTRA_STATE, decode_trunk_record,
                                           encode_trunk_record,
+                                          lean_trunk_missing,
+                                          pretrained_file_exists,
                                           swin_fingerprint)
+from dtl_mm.trained_config import check_trained_config
 
 # what a shared checkpoint keeps with --strip-optimizer
 KEEP = ('meta', 'state_dict')
@@ -44,9 +47,10 @@ def parse_args():
     p.add_argument('--to', choices=('lean', 'full'), required=True)
     p.add_argument(
         '--pretrained',
-        help='the frozen Swin file (default: '
+        help='the frozen Swin file (default: --to full: '
         'the one recorded in the checkpoint, else the config\'s '
-        'model.backbone.init_cfg.checkpoint)')
+        'model.backbone.init_cfg.checkpoint, whichever exists; --to lean: '
+        'the config\'s); its sha256 must be the recorded one')
     p.add_argument(
         '--strip-optimizer',
         action='store_true',
@@ -56,18 +60,21 @@ def parse_args():
 
 
 def build_backbone(config):
-    cfg = Config.fromfile(config)
+    return build_backbone_from(Config.fromfile(config), config)
+
+
+def build_backbone_from(cfg, config='the config'):
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    backbone_cfg = cfg.model.backbone.copy()
-    cfg.model.backbone.init_cfg = None  # filled below, from the right file
-    model = MODELS.build(cfg.model)
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)
+    model = MODELS.build(model_cfg)  # the trunk: filled from the right file
     backbone = model.backbone
     if not isinstance(backbone, PretrainedSwinTransformer) or \
             not backbone.frozen:
         raise ValueError(f'{config}: lean checkpoints need a frozen dtl_mm '
                          f'Swin backbone (fixed, DTL or a PETL variant); '
                          f'this config trains the whole Swin')
-    return backbone, backbone_cfg
+    return backbone, cfg
 
 
 def to_lean(state, backbone, pretrained, name):
@@ -96,13 +103,24 @@ def to_lean(state, backbone, pretrained, name):
     return lean
 
 
-def to_full(state, backbone, pretrained, name):
+def to_full(state, backbone, pretrained, name, default=None):
+    """``pretrained`` when given; else the recorded file, else the config's
+    ``init_cfg.checkpoint``: the first of them that exists, which must hold
+    the recorded weights (sha256)."""
     record = decode_trunk_record(state.get('backbone.' + EXTRA_STATE))
     if record is None or any(
             k.startswith('backbone.swin.stages.') for k in state):
         raise CheckpointError(f'{name}: not a lean checkpoint (it holds the '
                               f'Swin already, or no trunk record)')
-    backbone.load_pretrained(pretrained or record['source'])
+    candidates = [pretrained] if pretrained else [
+        f for f in (record['source'], default)
+        if f and pretrained_file_exists(f)
+    ]
+    if not candidates:
+        raise CheckpointError(
+            f'{name}: ' +
+            lean_trunk_missing(record, default, remedies='--pretrained FILE'))
+    backbone.load_pretrained(candidates[0])
     if backbone.trunk_record['sha256'] != record['sha256']:
         raise CheckpointError(
             f'{name} was trained on the Swin from {record["source"]} '
@@ -115,31 +133,53 @@ def to_full(state, backbone, pretrained, name):
     return full
 
 
+def check_output_path(dst):
+    """Up front, before any work: a file name the hashed name can use."""
+    if osp.isdir(dst) or dst.endswith(os.sep):
+        raise SystemExit(f'output {dst} is a folder; give a file name, e.g. '
+                         f'{osp.join(dst, "model.pth")}')
+    stem, ext = osp.splitext(osp.basename(dst))
+    longest = len(f'{stem}-12345678{ext or ".pth"}')
+    limit = os.pathconf(
+        osp.dirname(osp.abspath(dst)) if osp.isdir(
+            osp.dirname(osp.abspath(dst))) else '.', 'PC_NAME_MAX')
+    if longest > limit:
+        raise SystemExit(f'output name {osp.basename(dst)!r} is too long: '
+                         f'with the hash appended it has {longest} '
+                         f'characters, the file system allows {limit}')
+
+
 def save_with_hash(checkpoint, dst):
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     tmp = dst + '.tmp'
-    torch.save(checkpoint, tmp)
-    digest = hashlib.sha256()
-    with open(tmp, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    sha = digest.hexdigest()
-    stem, ext = osp.splitext(dst)
-    final = f'{stem}-{sha[:8]}{ext or ".pth"}'
-    os.replace(tmp, final)
+    try:
+        torch.save(checkpoint, tmp)
+        digest = hashlib.sha256()
+        with open(tmp, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                digest.update(chunk)
+        sha = digest.hexdigest()
+        stem, ext = osp.splitext(dst)
+        final = f'{stem}-{sha[:8]}{ext or ".pth"}'
+        os.replace(tmp, final)
+    finally:  # a failed save leaves nothing behind
+        if osp.exists(tmp):
+            os.remove(tmp)
     return final
 
 
 def main():
     args = parse_args()
+    check_output_path(args.dst)
     checkpoint = load_checkpoint_file(args.src)
     state = checkpoint.get('state_dict', checkpoint)
-    backbone, backbone_cfg = build_backbone(args.config)
-    default = (backbone_cfg.get('init_cfg') or {}).get('checkpoint')
-    convert = to_lean if args.to == 'lean' else to_full
-    state = convert(
-        state, backbone, args.pretrained
-        or (default if args.to == 'lean' else None), args.src)
+    backbone, cfg = build_backbone(args.config)
+    check_trained_config(checkpoint, cfg, args.src)
+    default = (cfg.model.backbone.get('init_cfg') or {}).get('checkpoint')
+    if args.to == 'lean':
+        state = to_lean(state, backbone, args.pretrained or default, args.src)
+    else:
+        state = to_full(state, backbone, args.pretrained, args.src, default)
     if 'state_dict' in checkpoint:
         out = {
             k: v

@@ -7,10 +7,18 @@
 INPUTS: an image, a folder or a glob pattern (quoted). For each image it
 draws the predictions (boxes / masks with class names, or the label map in
 the dataset's palette) into DIR and writes them as JSON beside the drawing;
-with several tasks, one sub-folder per task. Tasks fine-tuned from the same
-frozen Swin share its trunk, computed once per batch.
+with several tasks, one sub-folder per task. Output names mirror each
+image's path relative to the deepest folder holding all inputs. Each task
+reads its images through its own test pipeline and data preprocessor; tasks
+fine-tuned from the same frozen Swin share its trunk, computed once per
+batch, wherever their inputs are identical.
+
+An input that cannot be read as an image is skipped with a warning; the
+exit status is then 1 (the other images' results are written).
 """
 import argparse
+import os.path as osp
+import sys
 
 from dtl_mm.inferencer import MultiTaskInferencer
 
@@ -43,14 +51,17 @@ def parse_args():
         '--score-thr',
         type=float,
         default=0.3,
-        help='smallest score of a drawn box / mask')
+        help='smallest score of a drawn box / mask (default: %(default)s)')
     p.add_argument(
-        '--preprocess-from',
-        default='0',
-        metavar='TASK',
-        help='index (from 0) or name of the task whose test '
-        'pipeline and data preprocessor every task uses')
+        '--backbone-from-pretrained',
+        metavar='SWIN_CKPT',
+        help='the frozen Swin file for lean checkpoints whose recorded '
+        'pretrained file is not there (replaces '
+        'model.backbone.init_cfg.checkpoint; its sha256 is checked)')
     args = p.parse_args()
+    if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
+        p.error(f'--out-dir {args.out_dir} is a file; give a folder (it is '
+                f'created if missing)')
     if args.task:
         args.tasks, args.inputs = args.task, args.args
     elif len(args.args) >= 3:
@@ -62,17 +73,20 @@ def parse_args():
 
 def main():
     args = parse_args()
-    which = args.preprocess_from
     inferencer = MultiTaskInferencer(
         [tuple(t) for t in args.tasks],
         device=args.device,
-        preprocess_from=int(which) if which.isdigit() else which)
+        backbone_from_pretrained=args.backbone_from_pretrained)
     print(inferencer.describe(), flush=True)
     inferencer(
         args.inputs,
         batch_size=args.batch_size,
         out_dir=args.out_dir,
-        pred_score_thr=args.score_thr)
+        pred_score_thr=args.score_thr,
+        return_predictions=False)  # written as they come: memory stays flat
+    if inferencer.skipped:
+        sys.exit(f'{len(inferencer.skipped)} input(s) skipped (not readable '
+                 f'as images): {", ".join(inferencer.skipped)}')
 
 
 if __name__ == '__main__':

@@ -5,12 +5,14 @@ Same arguments as mmdet's and mmseg's tools/train.py.
 import argparse
 import os.path as osp
 
+import torch
 from mmengine.logging import print_log
 
 from dtl_mm.atomic_io import remove_stale_temp_files
-from dtl_mm.resume import latest_checkpoint
+from dtl_mm.resume import latest_checkpoint, saved_checkpoints
 from dtl_mm.runner_setup import (add_common_args, build_runner, check_data,
-                                 load_config, parse_tool_args)
+                                 check_pretrained_trunk, load_config,
+                                 parse_tool_args)
 
 
 def parse_args():
@@ -63,6 +65,30 @@ def resume_from(cfg, resume):
     cfg.resume, cfg.load_from = True, ckpt
 
 
+def refuse_to_overwrite(cfg):
+    """A new run (no --resume) into a work dir that holds checkpoints would
+    overwrite them one by one; refused, so that nothing is lost."""
+    found = saved_checkpoints(cfg.work_dir)
+    if cfg.get('resume') or not found:
+        return
+    names = ', '.join(osp.basename(p) for p in found[:5])
+    raise SystemExit(
+        f'the work dir {cfg.work_dir} already holds {len(found)} '
+        f'checkpoint(s) of an earlier run ({names}); a new run would '
+        f'overwrite them. Continue that run with --resume, train into '
+        f'another --work-dir, or move the checkpoints away first.')
+
+
+def check_amp(cfg):
+    """AMP needs a GPU: refused before anything is created."""
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        raise SystemExit(
+            'mixed precision (--amp, or optim_wrapper.type='
+            '"AmpOptimWrapper") needs a CUDA GPU, and none is available; '
+            'train without --amp on this machine')
+
+
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
@@ -79,8 +105,11 @@ def main():
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.'
                                'base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
+    check_amp(cfg)
     if args.resume is not None:
         resume_from(cfg, args.resume)
+    refuse_to_overwrite(cfg)
+    check_pretrained_trunk(cfg)
     if not args.skip_data_check:
         check_data(cfg, ('train', 'val'))
     remove_stale_temp_files(cfg.work_dir)

@@ -8,4 +8,7 @@ custom_hooks = [
     dict(type='RNGStateHook'),  # resume draws the same random numbers
     dict(type='RankConsistencyHook'),  # ranks hold the same weights
     dict(type='StrictLoadHook'),  # a checkpoint must fit the model
+    # applies `activation_checkpointing = [...]` non-reentrantly (mmengine's
+    # own reentrant wrapper gives a frozen trunk's neck no gradients)
+    dict(type='ActivationCheckpointingHook'),
 ]

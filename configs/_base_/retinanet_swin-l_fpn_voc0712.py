@@ -25,6 +25,10 @@ model = dict(
         start_level=0,
         num_outs=5))
 
+# mmdet's VOCMetric, with the data set's class names in its table
+val_evaluator = dict(type='VOCClassNamesMetric')
+test_evaluator = val_evaluator
+
 optim_wrapper = dict(
     constructor='DTLOptimWrapperConstructor',
     paramwise_cfg=dict(custom_keys=swin_presets.DECAY_EXEMPTIONS),

@@ -9,6 +9,8 @@ data_root = 'data/toy/voc/VOCdevkit/'
 __classes = ('square', 'circle', 'triangle')
 __width = 64
 
+# no pretrained tiny Swin exists: training on a random one is intended
+allow_random_swin = True
 model = dict(
     backbone=dict(**swin_presets.TINY_SWIN, rank=16,
                   init_cfg=None),  # no pretrained tiny Swin exists

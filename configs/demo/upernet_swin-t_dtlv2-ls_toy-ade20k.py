@@ -8,6 +8,8 @@ from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
 data_root = 'data/toy/ade20k/ADEChallengeData2016'
 crop_size = (128, 128)
 
+# no pretrained tiny Swin exists: training on a random one is intended
+allow_random_swin = True
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(**swin_presets.TINY_SWIN, rank=16,

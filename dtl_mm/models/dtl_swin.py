@@ -4,7 +4,9 @@ from typing import Iterable, List, Optional
 from mmengine.registry import MODELS
 
 from .csn_layout import build_layout
-from .frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
+from .frozen_trunk import (TrunkState, run_after_trunk, run_from_trunk,
+                           run_frozen_trunk)
+from .recompute import recompute
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 
@@ -43,9 +45,13 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
             (g(theta(h)), DTLv1).
         fusion_op (str): g: 'dwconv', 'avgpool' or 'conv'.
         kernel_size (int): k of g. beta (float): Swish's beta.
-        with_cp (bool): (a Swin argument) activation checkpointing; only the
-            blocks autograd goes through (after the first add-back) are
-            affected, the no-grad blocks before them keep nothing anyway.
+        with_cp (bool | str): activation checkpointing of everything
+            autograd goes through: the side network (recomputed from the
+            trunk inputs it reads, which are kept anyway), the blocks after
+            the first add-back, their norms and PatchMerging. True
+            recomputes all of it; 'selective' keeps the blocks' wide matmul
+            outputs (``recompute.py``). The no-grad blocks before the first
+            add-back keep nothing either way.
         **kwargs: ``PretrainedSwinTransformer`` / mmdet Swin arguments.
     """
 
@@ -89,7 +95,19 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
         self.csn = CompactSideNetwork(self.layout)
 
     def forward(self, x):
+        if self.cp_policy is True:
+            # The trunk is recomputed in backward too (without autograd),
+            # from the image: the side network's reads then keep no trunk
+            # block inputs, the largest of which sit at 1/4 and 1/8 scale.
+            state, h = recompute(True, self._trunk_and_side_state, x)
+            return run_after_trunk(self, state, h, self.layout, self.csn)
         return self.forward_rest(self.forward_shared(x))
+
+    def _trunk_and_side_state(self, x):
+        state = self.forward_shared(x)
+        h = self.csn.state_from_trunk(state, self.swin.stages)
+        state.inputs.clear()  # read; nothing outside the region keeps them
+        return state, h
 
     def forward_shared(self,
                        x,

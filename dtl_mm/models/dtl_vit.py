@@ -69,18 +69,19 @@ def run_vit_from_trunk(backbone: PretrainedVisionTransformer,
                          f'of block(s) {unkept}, which the shared trunk did '
                          f'not keep')
     extra, hw_shape = backbone.num_extra_tokens, state.hw_shape
+    cp = backbone.cp_policy
     x, h, live, outs = state.x, None, False, []
     for block in range(1, backbone.num_blocks + 1):
         in_trunk = block <= state.block
         if block in lay.w_blocks:
             z = state.inputs[block] if in_trunk else x
-            h = csn.read(block, z[:, extra:], h)
+            h = csn.read(block, z[:, extra:], h, cp)
         if not in_trunk:
             with grad_if(live):
                 x = backbone.run_block(block, x)
         if block in lay.g_blocks:
             # to the patch tokens; zeros for the class token
-            x = x + F.pad(csn.fuse(block, h, hw_shape), (0, 0, extra, 0))
+            x = x + F.pad(csn.fuse(block, h, hw_shape, cp), (0, 0, extra, 0))
             live = True
         if block in backbone.out_blocks:
             # an output inside the trunk: the next block's input
@@ -111,8 +112,12 @@ class DTLVisionTransformer(PretrainedVisionTransformer):
         fusion (str): 'enhanced' or 'simple'. fusion_op (str): 'dwconv',
             'avgpool' or 'conv', over the patch-token grid.
         kernel_size (int), beta (float): k of g; Swish's beta.
-        with_cp (bool): activation checkpointing of the blocks after M (the
-            ones autograd goes through).
+        with_cp (bool | str): activation checkpointing of what autograd
+            goes through: the side network's reads and fusions, the blocks
+            after M and their output norms (True: all recomputed;
+            'selective': the blocks' wide matmul outputs kept,
+            ``recompute.py``). The no-grad blocks up to M keep nothing
+            either way.
         **kwargs: ``PretrainedVisionTransformer`` / mmpretrain
             ``VisionTransformer`` arguments.
 

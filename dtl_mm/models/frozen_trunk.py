@@ -74,13 +74,65 @@ def run_from_trunk(backbone,
                    layout=None,
                    csn=None) -> tuple:
     """The stage outputs of ``backbone`` from a trunk state: its side network
-    (``csn`` laid out by ``layout``; None for a plain frozen Swin) reads the
-    trunk's kept block inputs, then the blocks after the trunk run.
+    (``csn`` laid out by ``layout``; None for a plain frozen Swin) first
+    catches up on the trunk's kept block inputs, then the blocks after the
+    trunk run, each stage in turn.
 
     Every frozen block whose input carries no graph runs without autograd,
-    so the blocks up to the first add-back keep nothing for backward.
+    so the blocks up to the first add-back keep nothing for backward. Under
+    the backbone's ``with_cp`` the blocks, norms, PatchMerging and the side
+    network run as checkpointed regions.
     """
+    _check_fits_trunk(layout or NO_SIDE_NETWORK, state)
+    h = None if csn is None else csn.state_from_trunk(
+        state, backbone.swin.stages, backbone.cp_policy)
+    return run_after_trunk(backbone, state, h, layout, csn)
+
+
+def run_after_trunk(backbone,
+                    state: TrunkState,
+                    h=None,
+                    layout=None,
+                    csn=None) -> tuple:
+    """:func:`run_from_trunk` once the side network has caught up: ``h`` is
+    its state after the trunk's last block."""
     lay = layout or NO_SIDE_NETWORK
+    cp = backbone.cp_policy
+    stages = backbone.swin.stages
+    x, hw_shape = state.x, state.hw_shape
+    outs, first = [], 1
+    for s, stage in enumerate(stages):
+        blocks = range(first, first + len(stage.blocks))
+        first += len(stage.blocks)
+        if s in state.stage_ends:  # the trunk ran the stage and its merge
+            if s in backbone.out_indices:
+                with torch.no_grad():
+                    outs.append(
+                        backbone.stage_output(s, state.stage_ends[s],
+                                              state.stage_hw[s]))
+            continue
+        for block, blk in zip(blocks, stage.blocks):
+            if block > state.block:
+                if block in lay.w_blocks:
+                    h = csn.read(block, x, h, cp)
+                with grad_if(x.requires_grad):
+                    x = backbone.run_block(blk, x, hw_shape)
+            if block >= state.block and block in lay.g_blocks:
+                x = x + csn.fuse(block, h, hw_shape, cp)
+        with grad_if(x.requires_grad):
+            if s in backbone.out_indices:
+                outs.append(backbone.stage_output(s, x, hw_shape))
+            if stage.downsample is None:
+                break
+            hw_in = hw_shape
+            x, hw_shape = backbone.run_downsample(stage, x, hw_shape)
+        h = (
+            csn.bridge(s, h, hw_in, stage.downsample, cp)
+            if h is not None and s in lay.bridge_stages else None)
+    return tuple(outs)
+
+
+def _check_fits_trunk(lay, state: TrunkState):
     early = [g for g in lay.g_blocks if g < state.block]
     if early:
         raise ValueError(f'the side network adds to block(s) {early}, '
@@ -91,36 +143,3 @@ def run_from_trunk(backbone,
     if unkept:
         raise ValueError(f'the side network reads block(s) {unkept}, whose '
                          f'inputs the shared trunk did not keep')
-    x, hw_shape = state.x, state.hw_shape
-    h = None  # side state; None until the first w reads something
-    live = False  # does x carry a graph yet (after the first add-back)?
-    outs, block = [], 0
-    for s, stage in enumerate(backbone.swin.stages):
-        done = s in state.stage_ends  # the trunk ran the whole stage
-        hw_in = state.stage_hw[s] if done else hw_shape
-        for blk in stage.blocks:
-            block += 1
-            in_trunk = block <= state.block
-            if block in lay.w_blocks:
-                h = csn.read(block, state.inputs[block] if in_trunk else x, h)
-            if not in_trunk:
-                with grad_if(live):
-                    x = blk(x, hw_shape)
-            if block in lay.g_blocks:
-                x = x + csn.fuse(block, h, hw_shape)
-                live = True
-        with grad_if(live):
-            if s in backbone.out_indices:
-                outs.append(
-                    backbone.stage_output(s,
-                                          state.stage_ends[s] if done else x,
-                                          hw_in))
-            if stage.downsample is None:
-                break
-            if not done:
-                x, hw_shape = stage.downsample(x, hw_shape)
-        if h is not None and s in lay.bridge_stages:
-            h = csn.bridge(s, h, hw_in, stage.downsample)
-        else:
-            h = None  # stage-local CSN, or no G after this stage
-    return tuple(outs)

@@ -5,6 +5,7 @@ the side state ``h`` uses the same layout, so reads and add-backs are plain
 additions and only the spatial operators reshape to ``(B, C, H, W)``.
 """
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from mmdet.models.layers import PatchMerging
 from torch import nn
 
 from .csn_layout import CSNLayout, stage_of
+from .recompute import recompute
 
 
 def to_map(x: torch.Tensor, hw_shape) -> torch.Tensor:
@@ -205,20 +207,65 @@ class CompactSideNetwork(nn.Module):
                 }[opts.bridge]
                 self.bridges[f's{s}'] = ConvBridge(dims[s], groups)
 
-    def read(self, block, z, h):
+    # Each public step takes the backbone's checkpointing policy ``cp``. The
+    # side network is a few percent of the step's work, so under 'selective'
+    # it is recomputed whole: only its region inputs are kept.
+
+    def read(self, block, z, h, cp=False):
         """h_{i+1} = h_i + z_i w_i (Eq. 4); h is None until the first read."""
+        return recompute(bool(cp), self._read, block, z, h)
+
+    def fuse(self, block, h, hw_shape, cp=False):
+        """The signal added to block ``block``'s output (Eq. 5/8/9)."""
+        return recompute(bool(cp), self._fuse, block, h, hw_shape)
+
+    def bridge(self, stage, h, hw_shape, frozen_merge=None, cp=False):
+        """h at the end of ``stage`` -> h at the start of stage + 1."""
+        return recompute(
+            bool(cp), self._bridge, stage, h, hw_shape, frozen_merge)
+
+    def state_from_trunk(self, state, stages, cp=False):
+        """h after the trunk's last block, from the block inputs the trunk
+        kept (None when nothing reads inside the trunk); ``stages``: the
+        Swin's, whose PatchMerging the 'frozen_patch_merging' bridge uses.
+
+        One region: checkpointed, it keeps only those inputs, which the
+        trunk keeps anyway, and recomputes the reads and bridges.
+        """
+        reads = [b for b in self.layout.w_blocks if b <= state.block]
+        if not reads:
+            return None
+        run = partial(self._state_from_trunk, reads, state.block,
+                      state.stage_hw, [s.downsample for s in stages])
+        return recompute(bool(cp), run, *[state.inputs[b] for b in reads])
+
+    def _state_from_trunk(self, reads, last, stage_hw, frozen_merges, *zs):
+        inputs = dict(zip(reads, zs))
+        h, first = None, 1
+        for s, depth in enumerate(self.layout.depths):
+            end = first + depth - 1  # the stage's last block
+            for block in range(first, min(end, last) + 1):
+                if block in inputs:
+                    h = self._read(block, inputs[block], h)
+            if end >= last:  # the trunk ends in this stage
+                return h
+            h = (
+                self._bridge(s, h, stage_hw[s], frozen_merges[s])
+                if h is not None and s in self.layout.bridge_stages else None)
+            first = end + 1
+        return h
+
+    def _read(self, block, z, h):
         r = self.reads[f'b{block}'](z)
         return r if h is None else h + r
 
-    def fuse(self, block, h, hw_shape):
-        """The signal added to block ``block``'s output (Eq. 5/8/9)."""
+    def _fuse(self, block, h, hw_shape):
         out = self.fusions[self.layout.fusion_keys[block]](h, hw_shape)
         if f'b{block}' in self.lshare:
             out = self.lshare[f'b{block}'](out)
         return out
 
-    def bridge(self, stage, h, hw_shape, frozen_merge=None):
-        """h at the end of ``stage`` -> h at the start of stage + 1."""
+    def _bridge(self, stage, h, hw_shape, frozen_merge=None):
         if self.layout.options.bridge == 'frozen_patch_merging':
             return frozen_merge(h, hw_shape)[0]
         return self.bridges[f's{stage}'](h, hw_shape)

@@ -6,11 +6,12 @@ swaps ``type='SwinTransformer'`` for one of ours and inherits the rest. What
 it shares with the ViT backbones (freezing in ``__init__``, pretrained
 loading, lean checkpoints) is :class:`PretrainedTrunk`.
 """
-from typing import Optional
+from typing import Optional, Union
 
 from mmdet.models.backbones.swin import SwinTransformer
 from mmengine.registry import MODELS
 
+from .recompute import recompute
 from .trunk_wrapper import PretrainedTrunk
 from .weight_loading import load_swin_weights
 
@@ -33,6 +34,13 @@ class PretrainedSwinTransformer(PretrainedTrunk):
             Microsoft and OpenMMLab layouts and whole dtl_mm / mmdet / mmseg
             model checkpoints all load, and a weight left unfilled is an
             error.
+        with_cp (bool | str): activation checkpointing of what autograd goes
+            through (blocks, stage output norms, PatchMerging, a side
+            network): True recomputes each in backward, 'selective' keeps
+            the outputs of the wide matrix products and recomputes the rest
+            (``recompute.py``). Non-reentrant, unlike mmdet's Swin option of
+            the same name, so it also works where the input of a region
+            does not require grad.
         **swin_args: mmdet ``SwinTransformer`` arguments. ``convert_weights``
             is accepted and ignored: the layout is detected from the file.
     """
@@ -44,13 +52,16 @@ class PretrainedSwinTransformer(PretrainedTrunk):
                  frozen: bool = False,
                  lean_checkpoint: bool = True,
                  init_cfg: Optional[dict] = None,
+                 with_cp: Union[bool, str] = False,
                  **swin_args):
-        super().__init__(frozen, lean_checkpoint, init_cfg)
+        super().__init__(frozen, lean_checkpoint, init_cfg, with_cp)
         swin_args.pop('convert_weights', None)
         if swin_args.get('pretrained'):
             raise ValueError('use init_cfg=dict(type="Pretrained", '
                              'checkpoint=...) instead of `pretrained`')
-        self.swin = SwinTransformer(**swin_args)
+        # the blocks are checkpointed here (run_block), not by mmdet's
+        # reentrant with_cp
+        self.swin = SwinTransformer(with_cp=False, **swin_args)
         self.out_indices = tuple(self.swin.out_indices)
         self.depths = tuple(len(s.blocks) for s in self.swin.stages)
         self.channels = tuple(self.swin.num_features)
@@ -60,6 +71,12 @@ class PretrainedSwinTransformer(PretrainedTrunk):
         return load_swin_weights(self.swin, filename, keys=self.trunk_keys)
 
     # -- pieces of Swin's forward, shared by every variant -----------------
+    def run_block(self, block, x, hw_shape):
+        return recompute(self.cp_policy, block, x, hw_shape)
+
+    def run_downsample(self, stage, x, hw_shape):
+        return recompute(self.cp_policy, stage.downsample, x, hw_shape)
+
     def embed(self, x):
         x, hw_shape = self.swin.patch_embed(x)
         if self.swin.use_abs_pos_embed:
@@ -67,6 +84,11 @@ class PretrainedSwinTransformer(PretrainedTrunk):
         return self.swin.drop_after_pos(x), hw_shape
 
     def stage_output(self, stage: int, x, hw_shape):
+        """The output of ``stage`` (0-based) as a map: its norm of ``x``."""
+        return recompute(self.cp_policy, self._stage_output, stage, x,
+                         hw_shape)
+
+    def _stage_output(self, stage: int, x, hw_shape):
         out = getattr(self.swin, f'norm{stage}')(x)
         return out.view(-1, *hw_shape,
                         self.channels[stage]).permute(0, 3, 1, 2).contiguous()
@@ -77,9 +99,9 @@ class PretrainedSwinTransformer(PretrainedTrunk):
             outs = []
             for s, stage in enumerate(self.swin.stages):
                 for block in stage.blocks:
-                    x = block(x, hw_shape)
+                    x = self.run_block(block, x, hw_shape)
                 if s in self.out_indices:
                     outs.append(self.stage_output(s, x, hw_shape))
                 if stage.downsample is not None:
-                    x, hw_shape = stage.downsample(x, hw_shape)
+                    x, hw_shape = self.run_downsample(stage, x, hw_shape)
         return tuple(outs)

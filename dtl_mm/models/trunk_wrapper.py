@@ -13,14 +13,16 @@ out of saved state dicts (a *lean* checkpoint) and recorded by file and
 sha256 fingerprint instead, and restored from that file on load.
 """
 from contextlib import nullcontext
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
+from .recompute import check_cp_policy
 from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
-                             decode_trunk_record, encode_trunk_record)
+                             decode_trunk_record, encode_trunk_record,
+                             lean_trunk_missing, pretrained_file_exists)
 
 
 class PretrainedTrunk(BaseModule):
@@ -41,6 +43,11 @@ class PretrainedTrunk(BaseModule):
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             (a path, ``~`` path or http(s) URL); a weight left unfilled is an
             error.
+        with_cp (bool | str): activation checkpointing of what autograd
+            goes through (``recompute.CP_POLICIES``): False, True
+            (recompute each region in backward) or 'selective' (keep the
+            wide matrix products' outputs). Subclasses run their regions
+            through ``recompute.recompute`` under :attr:`cp_policy`.
     """
     TRUNK = 'trunk'  # the attribute holding the wrapped backbone
     TRUNK_NAME = 'trunk'  # how messages call it ('Swin', 'ViT')
@@ -48,8 +55,10 @@ class PretrainedTrunk(BaseModule):
     def __init__(self,
                  frozen: bool = False,
                  lean_checkpoint: bool = True,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 with_cp: Union[bool, str] = False):
         super().__init__(init_cfg=None)
+        self.with_cp = check_cp_policy(with_cp)
         if init_cfg is not None and (init_cfg.get('type') != 'Pretrained'
                                      or 'checkpoint' not in init_cfg):
             raise ValueError(
@@ -126,7 +135,11 @@ class PretrainedTrunk(BaseModule):
 
     def set_extra_state(self, state):
         record = decode_trunk_record(state)
-        if self.frozen and record:
+        # the same weights already loaded from a file (init_cfg, perhaps at
+        # a new path after a move): keep naming that file, not the old one
+        same = self.trunk_record and record and \
+            self.trunk_record['sha256'] == record.get('sha256')
+        if self.frozen and record and not same:
             self.trunk_record = record
 
     def _leave_out_frozen_trunk(self, module, destination, prefix,
@@ -181,13 +194,10 @@ class PretrainedTrunk(BaseModule):
         name = self.TRUNK_NAME
         want = record.get('sha256')
         if self.trunk_record is None or self.trunk_record['sha256'] != want:
-            if not self.pretrained:
+            if not self.pretrained or not pretrained_file_exists(
+                    self.pretrained):
                 raise CheckpointLayoutError(
-                    f'a lean checkpoint: it holds no frozen {name} weights; '
-                    f'they come from {record.get("source")} (sha256 '
-                    f'{str(want)[:16]}...), but no pretrained file is '
-                    f'configured. Set model.backbone.init_cfg.checkpoint '
-                    f'(or tools/test.py --backbone-from-pretrained FILE).')
+                    lean_trunk_missing(record, self.pretrained))
             self.load_pretrained()
         have = self.trunk_record['sha256']
         if have != want:
@@ -210,3 +220,15 @@ class PretrainedTrunk(BaseModule):
     def trunk_context(self):
         """Frozen trunk code runs without building an autograd graph."""
         return torch.no_grad() if self.frozen else nullcontext()
+
+    # -- activation checkpointing ------------------------------------------
+    @property
+    def cp_policy(self) -> Union[bool, str]:
+        """The checkpointing policy now: off unless training."""
+        return self.with_cp if self.training else False
+
+    def set_checkpointing(self, policy: Union[bool, str] = True) -> str:
+        """Turns activation checkpointing on (keeping a policy already
+        set); what ``activation_checkpointing = ['backbone', ...]`` does."""
+        self.with_cp = self.with_cp or check_cp_policy(policy)
+        return f'with_cp={self.with_cp!r}'

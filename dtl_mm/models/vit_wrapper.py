@@ -13,12 +13,12 @@ in attention but is not an output.
 mmseg is imported when the first ViT backbone is built, so dtl_mm's Swin
 detectors still need no mmseg.
 """
-from typing import Optional, Set
+from typing import Optional, Set, Union
 
 import torch
 from mmengine.registry import MODELS
-from torch.utils.checkpoint import checkpoint
 
+from .recompute import recompute
 from .side_network import to_map
 from .trunk_wrapper import PretrainedTrunk
 from .vit_weights import load_vit_weights
@@ -49,8 +49,11 @@ class PretrainedVisionTransformer(PretrainedTrunk):
             releases), mmpretrain's or mmseg's layout, or a whole dtl_mm /
             mmseg / mmdet model checkpoint; the position embedding is
             resized to ``img_size``; a weight left unfilled is an error.
-        with_cp (bool): activation checkpointing (torch's non-reentrant
-            ``checkpoint``) of every block that runs with autograd.
+        with_cp (bool | str): activation checkpointing of the blocks and
+            output norms autograd goes through (and a side network): True
+            recomputes each in backward, 'selective' keeps the outputs of
+            the wide matrix products (``recompute.py``). Non-reentrant,
+            unlike mmseg's ViT option of the same name.
         **vit_args: mmseg ``VisionTransformer`` arguments; mmseg's ViT-B
             configs output blocks ``out_indices=(2, 5, 8, 11)`` (from 0).
     """
@@ -61,9 +64,9 @@ class PretrainedVisionTransformer(PretrainedTrunk):
                  frozen: bool = False,
                  lean_checkpoint: bool = True,
                  init_cfg: Optional[dict] = None,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  **vit_args):
-        super().__init__(frozen, lean_checkpoint, init_cfg)
+        super().__init__(frozen, lean_checkpoint, init_cfg, with_cp)
         if vit_args.pop('pretrained', None):
             raise ValueError('use init_cfg=dict(type="Pretrained", '
                              'checkpoint=...) instead of `pretrained` (set '
@@ -73,8 +76,9 @@ class PretrainedVisionTransformer(PretrainedTrunk):
                 raise ValueError(
                     f'{type(self).__name__}: `{name}` is not supported: the '
                     f'backbone outputs patch-token maps for a neck')
-        self.vit = vision_transformer_class()(**vit_args)
-        self.with_cp = with_cp
+        # the blocks are checkpointed here (run_block), not by mmseg's
+        # reentrant with_cp
+        self.vit = vision_transformer_class()(with_cp=False, **vit_args)
         # blocks numbered 1..N as in CSNLayout; out_indices count from 0
         self.num_blocks = len(self.vit.layers)
         bad = [i for i in self.vit.out_indices if not 0 <= i < self.num_blocks]
@@ -112,17 +116,18 @@ class PretrainedVisionTransformer(PretrainedTrunk):
         return x, tuple(hw_shape)
 
     def run_block(self, block: int, x):
-        """Block ``block`` (from 1), checkpointed when ``with_cp`` and
-        autograd records it."""
-        layer = self.vit.layers[block - 1]
-        if self.with_cp and torch.is_grad_enabled():
-            return checkpoint(layer, x, use_reentrant=False)
-        return layer(x)
+        """Block ``block`` (from 1), a checkpointed region under
+        :attr:`cp_policy` when autograd records it."""
+        return recompute(self.cp_policy, self.vit.layers[block - 1], x)
 
     def block_output(self, block: int, x, hw_shape):
         """The output map of block ``block`` (in ``out_blocks``): after the
         final norm for the last block, as mmseg applies it; patch tokens
         only."""
+        return recompute(self.cp_policy, self._block_output, block, x,
+                         hw_shape)
+
+    def _block_output(self, block: int, x, hw_shape):
         if block == self.num_blocks and self.vit.final_norm:
             x = self.vit.norm1(x)
         return to_map(x[:, self.num_extra_tokens:], hw_shape).contiguous()

@@ -15,6 +15,7 @@ The load refuses to leave a frozen weight at its random initialisation.
 """
 import hashlib
 import json
+import os.path as osp
 import re
 from collections import Counter, OrderedDict
 from typing import Callable, Dict, Iterable, Optional
@@ -193,6 +194,9 @@ def load_via_lean_record(load: Callable, trunk: nn.Module, filename: str,
         raise CheckpointLayoutError(
             f'{filename}: a lean dtl_mm checkpoint: it holds no backbone '
             f'weights and names no other file to take them from')
+    if not pretrained_file_exists(source):
+        raise CheckpointLayoutError(f'{filename}: ' +
+                                    lean_trunk_missing(record, None))
     print_log(
         f'{filename} is a lean checkpoint: taking its frozen backbone '
         f'from {source}',
@@ -204,6 +208,40 @@ def load_via_lean_record(load: Callable, trunk: nn.Module, filename: str,
             f'with sha256 {str(record.get("sha256"))[:16]}..., but {source} '
             f'now holds different weights (sha256 {report["sha256"][:16]}...)')
     return report
+
+
+def pretrained_file_exists(filename: str) -> bool:
+    """A URL (downloaded or refused by the loader itself), or a file."""
+    return filename.startswith(('http://', 'https://')) or \
+        osp.isfile(osp.expanduser(filename))
+
+
+# how to point the tools at a copy of a lean checkpoint's pretrained file
+LEAN_TRUNK_REMEDIES = (
+    '--backbone-from-pretrained FILE (tools/test.py, tools/infer.py) or '
+    '--cfg-options model.backbone.init_cfg.checkpoint=FILE; or make a '
+    'self-contained checkpoint where the file is: '
+    'tools/convert_checkpoint.py CONFIG CKPT OUT --to full [--pretrained '
+    'FILE]')
+
+
+def lean_trunk_missing(record: dict,
+                       configured: Optional[str],
+                       remedies: str = LEAN_TRUNK_REMEDIES) -> str:
+    """Why a lean checkpoint's frozen trunk cannot be restored, with the
+    sha256 it needs and the ways to point at a copy."""
+    source = record.get('source')
+    where = (f'the configured pretrained file {configured} does not exist'
+             if configured else 'no pretrained file is configured '
+             '(model.backbone.init_cfg)')
+    if source and source != configured:
+        where += (f', and the file it was trained with, {source}, is ' +
+                  ('there' if pretrained_file_exists(source) else 'gone too'))
+    return (f'a lean checkpoint: it holds no frozen backbone weights, only '
+            f'the sha256 of the backbone it was trained on, '
+            f'{record.get("sha256")}, '
+            f'first loaded from {source}; {where}. Point to a file with '
+            f'those weights: {remedies}.')
 
 
 def swin_fingerprint(state: Dict[str, torch.Tensor]) -> str:

@@ -15,13 +15,23 @@ import torch
 from mmengine.config import Config
 
 from dtl_mm import paper_results
+from dtl_mm.models.recompute import enable_activation_checkpointing
 from dtl_mm.param_count import count_parameters
 from dtl_mm.runner_setup import build_model
 
 # the repository root: the configs are read from its configs/ folder
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
-            'dtlv2', 'dtlv2-ls', 'dtlv2-ls+cp')
+# The rows of the frontier: a base config, then what is checkpointed:
+# '+cp' the backbone (with_cp=True: blocks autograd goes through, and a
+# side network), '+sel' the backbone selectively (with_cp='selective'),
+# '+heads' the neck and heads (the lowmem config's activation_checkpointing
+# list without its backbone).
+VARIANTS = ('full', 'full+cp', 'full+cp+heads', 'adaptformer',
+            'adaptformer+cp', 'fixed', 'fixed+heads', 'dtlv2-ls',
+            'dtlv2-ls+sel', 'dtlv2-ls+cp', 'dtlv2-ls+sel+heads',
+            'dtlv2-ls+cp+heads')
+BASE_VARIANTS = paper_results.VARIANTS
+CP_SUFFIXES = {'cp': True, 'sel': 'selective'}
 # the shipped config of each variant; the input size is the paper's
 FAMILIES = {
     'coco':
@@ -39,18 +49,37 @@ FAMILIES = {
 }
 
 
+def parse_variant(variant):
+    """'dtlv2-ls+sel+heads' -> ('dtlv2-ls', 'selective', True)."""
+    base, *extras = variant.split('+')
+    unknown = set(extras) - set(CP_SUFFIXES) - {'heads'}
+    if base not in BASE_VARIANTS or unknown or len(
+            set(extras)) < len(extras) or {'cp', 'sel'} <= set(extras):
+        raise ValueError(
+            f'variant {variant!r}: a variant of {BASE_VARIANTS}, then '
+            f'optionally +cp or +sel, then optionally +heads')
+    cp = next((CP_SUFFIXES[e] for e in extras if e in CP_SUFFIXES), False)
+    return base, cp, 'heads' in extras
+
+
+def checkpointed_heads(family):
+    """The neck and heads the family's lowmem config checkpoints."""
+    cfg = Config.fromfile(
+        osp.join(ROOT, FAMILIES[family]['config'].format('dtlv2-ls-lowmem')))
+    return [m for m in cfg.activation_checkpointing if m != 'backbone']
+
+
 def load_variant_config(family,
                         variant,
                         backbone_overrides=None,
                         model_overrides=None):
-    """The shipped config of ``variant`` (a '+cp' suffix turns on
-    activation checkpointing of the blocks autograd goes through)."""
-    base, _, extra = variant.partition('+')
+    """The shipped config of the variant's base, with its backbone
+    checkpointing set; random weights (they measure the same)."""
+    base, cp, _ = parse_variant(variant)
     cfg = Config.fromfile(
         osp.join(ROOT, FAMILIES[family]['config'].format(base)))
-    cfg.model.backbone.init_cfg = None  # random weights measure the same
-    if extra == 'cp':
-        cfg.model.backbone.with_cp = True
+    cfg.model.backbone.init_cfg = None
+    cfg.model.backbone.with_cp = cp
     if backbone_overrides:
         cfg.model.backbone.update(backbone_overrides)
     if model_overrides:
@@ -58,10 +87,20 @@ def load_variant_config(family,
     return cfg
 
 
+def num_classes(model_cfg):
+    """The number of classes the heads of a detector / segmentor predict."""
+    for head in ('decode_head', 'bbox_head'):
+        if model_cfg.get(head):
+            return model_cfg[head].num_classes
+    heads = model_cfg.roi_head.bbox_head
+    return (heads[0] if isinstance(heads, list) else heads).num_classes
+
+
 def synthetic_batch(cfg, batch, size, seed=0):
     """Raw inputs + data samples with ground truth, as a data loader gives
     them; the same for every variant of a family."""
     g = torch.Generator().manual_seed(seed)
+    classes = num_classes(cfg.model)
     h, w = size
     inputs = [
         torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
@@ -85,7 +124,8 @@ def synthetic_batch(cfg, batch, size, seed=0):
                 torch.tensor([w, h])
             boxes = torch.cat([xy, xy + wh], 1)
             inst = InstanceData(
-                bboxes=boxes, labels=torch.randint(0, 20, (n, ), generator=g))
+                bboxes=boxes,
+                labels=torch.randint(0, classes, (n, ), generator=g))
             if cfg.model.get('roi_head', {}).get('mask_head') is not None:
                 masks = torch.zeros(n, h, w, dtype=torch.uint8)
                 for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
@@ -98,7 +138,7 @@ def synthetic_batch(cfg, batch, size, seed=0):
             from mmseg.structures import SegDataSample
             s = SegDataSample(metainfo=meta)
             s.gt_sem_seg = PixelData(
-                data=torch.randint(0, 150, (1, h, w), generator=g))
+                data=torch.randint(0, classes, (1, h, w), generator=g))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -130,35 +170,134 @@ class _Step:
             torch.cuda.synchronize()
 
 
-def saved_for_backward(step):
-    """Bytes autograd keeps for backward in one step, each storage counted
-    once, split into backbone and the rest. Parameters saved by reference
-    (frozen weights a matmul needs for its input gradient) are resident
-    anyway and are not counted."""
-    model = step.model
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen, where = {}, {'backbone': False}
-    model.backbone.register_forward_pre_hook(
-        lambda *a: where.__setitem__('backbone', True))
-    model.backbone.register_forward_hook(
-        lambda *a: where.__setitem__('backbone', False))
+class _Where:
+    """Which part of the model runs now: 'backbone', 'side' (a side
+    network's steps, checkpointed regions included) or 'heads' (neck,
+    heads, losses: everything else)."""
 
-    def pack(t):
-        s = t.untyped_storage()
-        ptr = s.data_ptr()
-        if ptr not in params and ptr not in seen:
-            seen[ptr] = (s.nbytes(), where['backbone'])
+    def __init__(self, model):
+        self.now = 'heads'
+        self.handles = [
+            model.backbone.register_forward_pre_hook(
+                lambda *a: self.enter('backbone')),
+            model.backbone.register_forward_hook(
+                lambda *a: self.enter('heads'))
+        ]
+        csn = getattr(model.backbone, 'csn', None)
+        self.csn, self.csn_methods = csn, {}
+        for name in ('read', 'fuse', 'bridge', 'state_from_trunk'):
+            if csn is not None:
+                self.csn_methods[name] = getattr(csn, name)
+                setattr(csn, name, self.in_side(getattr(csn, name)))
+
+    def enter(self, part):
+        self.now = part
+
+    def in_side(self, method):
+
+        def run(*args, **kwargs):
+            before, self.now = self.now, 'side'
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.now = before
+
+        return run
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+        for name in self.csn_methods:
+            delattr(self.csn, name)  # the class's method again
+
+
+def _storages(x):
+    if isinstance(x, torch.Tensor):
+        yield x.untyped_storage()
+    elif isinstance(x, (tuple, list)):
+        for t in x:
+            yield from _storages(t)
+
+
+class KeptBytes:
+    """Inside the block, counts what a forward keeps for backward: storages
+    autograd saves (checkpointed regions' inputs included) and outputs that
+    selective checkpointing caches, each storage once, by ``where()``.
+
+    ``exclude``: storages not to count (parameters: saved by reference,
+    resident anyway).
+    """
+
+    def __init__(self, exclude=(), where=lambda: 'all'):
+        self.exclude = {t.untyped_storage().data_ptr() for t in exclude}
+        self.where = where
+        self.seen = {}  # data_ptr -> (bytes, part)
+
+    def keep(self, storage):
+        ptr = storage.data_ptr()
+        if ptr not in self.exclude and ptr not in self.seen:
+            self.seen[ptr] = (storage.nbytes(), self.where())
+
+    def pack(self, t):
+        self.keep(t.untyped_storage())
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = step.loss()
-    if loss.requires_grad:
-        loss.backward()
+    def __enter__(self):
+        from dtl_mm.models import recompute
+        self.recompute, self.policy = recompute, recompute.selective_policy
+        policy = self.policy
+
+        def counting_policy(ctx, op, *args, **kwargs):
+            decision = policy(ctx, op, *args, **kwargs)
+            if decision == recompute.CheckpointPolicy.MUST_SAVE and \
+                    not ctx.is_recompute:
+                for storage in _storages(ctx.op_output):
+                    self.keep(storage)
+            return decision
+
+        recompute.selective_policy = counting_policy
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(
+            self.pack, lambda t: t)
+        self.hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.hooks.__exit__(*exc)
+        self.recompute.selective_policy = self.policy
+
+    def total(self, part=None):
+        return sum(n for n, p in self.seen.values()
+                   if part is None or p == part)
+
+
+def saved_for_backward(step):
+    """Bytes one training step keeps for backward (:class:`KeptBytes`),
+    split into backbone / side network / neck+heads."""
+    model = step.model
+    where = _Where(model)
+    try:
+        with KeptBytes(model.parameters(), lambda: where.now) as kept:
+            loss = step.loss()
+        if loss.requires_grad:
+            loss.backward()
+    finally:
+        where.remove()
     step.model.zero_grad(set_to_none=True)
-    backbone = sum(n for n, b in seen.values() if b)
-    rest = sum(n for n, b in seen.values() if not b)
     return dict(
-        saved_backbone=backbone, saved_rest=rest, saved_total=backbone + rest)
+        saved_backbone=kept.total('backbone'),
+        saved_side=kept.total('side'),
+        saved_heads=kept.total('heads'),
+        saved_total=kept.total())
+
+
+def model_state_bytes(model):
+    """Weights and buffers, plus a gradient and AdamW's two moments for
+    every trainable weight: what training keeps besides activations."""
+    weights = sum(t.numel() * t.element_size()
+                  for t in [*model.parameters(), *model.buffers()])
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters()
+                    if p.requires_grad)
+    return weights + 3 * trainable
 
 
 class RSSPeak:
@@ -188,34 +327,37 @@ class RSSPeak:
 
 
 def peak_memory(step):
-    """Peak memory of one training step, and how far it rose above what was
-    allocated just before (activations, gradients, optimizer state): from
-    max_memory_allocated on a GPU; on the CPU from the resident set size of
-    this (fresh, one-variant) process, which also holds the interpreter and
-    libraries."""
-    if step.device.type == 'cuda':
-        torch.cuda.synchronize()
-        before = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        with RSSPeak() as rss:
-            before = rss.peak
-            step()
-        peak = rss.peak
-    return dict(peak_bytes=peak, peak_rise_bytes=peak - before)
+    """Peak GPU memory of one training step (``max_memory_allocated``:
+    weights, gradients, AdamW state, activations, recomputation)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    return dict(peak_bytes=torch.cuda.max_memory_allocated())
 
 
 def step_time(step, warmup=1, repeats=3):
+    """Median time of a training step after ``warmup`` steps: wall-clock
+    time, and the CPU time of all the process's threads.
+
+    On a GPU the wall time (synchronised) is what compares. On a CPU
+    shared with other work the wall time mostly measures the other work;
+    the process's CPU time (threads sleep instead of spinning while they
+    wait: OMP_WAIT_POLICY=PASSIVE) measures the step's own.
+    """
     for _ in range(warmup):
         step()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    on_gpu = step.device.type == 'cuda'
+    return dict(
+        step_time_s=statistics.median(wall if on_gpu else cpu),
+        step_clock='wall' if on_gpu else 'cpu',
+        step_wall_s=statistics.median(wall),
+        step_cpu_s=statistics.median(cpu))
 
 
 @torch.no_grad()
@@ -256,18 +398,21 @@ def measure(family,
             batch=2,
             size=None,
             infer_size=None,
-            infer_batches=(1, 4, 16),
+            infer_batches=(),
             repeats=3,
             backbone_overrides=None,
             model_overrides=None,
             what=('params', 'saved', 'peak', 'time', 'throughput')):
-    """All figures of one variant, as a flat dict."""
+    """All figures of one variant, as a flat dict. ``memory_bytes`` is the
+    GPU peak on a GPU and model state + saved for backward on the CPU."""
     device = torch.device(device)
     size = tuple(size or FAMILIES[family]['size'])
     torch.manual_seed(0)
     cfg = load_variant_config(family, variant, backbone_overrides,
                               model_overrides)
     model = build_model(cfg)
+    heads = checkpointed_heads(family) if parse_variant(variant)[2] else []
+    enable_activation_checkpointing(model, heads)
     counts = count_parameters(model)
     row = dict(
         family=family,
@@ -279,15 +424,21 @@ def measure(family,
         counts['side network']['trainable'],
         params_trainable=sum(c['trainable'] for c in counts.values()),
         params_total=sum(c['trainable'] + c['frozen']
-                         for c in counts.values()))
+                         for c in counts.values()),
+        model_state_bytes=model_state_bytes(model))
     step = _Step(model, synthetic_batch(cfg, batch, size), device)
-    if 'peak' in what:  # first, so no earlier step's buffers are around
+    if 'peak' in what and device.type == 'cuda':
+        # first, so no earlier step's buffers are around
         row.update(peak_memory(step))
     if 'saved' in what:
         row.update(saved_for_backward(step))
+    if 'peak_bytes' in row:
+        row['memory_bytes'] = row['peak_bytes']
+    elif 'saved_total' in row:
+        row['memory_bytes'] = row['model_state_bytes'] + row['saved_total']
     if 'time' in what:
-        row['step_time_s'] = step_time(step, repeats=repeats)
-    if 'throughput' in what:
+        row.update(step_time(step, repeats=repeats))
+    if 'throughput' in what and infer_batches:
         step.optim = None
         row.update(
             backbone_throughput(model, device, tuple(infer_size or size),

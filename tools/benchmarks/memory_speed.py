@@ -1,17 +1,23 @@
-"""Memory, speed and parameters of every variant, side by side, in one run.
+"""The memory / step-time frontier of whole models, every configuration
+side by side, measured in one run.
 
     python tools/benchmarks/memory_speed.py --out bench/ [--family coco voc]
-        [--device cuda] [--scale 0.25] [--tiny] [--variants full dtlv2-ls]
+        [--device cuda] [--scale 0.5] [--batch 1] [--tiny]
+        [--variants full full+cp dtlv2-ls+cp+heads ...]
 
 For each family (COCO Cascade Mask R-CNN Swin-B, VOC RetinaNet Swin-L,
-ADE20K UperNet Swin-L) and each variant, on the same synthetic batch
-(batch 2 at the paper's input size unless --scale/--size say otherwise):
-trainable parameters, bytes saved for backward in one training step of the
-whole model (backbone / rest), peak memory of one step, step time (median
-after warm-up) and backbone inference throughput at batch 1/4/16; with the
-paper's #p / #m beside them. Every variant runs in a fresh process, so the
-CPU peak (resident set size) is that variant's own. Writes results.md,
-results.json and memory_params.png to --out.
+ADE20K UperNet Swin-L) and each configuration (a variant, then '+cp' or
+'+sel' for the backbone checkpointed fully or selectively, then '+heads'
+for the neck and heads checkpointed; measure.VARIANTS), on the same
+synthetic batch: trainable parameters; model-state bytes (weights, and
+gradients + AdamW moments of what trains); bytes saved for backward in one
+training step, split backbone / side network / neck+heads; memory (the
+allocator's peak on a GPU, model state + saved on the CPU); step time
+(median after a warm-up; on the CPU the process's CPU time, see
+measure.step_time) and its ratio to `full`; for each baseline, the
+DTL rows that are at most equal on both axes. Each configuration runs in a
+fresh process. Writes results.md, results.json and frontier.png (memory
+against step time, one point per configuration) to --out.
 """
 import argparse
 import json
@@ -21,7 +27,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from measure import FAMILIES, VARIANTS, measure, save_results
+from measure import FAMILIES, VARIANTS, measure, parse_variant, save_results
 
 from dtl_mm import paper_results
 from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
@@ -36,7 +42,8 @@ def parse_args():
         '--variants',
         nargs='+',
         default=list(VARIANTS),
-        choices=list(VARIANTS))
+        type=variant_name,
+        help='configurations (default: %(default)s)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument(
@@ -44,8 +51,19 @@ def parse_args():
         type=float,
         default=1.0,
         help='multiply the paper input sizes (quick CPU runs)')
-    p.add_argument('--infer-batches', type=int, nargs='+', default=[1, 4, 16])
+    p.add_argument(
+        '--infer-batches',
+        type=int,
+        nargs='*',
+        default=[],
+        help='also measure backbone inference throughput at these batch '
+        'sizes')
     p.add_argument('--repeats', type=int, default=3)
+    p.add_argument(
+        '--saved-only',
+        action='store_true',
+        help='parameters, model state and saved-for-backward bytes only '
+        '(one forward + backward per configuration; no timing)')
     p.add_argument(
         '--tiny',
         action='store_true',
@@ -58,14 +76,21 @@ def parse_args():
     p.add_argument(
         '--replot',
         metavar='DIR',
-        help='only redraw DIR/memory_params.png from '
-        'DIR/results.json')
+        help='only redraw DIR/frontier.png from DIR/results.json')
     p.add_argument(
         '--worker',
         nargs=2,
         metavar=('FAMILY', 'VARIANT'),
         help=argparse.SUPPRESS)
     return p.parse_args()
+
+
+def variant_name(name):
+    try:
+        parse_variant(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return name
 
 
 def scaled(size, scale):
@@ -112,6 +137,8 @@ def run_worker(args):
         scaled(FAMILIES[family]['size'], args.scale),
         infer_batches=args.infer_batches,
         repeats=args.repeats,
+        what=('params', 'saved') if args.saved_only else
+        ('params', 'saved', 'peak', 'time', 'throughput'),
         backbone_overrides=TINY_SWIN if args.tiny else None,
         model_overrides=neck)
     print('RESULT ' + json.dumps(row), flush=True)
@@ -123,6 +150,7 @@ def run_variant(args, family, variant):
            str(args.batch), '--scale', str(args.scale), '--repeats',
            str(args.repeats), '--infer-batches',
            *map(str, args.infer_batches)] + (['--tiny'] if args.tiny else []) \
+        + (['--saved-only'] if args.saved_only else []) \
         + (['--torch-focal-loss'] if args.torch_focal_loss else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
@@ -132,109 +160,131 @@ def run_variant(args, family, variant):
 
 
 def ratio(row, full, key):
-    return row[key] / full[key] if full and full.get(key) else float('nan')
+    if not (full and full.get(key)):
+        return float('nan')
+    return row.get(key, float('nan')) / full[key]
+
+
+def is_dtl(variant):
+    return variant.startswith('dtl')
+
+
+def dominators(row, rows):
+    """The DTL rows at most equal to ``row`` in memory and in step time."""
+    if 'step_time_s' not in row:
+        return ['(not timed)']
+    return [
+        r['variant'] for r in rows
+        if is_dtl(r['variant']) and r['memory_bytes'] <= row['memory_bytes']
+        and r['step_time_s'] <= row['step_time_s']
+    ]
 
 
 def table(family, rows):
     full = next((r for r in rows if r['variant'] == 'full'), None)
     r0 = rows[0]
+    on_gpu = r0['device'].startswith('cuda')
+    memory = ('GPU peak' if on_gpu else 'model state + saved')
+    clock = 'wall' if on_gpu else 'CPU time'
+    mb = 2**20
     out = [
         f'### {family}: {paper_results.describe(family)}, '
-        f'batch {r0["batch"]}'
-        f', {r0["size"][0]}x{r0["size"][1]}, {r0["device"]}', '',
-        '| variant | #p side (M) | #p trainable (M) | saved for backward '
-        'backbone / rest / total (MB) | saved ÷ full | peak (MB) | '
-        'peak ÷ full | rise in step (MB) | rise ÷ full | step (s) | '
-        'step ÷ full | img/s bs ' + '/'.join(
-            str(k[len('throughput_bs'):])
-            for k in r0 if k.startswith('throughput_bs')) +
-        ' | paper #p (M) | paper #m (GB) |', '|---' * 13 + '|'
+        f'batch {r0["batch"]}, {r0["size"][0]}x{r0["size"][1]}, '
+        f'{r0["device"]}', '',
+        '| configuration | #p trainable (M) | model state (MB) | saved for '
+        'backward backbone / side / heads = total (MB) | saved ÷ full | '
+        f'memory: {memory} (MB) | memory ÷ full | step, {clock} (s) | '
+        'step ÷ full | at most equal on both axes (DTL rows) | paper #m '
+        '(GB) |', '|---' * 11 + '|'
     ]
     for r in rows:
-        mb = 2**20
-        thr = '/'.join(f'{v:.3g}' for k, v in r.items()
-                       if k.startswith('throughput_bs'))
-        # the paper has no row for our '+cp' variants
-        p = (paper_results.PARAMS_M[family].get(r['variant'], ''),
-             paper_results.MEMORY_GB[family].get(r['variant'], ''))
+        base = parse_variant(r['variant'])[0]
+        paper = (
+            paper_results.MEMORY_GB[family].get(base, '')
+            if base == r['variant'] else '')
+        beaten = '' if is_dtl(
+            r['variant']) else (', '.join(dominators(r, rows)) or '**none**')
         out.append(
-            f'| {r["variant"]} | {r["params_backbone_side"] / 1e6:.2f} | '
-            f'{r["params_trainable"] / 1e6:.2f} | '
-            f'{r["saved_backbone"] / mb:.0f} / {r["saved_rest"] / mb:.0f} / '
-            f'{r["saved_total"] / mb:.0f} | '
-            f'{ratio(r, full, "saved_total"):.2f} | '
-            f'{r["peak_bytes"] / mb:.0f} | {ratio(r, full, "peak_bytes"):.2f}'
-            f' | {r["peak_rise_bytes"] / mb:.0f} | '
-            f'{ratio(r, full, "peak_rise_bytes"):.2f}'
-            f' | {r["step_time_s"]:.3f} | {ratio(r, full, "step_time_s"):.2f}'
-            f' | {thr} | {p[0]} | {p[1]} |')
+            f'| {r["variant"]} | {r["params_trainable"] / 1e6:.2f} | '
+            f'{r["model_state_bytes"] / mb:.0f} | '
+            f'{r["saved_backbone"] / mb:.0f} / {r["saved_side"] / mb:.0f} / '
+            f'{r["saved_heads"] / mb:.0f} = {r["saved_total"] / mb:.0f} | '
+            f'{ratio(r, full, "saved_total"):.3f} | '
+            f'{r["memory_bytes"] / mb:.0f} | '
+            f'{ratio(r, full, "memory_bytes"):.3f} | '
+            f'{r.get("step_time_s", float("nan")):.3g} | '
+            f'{ratio(r, full, "step_time_s"):.2f} | '
+            f'{beaten} | {paper} |')
     return '\n'.join(out)
 
 
+COLOURS = {'dtl': 'tab:red', 'full': 'tab:gray', 'fixed': 'tab:green'}
+
+
 def chart(results, path):
-    """Per family: backbone-side trainable parameters, the bytes a step
-    saves for backward (backbone / rest), the step's peak memory and its
-    time; every bar carries its value."""
+    """Per family, memory against step time, one labelled point per
+    configuration; the DTL points joined (in step-time order) as the
+    frontier they span."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     fams = list(results)
     fig, axes = plt.subplots(
-        4, len(fams), figsize=(5.5 * len(fams), 13), squeeze=False)
-    mb = 2**20
-    for j, fam in enumerate(fams):
+        1, len(fams), figsize=(7 * len(fams), 6), squeeze=False)
+    for ax, fam in zip(axes[0], fams):
         rows = results[fam]
         r0 = rows[0]
-        names = [r['variant'] for r in rows]
-        colors = [
-            'tab:red' if n.startswith('dtl') else 'tab:gray' for n in names
-        ]
         on_gpu = r0['device'].startswith('cuda')
-        where = (f'{fam}, batch {r0["batch"]} at {r0["size"][0]}x'
-                 f'{r0["size"][1]}, {"GPU" if on_gpu else "CPU"}')
-        ax = axes[0][j]
-        bars = ax.bar(
-            names, [r['params_backbone_side'] / 1e6 for r in rows],
-            color=colors)
-        ax.bar_label(bars, fmt='%.2f', fontsize=7)
+        for r in rows:
+            kind = ('dtl'
+                    if is_dtl(r['variant']) else r['variant'].split('+')[0])
+            x, y = r['step_time_s'], r['memory_bytes'] / 2**20
+            ax.scatter(x, y, color=COLOURS.get(kind, 'tab:blue'), zorder=3)
+            ax.annotate(
+                f'{r["variant"]}\n{y:.0f} MB, {x:.3g} s', (x, y),
+                textcoords='offset points',
+                xytext=(4, 4),
+                fontsize=7)
+        dtl = sorted((r for r in rows if is_dtl(r['variant'])),
+                     key=lambda r: r['step_time_s'])
+        ax.plot([r['step_time_s'] for r in dtl],
+                [r['memory_bytes'] / 2**20 for r in dtl],
+                color=COLOURS['dtl'],
+                lw=1)
+        ax.set_xlabel('time of one training step (s, median; ' +
+                      ('wall)' if on_gpu else 'CPU time of the process)'))
+        ax.set_ylabel('GPU peak of one training step (MB)'
+                      if on_gpu else 'model state + saved for backward (MB)')
         ax.set_title(
-            f'{where}\nbackbone-side trainable parameters (M)', fontsize=9)
-        ax = axes[1][j]
-        back = [r['saved_backbone'] / mb for r in rows]
-        rest = [r['saved_rest'] / mb for r in rows]
-        ax.bar(names, back, color=colors, label='backbone')
-        bars = ax.bar(
-            names,
-            rest,
-            bottom=back,
-            color='tab:blue',
-            alpha=0.5,
-            label='rest of the model')
-        ax.bar_label(
-            bars,
-            labels=[f'{b:.0f}/{r:.0f}' for b, r in zip(back, rest)],
-            fontsize=6)
-        ax.legend(fontsize=7)
-        ax.set_title(
-            'saved for backward in one training step (MB): '
-            'backbone / rest',
+            f'{fam}: {paper_results.describe(fam)}\nbatch {r0["batch"]} at '
+            f'{r0["size"][0]}x{r0["size"][1]}, '
+            f'{"GPU" if on_gpu else "CPU"}',
             fontsize=9)
-        ax = axes[2][j]
-        key, label = (('peak_bytes', 'peak GPU memory of one training step '
-                       '(MB)') if on_gpu else
-                      ('peak_rise_bytes', 'rise of the process RSS in one '
-                       'training step (MB)'))
-        bars = ax.bar(names, [r[key] / mb for r in rows], color=colors)
-        ax.bar_label(bars, fmt='%.0f', fontsize=7)
-        ax.set_title(label, fontsize=9)
-        ax = axes[3][j]
-        bars = ax.bar(names, [r['step_time_s'] for r in rows], color=colors)
-        ax.bar_label(bars, fmt='%.3g', fontsize=7)
-        ax.set_title('time of one training step (s, median)', fontsize=9)
-        for ax in axes[:, j]:
-            ax.tick_params(axis='x', rotation=60, labelsize=8)
-            ax.margins(y=0.15)
-    fig.tight_layout()
+        ax.margins(0.15)
+        ax.grid(alpha=0.3)
+    legend = [
+        Line2D([], [],
+               color=c,
+               marker='o',
+               ls='-' if k == 'dtl' else '',
+               label=label)
+        for k, c, label in (('dtl', COLOURS['dtl'], 'DTL (line: its rows)'),
+                            ('full', COLOURS['full'], 'full fine-tuning'),
+                            ('petl', 'tab:blue', 'PETL baseline'),
+                            ('fixed', COLOURS['fixed'], 'frozen Swin'))
+    ]
+    legend.append(
+        Line2D([], [],
+               ls='',
+               label='+cp: backbone checkpointed; +sel: '
+               'selectively; +heads: neck and heads too'))
+    fig.legend(
+        handles=legend,
+        loc='lower center',
+        ncol=2 if len(fams) == 1 else 5,
+        fontsize=8)
+    fig.tight_layout(rect=(0, 0.12 if len(fams) == 1 else 0.06, 1, 1))
     fig.savefig(path, dpi=100)
 
 
@@ -244,8 +294,7 @@ def main():
         return run_worker(args)
     if args.replot:
         with open(osp.join(args.replot, 'results.json')) as f:
-            return chart(
-                json.load(f), osp.join(args.replot, 'memory_params.png'))
+            return chart(json.load(f), osp.join(args.replot, 'frontier.png'))
     if not args.out:
         sys.exit('--out is required')
     os.makedirs(args.out, exist_ok=True)
@@ -256,8 +305,9 @@ def main():
             print(f'[{family}] {variant} ...', flush=True)
             results[family].append(run_variant(args, family, variant))
     md = '\n\n'.join(table(f, rows) for f, rows in results.items())
-    save_results(args.out, md, results,
-                 (lambda path: chart(results, path), 'memory_params.png'))
+    save_results(
+        args.out, md, results, None if args.saved_only else
+        (lambda path: chart(results, path), 'frontier.png'))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,7 @@
+_base_ = './upernet_swin-l_dtlv2-ls_160k_ade20k-512x512.py'
+# DTLv2-LS with everything that trains checkpointed (non-reentrant, applied
+# by dtl_mm's ActivationCheckpointingHook): the side network and the blocks
+# after the first add-back, and the decode and auxiliary heads with their
+# losses (so the full-resolution logits are not kept). Same gradients, less
+# memory, a slower step (docs/benchmarks.md).
+activation_checkpointing = ['backbone', 'decode_head', 'auxiliary_head']

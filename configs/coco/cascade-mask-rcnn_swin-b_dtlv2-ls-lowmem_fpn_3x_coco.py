@@ -1,0 +1,7 @@
+_base_ = './cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py'
+# DTLv2-LS with everything that trains checkpointed (non-reentrant, applied
+# by dtl_mm's ActivationCheckpointingHook): the side network and the blocks
+# after the first add-back, FPN, the RPN head, and each cascade stage's RoI
+# extractor + head. Same gradients, less memory, a slower step
+# (docs/benchmarks.md).
+activation_checkpointing = ['backbone', 'neck', 'rpn_head', 'roi_head']

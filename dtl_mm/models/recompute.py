@@ -1,0 +1,189 @@
+"""Activation checkpointing of the trainable path: recompute instead of keep.
+
+Everything here uses the non-reentrant ``torch.utils.checkpoint`` API. The
+reentrant one (mmengine's ``activation_checkpointing`` config key, mmdet's
+Swin ``with_cp``) only produces gradients for a region whose tensor inputs
+require grad; behind a frozen trunk that is rarely so, and a wrapped module
+then silently trains nothing. The non-reentrant API has no such condition,
+works under DDP with ``find_unused_parameters=False``, recomputes under the
+autocast state of the forward and restores the RNG state, so stochastic
+depth drops the same paths on recomputation.
+
+Two policies:
+
+- ``True`` (recompute): a region keeps only its inputs; backward runs its
+  forward again.
+- ``'selective'``: torch's selective activation checkpointing. A region
+  keeps its inputs and the outputs of the matrix products that widen their
+  input (a Swin block's qkv and fc1, a side-network read into a wider rank)
+  and of convolutions; the cheap element-wise work (LayerNorm, softmax,
+  GELU / Swish, scaling, adds) and the narrowing products, whose outputs
+  backward only needs through the next LayerNorm, are recomputed.
+  ``tools/benchmarks/memory_speed.py`` measures what each policy keeps.
+"""
+from contextlib import contextmanager
+from functools import partial
+from operator import attrgetter
+from typing import Callable, Iterable, Union
+
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils.checkpoint import (CheckpointPolicy, checkpoint,
+                                    create_selective_checkpoint_contexts)
+
+CP_POLICIES = (False, True, 'selective')
+_aten = torch.ops.aten
+# products: output = input x weight (the last dimension is the width)
+_LINEAR = {_aten.mm.default: 1, _aten.addmm.default: 2}
+_KEEP_ALWAYS = {_aten.convolution.default}
+
+
+def keep_widening_products(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    """Selective policy: keep what is expensive to recompute and needed.
+
+    A product whose output is wider than its input (qkv: C -> 3C, fc1:
+    C -> 4C) feeds element-wise work backward needs (attention operands,
+    GELU's input); recomputing it would cost the block's largest matmuls.
+    A narrowing product (proj, fc2) only feeds a residual add and the next
+    LayerNorm, so it is recomputed from the kept wide outputs.
+    """
+    if op in _KEEP_ALWAYS:
+        return CheckpointPolicy.MUST_SAVE
+    if op in _LINEAR:
+        mat = args[_LINEAR[op]]  # (in, out) right-hand matrix
+        if mat.shape[-1] > mat.shape[-2]:
+            return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def check_cp_policy(value, owner: str = 'with_cp'):
+    """``value`` if it is one of :data:`CP_POLICIES`, else a ValueError."""
+    if isinstance(value, bool) or value == 'selective':
+        return value
+    raise ValueError(f'{owner} must be False, True or "selective", got '
+                     f'{value!r}')
+
+
+def recompute(policy: Union[bool, str], fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)``, as a checkpointed region under ``policy``.
+
+    Runs ``fn`` directly when the policy is False or autograd is off (eval,
+    inference): there is nothing to keep then. Modules pass False when they
+    are not training.
+    """
+    if not (policy and torch.is_grad_enabled()):
+        return fn(*args, **kwargs)
+    # the region's inputs as positional arguments, tensors in tuples and
+    # lists (FPN levels) included: checkpoint keeps those through autograd's
+    # saved tensors (version checks, visible to saved-tensor hooks)
+    flat, spec = tree_flatten((args, kwargs))
+
+    def region(*flat):
+        args, kwargs = tree_unflatten(list(flat), spec)
+        return fn(*args, **kwargs)
+
+    context = {}
+    if policy == 'selective':
+        # the module global, looked up at each call: the benchmark wraps it
+        # to count what the policy keeps
+        context['context_fn'] = partial(create_selective_checkpoint_contexts,
+                                        selective_policy)
+    return checkpoint(region, *flat, use_reentrant=False, **context)
+
+
+selective_policy = keep_widening_products
+
+# -- the neck and heads of a detector / segmentor -----------------------------
+
+
+@contextmanager
+def running_stats_kept(module: torch.nn.Module):
+    """Batch norms inside ``module`` keep their running statistics: a
+    recomputation must not count the batch a second time."""
+    norms = [
+        m for m in module.modules()
+        if getattr(m, 'running_mean', None) is not None
+    ]
+    saved = [{k: b.clone()
+              for k, b in m.named_buffers(recurse=False)} for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for k, b in m.named_buffers(recurse=False):
+                    b.copy_(buffers[k])
+
+
+class CheckpointedMethod:
+    """Replaces ``module.<name>`` by a checkpointed call of the class's
+    method while the module trains.
+
+    An object holding the module, not a closure: deep copies of the model
+    (EMA, test-time augmentation) then call their own module. Heads hold
+    batch norms (Swin recipes: SyncBN in the bbox heads, UperNet), whose
+    running statistics the recomputation leaves as the forward set them.
+    """
+
+    def __init__(self, module: torch.nn.Module, name: str):
+        self.module, self.name = module, name
+
+    def __call__(self, *args, **kwargs):
+        method = getattr(type(self.module), self.name).__get__(self.module)
+        calls = []
+
+        def run(*args, **kwargs):
+            if not calls:  # the forward
+                calls.append(1)
+                return method(*args, **kwargs)
+            with running_stats_kept(self.module):  # a recomputation
+                return method(*args, **kwargs)
+
+        return recompute(self.module.training, run, *args, **kwargs)
+
+
+def _checkpoint_method(module, name: str):
+    if not isinstance(getattr(module, name), CheckpointedMethod):
+        setattr(module, name, CheckpointedMethod(module, name))
+
+
+def enable_activation_checkpointing(model: torch.nn.Module,
+                                    modules: Iterable[str]) -> list:
+    """Checkpoints the named parts of ``model`` (dotted attribute names, as
+    in mmengine's ``activation_checkpointing`` key) in training; returns
+    what was wrapped, for the log.
+
+    - a backbone with a ``with_cp`` policy (ours): recompute policy on,
+      unless it is already set (e.g. ``'selective'``);
+    - an RoI head (mmdet): each stage's RoI extractor + head together
+      (``_bbox_forward`` / ``_mask_forward``), so the RoI features are not
+      kept either;
+    - a segmentation decode head (mmseg): its whole ``loss``, so the
+      full-resolution logits the loss builds are not kept;
+    - anything else: its ``forward``.
+    """
+    if isinstance(modules, str):
+        modules = [modules]
+    done = []
+    for name in modules:
+        try:
+            module = attrgetter(name)(model)
+        except AttributeError:
+            raise ValueError(
+                f'activation_checkpointing: the model has no part '
+                f'{name!r}; its parts are '
+                f'{[n for n, _ in model.named_children()]}') from None
+        if hasattr(module, 'set_checkpointing'):
+            done.append(f'{name} ({module.set_checkpointing()})')
+        elif hasattr(module, '_bbox_forward'):
+            for method in ('_bbox_forward', '_mask_forward'):
+                if hasattr(module, method):
+                    _checkpoint_method(module, method)
+                    done.append(f'{name}.{method}')
+        elif hasattr(module, 'loss_by_feat') and hasattr(module, 'cls_seg'):
+            _checkpoint_method(module, 'loss')
+            done.append(f'{name}.loss')
+        else:
+            _checkpoint_method(module, 'forward')
+            done.append(f'{name}.forward')
+    return done
