@@ -59,17 +59,21 @@ def parse_args():
     return p.parse_args()
 
 
-def tiny_overrides(variant, size):
-    """backbone_overrides, model_overrides of the small-ViT model."""
-    backbone = dict(TINY_VIT, img_size=tuple(size))
-    if parse_variant(variant)[0].startswith('dtl'):
+def overrides(args):
+    """backbone_overrides, model_overrides: the batch padded to --size
+    (not the config's 512x512), and with --tiny the small ViT."""
+    size = tuple(args.size)
+    model = {'model.data_preprocessor.size': size}
+    if not args.tiny:
+        return None, model
+    backbone = dict(TINY_VIT, img_size=size)
+    if parse_variant(args.worker)[0].startswith('dtl'):
         backbone['rank'] = TINY_RANK
-    return backbone, TINY_NECK
+    return backbone, dict(model, **TINY_NECK)
 
 
 def run_worker(args):
-    backbone, model = tiny_overrides(args.worker,
-                                     args.size) if args.tiny else (None, None)
+    backbone, model = overrides(args)
     row = measure(
         FAMILY,
         args.worker,
