@@ -1,14 +1,14 @@
-"""Several detectors / segmentors fine-tuned from one frozen Swin, run on one
-input with the shared part of the backbone computed once.
+"""Several detectors / segmentors fine-tuned from one frozen Swin or plain
+ViT, run on one input with the shared part of the backbone computed once.
 
 Up to its first add-back block M, a DTL backbone computes exactly what the
-frozen Swin computes, so K tasks fine-tuned from the same Swin share the
+frozen trunk computes, so K tasks fine-tuned from the same trunk share the
 patch embedding and blocks 1..min(M) over the tasks. From there each task
 runs its own side network, the remaining frozen blocks, its neck and its
-head. The K models keep one copy of the frozen Swin between them: every
-sharing task's backbone points at the same patch embedding and stages.
+head. The K models keep one copy of the frozen trunk between them: every
+sharing task's backbone points at the same patch embedding and blocks.
 
-Sharing is exact only when the frozen weights and the Swin architecture are
+Sharing is exact only when the frozen weights and the architecture are
 the same and the sharing tasks see the same input tensor; the first two are
 checked here (tasks that differ are refused, by name); for the third,
 :meth:`MultiTaskModel.predict` takes one tensor per task and shares the
@@ -16,32 +16,38 @@ trunk only between tasks given the same tensor object.
 """
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .models import (DTLSwinTransformer, PretrainedSwinTransformer,
-                     swin_fingerprint)
+from .models import (DTLSwinTransformer, DTLVisionTransformer,
+                     PretrainedSwinTransformer, PretrainedTrunk,
+                     PretrainedVisionTransformer, swin_fingerprint)
+from .models.dtl_vit import run_frozen_vit, run_vit_from_trunk
 from .models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
 
 # the output norms (norm0..3) exist only for a model's out_indices and act
 # on stage outputs, which every task normalises itself
 OUTPUT_NORM = re.compile(r'^norm\d+\.')
+# a ViT's final norm acts on its last block's output, after any add-back
+VIT_FINAL_NORM = re.compile(r'^ln1\.')
+DTL_BACKBONES = (DTLSwinTransformer, DTLVisionTransformer)
 
 
 class TrunkSharingError(ValueError):
     """Two tasks cannot share a frozen trunk."""
 
 
-def trunk_fingerprint(backbone: PretrainedSwinTransformer) -> str:
-    """sha256 of the frozen Swin weights the tasks would share (the whole
-    Swin but the output norms, which differ with out_indices)."""
-    state = backbone.swin.state_dict()
-    return swin_fingerprint(
-        {k: v
-         for k, v in state.items() if not OUTPUT_NORM.match(k)})
+def trunk_fingerprint(backbone: PretrainedTrunk) -> str:
+    """sha256 of the frozen weights the tasks would share (the whole trunk
+    but the output norms, which each task applies itself)."""
+    own = trunk_kind(backbone).own
+    return swin_fingerprint({
+        k: v
+        for k, v in backbone.trunk.state_dict().items() if not own.match(k)
+    })
 
 
 def swin_architecture(backbone: PretrainedSwinTransformer) -> Dict:
@@ -62,22 +68,88 @@ def swin_architecture(backbone: PretrainedSwinTransformer) -> Dict:
         patch_norm=swin.patch_embed.norm is not None)
 
 
+def vit_architecture(backbone: PretrainedVisionTransformer) -> Dict:
+    """The same for a plain ViT."""
+    vit = backbone.vit
+    proj = vit.patch_embed.projection
+    return dict(
+        depths=tuple(backbone.depths),
+        channels=tuple(backbone.channels),
+        patch=(tuple(proj.kernel_size), tuple(proj.stride)),
+        num_heads=tuple(layer.attn.num_heads for layer in vit.layers),
+        extra_tokens=backbone.num_extra_tokens,
+        pos_embed_grid=tuple(s // vit.patch_size for s in vit.img_size),
+        interpolate_mode=vit.interpolate_mode,
+        pre_norm=bool(vit.pre_norm))
+
+
+def use_swin_of(backbone: PretrainedSwinTransformer,
+                trunk: PretrainedSwinTransformer):
+    """Point ``backbone`` at ``trunk``'s frozen patch embedding and stages
+    (its own copies are dropped); its output norms stay its own."""
+    swin, shared = backbone.swin, trunk.swin
+    swin.patch_embed = shared.patch_embed
+    swin.stages = shared.stages
+    if swin.use_abs_pos_embed:
+        swin.absolute_pos_embed = shared.absolute_pos_embed
+
+
+def use_vit_of(backbone: PretrainedVisionTransformer,
+               trunk: PretrainedVisionTransformer):
+    """Point ``backbone`` at ``trunk``'s frozen embeddings and blocks; its
+    final norm stays its own."""
+    vit, shared = backbone.vit, trunk.vit
+    names = ('patch_embed', 'cls_token', 'pos_embed', 'layers')
+    for name in names + (('pre_ln', ) if vit.pre_norm else ()):
+        setattr(vit, name, getattr(shared, name))
+
+
+@dataclass(frozen=True)
+class TrunkKind:
+    """How the tasks of one kind of trunk share it."""
+    name: str
+    run_frozen: Callable  # (backbone, x, upto, keep) -> TrunkState
+    run_from: Callable  # (backbone, state) -> outputs, no side network
+    architecture: Callable  # backbone -> dict
+    use_trunk_of: Callable  # (backbone, trunk): share trunk's modules
+    own: re.Pattern  # trunk keys each task keeps its own
+
+
+TRUNK_KINDS = {
+    PretrainedSwinTransformer:
+    TrunkKind('Swin', run_frozen_trunk, run_from_trunk, swin_architecture,
+              use_swin_of, OUTPUT_NORM),
+    PretrainedVisionTransformer:
+    TrunkKind('ViT', run_frozen_vit, run_vit_from_trunk, vit_architecture,
+              use_vit_of, VIT_FINAL_NORM),
+}
+
+
+def trunk_kind(backbone) -> TrunkKind:
+    for cls, kind in TRUNK_KINDS.items():
+        if isinstance(backbone, cls):
+            return kind
+    raise TypeError(f'{type(backbone).__name__} is not a dtl_mm backbone')
+
+
 def why_not_shared(model) -> Optional[str]:
     """None when the model's backbone can read a shared frozen trunk, else
     the reason it has to run alone."""
     backbone = model.backbone
     name = type(backbone).__name__
-    if isinstance(backbone, DTLSwinTransformer):
+    if isinstance(backbone, DTL_BACKBONES):
         pass
-    elif type(backbone) is PretrainedSwinTransformer:
+    elif type(backbone) in TRUNK_KINDS:
         if not backbone.frozen:
-            return ('full fine-tuning: every Swin weight is its own, so no '
-                    'block computes what another task computes')
-    elif isinstance(backbone, PretrainedSwinTransformer):
-        return (f'{name}: its trainable parts sit inside every Swin block, '
-                f'so no block computes what another task computes')
+            return (f'full fine-tuning: every {backbone.TRUNK_NAME} weight '
+                    f'is its own, so no block computes what another task '
+                    f'computes')
+    elif isinstance(backbone, PretrainedTrunk):
+        return (f'{name}: its trainable parts sit inside every '
+                f'{backbone.TRUNK_NAME} block, so no block computes what '
+                f'another task computes')
     else:
-        return f'{name} is not a frozen DTL or fixed Swin backbone'
+        return f'{name} is not a frozen DTL or fixed Swin / ViT backbone'
     mode = (getattr(model, 'test_cfg', None) or {}).get('mode')
     if mode == 'slide':
         return ("test_cfg.mode='slide' runs the backbone on crops of the "
@@ -87,9 +159,20 @@ def why_not_shared(model) -> Optional[str]:
 
 def first_add_back(backbone) -> Optional[int]:
     """M, the first block whose output gets a side signal (None: none)."""
-    if isinstance(backbone, DTLSwinTransformer):
+    if isinstance(backbone, DTL_BACKBONES):
         return backbone.layout.first_g
     return None
+
+
+def trunk_reads(backbone, upto: int) -> set:
+    """The blocks whose inputs a shared trunk ending at block ``upto`` must
+    keep for ``backbone``: its side network's reads (and, for a ViT, its
+    outputs inside the trunk)."""
+    if isinstance(backbone, PretrainedVisionTransformer):
+        return backbone.needs_from_trunk(upto)
+    if isinstance(backbone, DTLSwinTransformer):
+        return {w for w in backbone.layout.w_blocks if w <= upto}
+    return set()
 
 
 @dataclass
@@ -124,7 +207,7 @@ class TrunkBranch(nn.Module):
     other tensor it runs the whole backbone, as the model alone would.
     """
 
-    def __init__(self, backbone: PretrainedSwinTransformer, run: _TrunkRun):
+    def __init__(self, backbone: PretrainedTrunk, run: _TrunkRun):
         super().__init__()
         self.backbone = backbone
         self.run = run
@@ -133,13 +216,14 @@ class TrunkBranch(nn.Module):
         state = self.run.state_for(x)
         if state is None:
             return self.backbone(x)
-        if isinstance(self.backbone, DTLSwinTransformer):
+        if isinstance(self.backbone, DTL_BACKBONES):
             return self.backbone.forward_rest(state)
-        return run_from_trunk(self.backbone, state)  # fixed: no side network
+        # fixed: no side network
+        return trunk_kind(self.backbone).run_from(self.backbone, state)
 
 
 class MultiTaskModel(nn.Module):
-    """K mmdet / mmseg models on one frozen Swin trunk.
+    """K mmdet / mmseg models on one frozen Swin or ViT trunk.
 
     Args:
         models (dict): task name -> built detector / segmentor, weights
@@ -152,7 +236,7 @@ class MultiTaskModel(nn.Module):
             1..shared_blocks: the earliest first add-back block M over the
             sharing tasks (the last block when only ``fixed`` backbones
             share). 0 when fewer than one task shares.
-        trunk: the backbone whose frozen Swin every sharing task uses.
+        trunk: the backbone whose frozen trunk every sharing task uses.
     """
 
     def __init__(self, models: Dict[str, nn.Module]):
@@ -182,21 +266,18 @@ class MultiTaskModel(nn.Module):
         for t in sharing:
             backbone = t.model.backbone
             if backbone is not self.trunk:
-                use_swin_of(backbone, self.trunk)
+                trunk_kind(backbone).use_trunk_of(backbone, self.trunk)
             t.model.backbone = TrunkBranch(backbone, self.run)
         ms = [first_add_back(t.model.backbone.backbone) for t in sharing]
         total = sum(self.trunk.depths)
         self.shared_blocks = min((m for m in ms if m), default=total)
         self.keep = tuple(
-            sorted({
-                w
-                for t in sharing
-                if isinstance(t.model.backbone.backbone, DTLSwinTransformer)
-                for w in t.model.backbone.backbone.layout.w_blocks
-                if w <= self.shared_blocks
-            }))
+            sorted(set().union(
+                *(trunk_reads(t.model.backbone.backbone, self.shared_blocks)
+                  for t in sharing))))
         print_log(
-            f'{len(sharing)} task(s) share the frozen Swin trunk (patch '
+            f'{len(sharing)} task(s) share the frozen '
+            f'{self.trunk.TRUNK_NAME} trunk (patch '
             f'embedding + blocks 1..{self.shared_blocks} of {total}): ' +
             ', '.join(repr(t.name) for t in sharing),
             logger='current')
@@ -226,8 +307,8 @@ class MultiTaskModel(nn.Module):
         """Runs the shared trunk on a batch (None when no task shares)."""
         if self.trunk is None:
             return None
-        return run_frozen_trunk(self.trunk, inputs, self.shared_blocks,
-                                self.keep)
+        return trunk_kind(self.trunk).run_frozen(self.trunk, inputs,
+                                                 self.shared_blocks, self.keep)
 
     @torch.no_grad()
     def predict(self, inputs: Union[torch.Tensor, Dict[str, torch.Tensor]],
@@ -265,19 +346,26 @@ class MultiTaskModel(nn.Module):
 
 
 def check_same_trunk(backbones):
-    """Refuses, naming the two tasks, when Swin architectures or frozen
-    weights differ. ``backbones``: [(task name, backbone)]."""
+    """Refuses, naming the two tasks, when trunk kinds, architectures or
+    frozen weights differ. ``backbones``: [(task name, backbone)]."""
     (name0, ref), rest = backbones[0], backbones[1:]
-    arch0 = swin_architecture(ref)
+    kind = trunk_kind(ref)
     for name, backbone in rest:
-        arch = swin_architecture(backbone)
+        if trunk_kind(backbone) is not kind:
+            raise TrunkSharingError(
+                f'tasks {name0!r} and {name!r} have different trunks '
+                f'({kind.name} vs {trunk_kind(backbone).name}): they cannot '
+                f'share a frozen trunk')
+    arch0 = kind.architecture(ref)
+    for name, backbone in rest:
+        arch = kind.architecture(backbone)
         diff = [
             f'{k} {arch0[k]} vs {arch[k]}' for k in arch0
             if arch0[k] != arch[k]
         ]
         if diff:
             raise TrunkSharingError(
-                f'tasks {name0!r} and {name!r} have different Swin '
+                f'tasks {name0!r} and {name!r} have different {kind.name} '
                 f'architectures ({"; ".join(diff)}): they cannot share a '
                 f'frozen trunk')
     print0 = trunk_fingerprint(ref)
@@ -286,18 +374,7 @@ def check_same_trunk(backbones):
         if other != print0:
             raise TrunkSharingError(
                 f'tasks {name0!r} and {name!r} were fine-tuned from '
-                f'different frozen Swin weights (trunk sha256 '
+                f'different frozen {kind.name} weights (trunk sha256 '
                 f'{print0[:12]}... vs {other[:12]}...): their trunk features '
                 f'differ, so they cannot share one. Check that both '
-                f'checkpoints come from the same pretrained Swin.')
-
-
-def use_swin_of(backbone: PretrainedSwinTransformer,
-                trunk: PretrainedSwinTransformer):
-    """Point ``backbone`` at ``trunk``'s frozen patch embedding and stages
-    (its own copies are dropped); its output norms stay its own."""
-    swin, shared = backbone.swin, trunk.swin
-    swin.patch_embed = shared.patch_embed
-    swin.stages = shared.stages
-    if swin.use_abs_pos_embed:
-        swin.absolute_pos_embed = shared.absolute_pos_embed
+                f'checkpoints come from the same pretrained {kind.name}.')

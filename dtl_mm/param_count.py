@@ -4,13 +4,15 @@ from collections import OrderedDict
 from torch import nn
 
 PARTS = ('backbone (Swin)', 'side network', 'neck', 'heads')
+# where a dtl_mm backbone keeps its trunk (a plain ViT counts as the Swin row)
+TRUNKS = ('backbone.swin.', 'swin.', 'backbone.vit.', 'vit.')
 
 
 def part_of(name: str) -> str:
     if '.petl_' in name:
         return PARTS[1]  # a PETL baseline's modules inside the Swin blocks
-    if name.startswith('backbone.swin.') or name.startswith('swin.'):
-        return PARTS[0]
+    if name.startswith(TRUNKS):
+        return PARTS[0]  # the Swin or ViT the backbone wraps
     if name.startswith('backbone.'):
         return PARTS[1]  # the CSN
     if name.startswith('neck.'):

@@ -223,27 +223,31 @@ def check_data(cfg, splits):
         raise DataError(f'the data check on rank 0 failed: {verdict[0]}')
 
 
-def check_pretrained_swin(cfg):
-    """Training a frozen (or fine-tuned) Swin that loads no pretrained
-    weights wastes the run: an error unless the config opts in with
-    ``allow_random_swin = True`` (the demo configs do: no pretrained tiny
-    Swin exists). Resuming or ``load_from`` bring the weights themselves."""
-    from .model_check import SWIN_TYPES
+def check_pretrained_trunk(cfg):
+    """Training a frozen (or fine-tuned) Swin or ViT that loads no
+    pretrained weights wastes the run: an error unless the config opts in
+    with ``allow_random_swin = True`` (the demo configs do, the ViT ones by
+    inheriting it: no pretrained tiny Swin or ViT exists). Resuming or
+    ``load_from`` bring the weights themselves."""
+    from .model_check import SWIN_TYPES, VIT_TYPES
     bb = cfg.model.get('backbone') or {}
-    if bb.get('type') not in SWIN_TYPES[1:] or cfg.get('allow_random_swin') \
+    kind = bb.get('type')
+    if kind not in SWIN_TYPES[1:] + VIT_TYPES \
+            or cfg.get('allow_random_swin') \
             or cfg.get('resume') or cfg.get('load_from'):
         return
+    name = 'ViT' if kind in VIT_TYPES else 'Swin'
+    full = kind in ('PretrainedSwinTransformer', 'PretrainedVisionTransformer')
     init = bb.get('init_cfg')
     if init is None or not init.get('checkpoint'):
         raise ValueError(
-            f'model.backbone.init_cfg={init!r}: no pretrained Swin, so '
+            f'model.backbone.init_cfg={init!r}: no pretrained {name}, so '
             f'training would start from a random ' +
-            ('frozen ' if bb.get('type') != 'PretrainedSwinTransformer'
-             or bb.get('frozen') else '') +
-            'Swin. Set model.backbone.init_cfg.checkpoint to the pretrained '
-            'file or URL; to train on a random Swin deliberately, add '
-            'allow_random_swin=True to the config (or --cfg-options '
-            'allow_random_swin=True).')
+            ('frozen ' if not full or bb.get('frozen') else '') +
+            f'{name}. Set model.backbone.init_cfg.checkpoint to the '
+            f'pretrained file or URL; to train on a random {name} '
+            f'deliberately, add allow_random_swin=True to the config (or '
+            f'--cfg-options allow_random_swin=True).')
 
 
 def build_model(cfg):

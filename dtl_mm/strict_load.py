@@ -23,7 +23,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
 from .checkpoint import CheckpointError, checkpoint_source
-from .models.swin_wrapper import PretrainedSwinTransformer
+from .models.trunk_wrapper import PretrainedTrunk
 from .models.weight_loading import EXTRA_STATE, describe_state_dict
 from .trained_config import check_trained_config
 
@@ -50,11 +50,12 @@ def _deliberately_absent(model):
     """Keys a valid checkpoint may lack."""
     keys = set()
     for name, module in model.named_modules():
-        if isinstance(module, PretrainedSwinTransformer):
+        if isinstance(module, PretrainedTrunk):
             prefix = name + '.' if name else ''
             keys.add(prefix + EXTRA_STATE)
             # the backbone decides about its own trunk (lean or refused)
-            keys.update(prefix + 'swin.' + k for k in module.trunk_keys)
+            keys.update(prefix + module.trunk_prefix + k
+                        for k in module.trunk_keys)
     return keys
 
 

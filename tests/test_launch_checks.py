@@ -15,7 +15,7 @@ from mmengine.config import Config
 from tool_utils import DEMO, ROOT, load_tool, tool
 
 from dtl_mm.model_check import check_model_config
-from dtl_mm.runner_setup import check_pretrained_swin, load_config
+from dtl_mm.runner_setup import check_pretrained_trunk, load_config
 
 VOC = 'configs/voc/retinanet_swin-b_dtlv2-ls_fpn_voc0712.py'
 
@@ -49,13 +49,13 @@ def test_random_swin_needs_the_named_option():
                 ValueError,
                 match=r'model.backbone.init_cfg=.*random frozen Swin.*'
                 r'allow_random_swin=True'):
-            check_pretrained_swin(cfg)
+            check_pretrained_trunk(cfg)
         cfg.allow_random_swin = True
-        check_pretrained_swin(cfg)
+        check_pretrained_trunk(cfg)
     for task in DEMO:  # no pretrained tiny Swin exists: they opt in
-        check_pretrained_swin(load_config(osp.join(ROOT, DEMO[task])))
+        check_pretrained_trunk(load_config(osp.join(ROOT, DEMO[task])))
     shipped = load_config(osp.join(ROOT, VOC))  # a release URL: fine
-    check_pretrained_swin(shipped)
+    check_pretrained_trunk(shipped)
 
 
 def test_amp_without_a_gpu_is_refused_up_front(monkeypatch):

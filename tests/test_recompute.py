@@ -28,8 +28,8 @@ SIZE = {'coco': (128, 160), 'voc': (128, 160), 'ade20k': (128, 128)}
 TOL = dict(rtol=1e-5, atol=1e-6)
 
 
-def demo_model(task, drop_path=0.2):
-    cfg = Config.fromfile(osp.join(ROOT, DEMO[task]))
+def demo_model(task, drop_path=0.2, config=None):
+    cfg = Config.fromfile(osp.join(ROOT, config or DEMO[task]))
     cfg.model.backbone.drop_path_rate = drop_path  # stochastic depth on
     torch.manual_seed(0)
     model = build_model(cfg).train()
@@ -225,3 +225,32 @@ def test_two_process_training_with_checkpointing(toy_workspace, tmp_path):
     # two iterations: DDP fails on the second if a weight got no gradient
     assert 'trainable weights identical on all 2 ranks after iteration 2' \
         in log
+
+
+VIT_ADE20K = 'configs/demo/upernet_vit-t_dtlv2-ls_toy-ade20k.py'
+
+
+@pytest.mark.parametrize('policy', [True, 'selective'])
+def test_vit_checkpointing_gives_the_same_gradients_and_keeps_less(policy):
+    """The ViT backbone takes the same policies and config key: the same
+    gradients, less kept for backward in the backbone and side network."""
+    cfg, model = demo_model('ade20k', config=VIT_ADE20K)
+    data = synthetic_batch(cfg, 2, SIZE['ade20k'])
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    ref, _ = step(model, data)
+    kept = saved_for_backward(_Step(model, data, torch.device('cpu')))
+    for n, b in model.named_buffers():
+        b.copy_(before[n])
+    if policy is True:  # the config key, as for a Swin backbone
+        assert enable_activation_checkpointing(
+            model, ['backbone']) == ['backbone (with_cp=True)']
+    else:
+        model.backbone.with_cp = policy
+    grads, _ = step(model, data)
+    assert set(grads) == set(ref) and ref
+    assert not [n for n, g in grads.items() if g is None]
+    for name, g in ref.items():
+        torch.testing.assert_close(grads[name], g, **TOL, msg=name)
+    kept_cp = saved_for_backward(_Step(model, data, torch.device('cpu')))
+    assert kept_cp['saved_backbone'] < kept['saved_backbone']
+    assert kept_cp['saved_side'] <= kept['saved_side']

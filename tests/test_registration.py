@@ -25,7 +25,8 @@ def test_backbones_registered_in_root_and_found_by_both_scopes():
     import dtl_mm.models as models
     for name in ('PretrainedSwinTransformer', 'DTLSwinTransformer',
                  'LoRASwinTransformer', 'AdapterSwinTransformer',
-                 'AdaptFormerSwinTransformer'):
+                 'AdaptFormerSwinTransformer', 'PretrainedVisionTransformer',
+                 'DTLVisionTransformer'):
         cls = getattr(models, name)
         assert MODELS.module_dict.get(name) is cls
         # registered once, in the root only: the children find it there

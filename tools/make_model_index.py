@@ -36,14 +36,24 @@ TASKS = {
         'mIoU': None
     })]),
 }
-NAME = re.compile(r'_swin-([bl])_([a-z0-9-]+?)(_fpn|_160k)')
+NAME = re.compile(r'_(swin-[bl]|deit-b)_([a-z0-9-]+?)(_fpn|_160k|_mln)')
+BACKBONES = {'swin-b': 'Swin-B', 'swin-l': 'Swin-L', 'deit-b': 'DeiT-B'}
 
 
-def paper_entries(task, swin, variant):
+def task_of(folder, name):
+    """The data set a config trains on: its folder's, or for the plain ViT
+    configs (configs/vit/) the one its name ends with."""
+    if folder in TASKS:
+        return folder
+    return next((t for t in TASKS if name.endswith(t) or f'_{t}-' in name),
+                None)
+
+
+def paper_entries(task, backbone, variant):
     """The model's Metadata additions and Results from the paper's table,
-    when the paper measured this Swin on this task."""
+    when the paper measured this backbone on this task."""
     table = paper_results.TABLES[task]
-    if table['swin'] != f'Swin-{swin.upper()}' or \
+    if table['swin'] != backbone or \
             variant not in paper_results.RESULTS[task]:
         return {}, []  # another Swin, or a set-up the paper has no row for
     params, memory, accuracy = paper_results.RESULTS[task][variant]
@@ -78,12 +88,13 @@ def metafile(folder):
             'Config': f'configs/{folder}/{name}.py'
         }
         match = NAME.search(name)
-        if folder in TASKS and match:
-            swin, variant = match.group(1), match.group(2)
-            meta, results = paper_entries(folder, swin, variant)
+        task = task_of(folder, name)
+        if task and match and folder != 'demo':
+            backbone, variant = BACKBONES[match.group(1)], match.group(2)
+            meta, results = paper_entries(task, backbone, variant)
             entry['Metadata'] = {
-                'Training Data': TASKS[folder][0],
-                'Backbone': f'Swin-{swin.upper()}',
+                'Training Data': TASKS[task][0],
+                'Backbone': backbone,
                 'Variant': variant,
                 **meta
             }

@@ -7,13 +7,17 @@ DTL configs against the paper's #p column.
 With configs, builds each config's model (no weights are read) and prints
 trainable / frozen parameters per part (backbone, side network, neck,
 heads). Without, builds each DTLSwinTransformer of the shipped configs and
-prints a Markdown table beside the paper's numbers.
+prints a Markdown table beside the paper's numbers, then the same for the
+plain ViT-B/16 (DTLVisionTransformer, 12 blocks, M = 7) at the paper's ViT
+d' (2) and at the d' of the configs in configs/vit/.
 """
 import argparse
 
 from dtl_mm import paper_results
+from dtl_mm.models import DTLSwinTransformer, DTLVisionTransformer
 from dtl_mm.param_count import count_parameters, format_counts
 from dtl_mm.swin_presets import SWIN_B, SWIN_L
+from dtl_mm.vit_presets import DEIT_B
 
 # no pretrained weights: only the parameter counts are needed
 SWIN = {
@@ -23,10 +27,17 @@ SWIN = {
 # task, its name in the table, d' of the shipped DTL configs
 ROWS = [('coco', 'COCO', 256), ('voc', 'VOC', 128), ('ade20k', 'ADE20K', 192)]
 VARIANTS = ('dtlv1', 'dtlv2', 'dtlv2-ls')
+# d' of the ViT rows: the paper's ViT-B/16 setting, the ADE20K and COCO
+# configs
+VIT_RANKS = ((2, "the paper's ViT-B/16 d'"), (192, 'configs/vit ADE20K'),
+             (256, 'configs/vit COCO'))
+
+
+def trainable(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def paper_table():
-    from dtl_mm.models import DTLSwinTransformer
     print('| task | backbone | d′ | DTLv1 | DTLv2 | DTLv2-LS |')
     print('|---|---|---|---|---|---|')
     for task, name, rank in ROWS:
@@ -37,10 +48,18 @@ def paper_table():
             ref = paper_results.PARAMS_M[task][variant]
             model = DTLSwinTransformer(
                 variant=variant, rank=rank, **SWIN[arch])
-            n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            cells.append(f'{n / 1e6:.2f} M (paper {ref})')
+            cells.append(f'{trainable(model) / 1e6:.2f} M (paper {ref})')
         print(f'| {name} ({table}) | {arch} | {rank} | ' + ' | '.join(cells) +
               ' |')
+    print('\n| plain ViT-B/16 | d′ | DTLv1 | DTLv2 | DTLv2-LS |')
+    print('|---|---|---|---|---|')
+    vit = dict(DEIT_B, init_cfg=None)
+    for rank, what in VIT_RANKS:
+        cells = [
+            f'{trainable(DTLVisionTransformer(variant=v, rank=rank, **vit)):,}'
+            for v in VARIANTS
+        ]
+        print(f'| {what} | {rank} | ' + ' | '.join(cells) + ' |')
 
 
 def config_tables(paths):

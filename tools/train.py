@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from dtl_mm.atomic_io import remove_stale_temp_files
 from dtl_mm.resume import latest_checkpoint, saved_checkpoints
 from dtl_mm.runner_setup import (add_common_args, build_runner,
-                                 check_data_once, check_pretrained_swin,
+                                 check_data_once, check_pretrained_trunk,
                                  load_config, parse_tool_args)
 
 
@@ -109,7 +109,7 @@ def main():
     if args.resume is not None:
         resume_from(cfg, args.resume)
     refuse_to_overwrite(cfg)
-    check_pretrained_swin(cfg)
+    check_pretrained_trunk(cfg)
     check_data_once(cfg, ('train', 'val'), skip=args.skip_data_check)
     remove_stale_temp_files(cfg.work_dir)
     build_runner(cfg).train()

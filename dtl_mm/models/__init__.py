@@ -1,21 +1,28 @@
-"""DTL and PETL-baseline Swin backbones.
+"""DTL and PETL-baseline backbones on mmdet's Swin; DTL on mmseg's plain ViT.
 
 Each backbone registers itself in mmengine's root ``MODELS`` registry where
 it is defined; mmdet's and mmseg's ``MODELS`` registries are its children and
-find it from either scope, so detection never needs mmseg installed.
+find it from either scope, so Swin detection never needs mmseg installed
+(the ViT backbones import it when built).
 """
 from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
+from .dtl_vit import DTLVisionTransformer
 from .petl_baselines import (AdapterSwinTransformer,
                              AdaptFormerSwinTransformer, LoRASwinTransformer)
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
+from .trunk_wrapper import PretrainedTrunk
+from .vit_weights import load_vit_weights
+from .vit_wrapper import PretrainedVisionTransformer
 from .weight_loading import (CheckpointLayoutError, load_swin_weights,
                              swin_fingerprint)
 
 __all__ = [
-    'PretrainedSwinTransformer', 'DTLSwinTransformer', 'CompactSideNetwork',
-    'CSNLayout', 'DTLOptions', 'build_layout', 'load_swin_weights',
-    'CheckpointLayoutError', 'swin_fingerprint', 'LoRASwinTransformer',
-    'AdapterSwinTransformer', 'AdaptFormerSwinTransformer'
+    'PretrainedTrunk', 'PretrainedSwinTransformer', 'DTLSwinTransformer',
+    'PretrainedVisionTransformer', 'DTLVisionTransformer',
+    'CompactSideNetwork', 'CSNLayout', 'DTLOptions', 'build_layout',
+    'load_swin_weights', 'load_vit_weights', 'CheckpointLayoutError',
+    'swin_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
+    'AdaptFormerSwinTransformer'
 ]

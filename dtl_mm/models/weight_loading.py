@@ -18,7 +18,7 @@ import json
 import os.path as osp
 import re
 from collections import Counter, OrderedDict
-from typing import Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 import torch
 from mmdet.models.backbones.swin import swin_converter
@@ -104,18 +104,25 @@ def find_swin(state_dict: Dict, filename: str):
         ignored
 
 
-def lean_trunk_record(state_dict: Dict) -> Optional[dict]:
-    """The frozen-trunk record of a dtl_mm lean checkpoint (no Swin weights,
-    ``source`` and ``sha256`` of the file they came from), else None."""
+def lean_trunk_record(
+        state_dict: Dict,
+        is_trunk_key: Callable[[str], bool] = None) -> Optional[dict]:
+    """The frozen-trunk record of a dtl_mm lean checkpoint (no trunk weights,
+    ``source`` and ``sha256`` of the file they came from), else None.
+    ``is_trunk_key``: does a key hold a trunk block (default: a Swin's)."""
+    is_trunk_key = is_trunk_key or _is_swin_block_key
     records = [
         decode_trunk_record(v) for k, v in state_dict.items()
         if k.endswith(EXTRA_STATE)
     ]
     records = [r for r in records if r]
-    has_swin = any(
-        _SWIN_KEY.match(k) and ('stages.' in k or 'layers.' in k)
-        for k in state_dict)
-    return records[0] if records and not has_swin else None
+    has_trunk = any(is_trunk_key(k) for k in state_dict)
+    return records[0] if records and not has_trunk else None
+
+
+def _is_swin_block_key(key: str) -> bool:
+    return bool(_SWIN_KEY.match(key)) and ('stages.' in key
+                                           or 'layers.' in key)
 
 
 def load_swin_weights(swin: nn.Module,
@@ -132,7 +139,8 @@ def load_swin_weights(swin: nn.Module,
     state = extract_state_dict(ckpt, filename)
     record = lean_trunk_record(state)
     if record is not None:
-        return _load_via_lean_record(swin, filename, record, logger, keys)
+        return load_via_lean_record(load_swin_weights, swin, filename, record,
+                                    logger, keys)
     sd, layout, ignored = find_swin(state, filename)
 
     target = swin.state_dict()
@@ -176,26 +184,29 @@ def load_swin_weights(swin: nn.Module,
     return report
 
 
-def _load_via_lean_record(swin, filename, record, logger, keys):
-    """A lean checkpoint as pretrained: its trunk is the file it names."""
+def load_via_lean_record(load: Callable, trunk: nn.Module, filename: str,
+                         record: dict, logger, keys):
+    """A lean checkpoint as pretrained: its trunk is the file it names,
+    loaded with ``load(trunk, file, logger, keys)`` and checked against the
+    recorded fingerprint."""
     source = record.get('source')
     if not source or source == filename:
         raise CheckpointLayoutError(
-            f'{filename}: a lean dtl_mm checkpoint: it holds no Swin weights '
-            f'and names no other file to take them from')
+            f'{filename}: a lean dtl_mm checkpoint: it holds no backbone '
+            f'weights and names no other file to take them from')
     if not pretrained_file_exists(source):
         raise CheckpointLayoutError(f'{filename}: ' +
                                     lean_trunk_missing(record, None))
     print_log(
-        f'{filename} is a lean checkpoint: taking its frozen Swin '
+        f'{filename} is a lean checkpoint: taking its frozen backbone '
         f'from {source}',
         logger=logger)
-    report = load_swin_weights(swin, source, logger, keys)
+    report = load(trunk, source, logger, keys)
     if report['sha256'] != record.get('sha256'):
         raise CheckpointLayoutError(
-            f'{filename}: a lean checkpoint trained on a frozen Swin with '
-            f'sha256 {str(record.get("sha256"))[:16]}..., but {source} now '
-            f'holds different weights (sha256 {report["sha256"][:16]}...)')
+            f'{filename}: a lean checkpoint trained on a frozen backbone '
+            f'with sha256 {str(record.get("sha256"))[:16]}..., but {source} '
+            f'now holds different weights (sha256 {report["sha256"][:16]}...)')
     return report
 
 
@@ -217,7 +228,7 @@ LEAN_TRUNK_REMEDIES = (
 def lean_trunk_missing(record: dict,
                        configured: Optional[str],
                        remedies: str = LEAN_TRUNK_REMEDIES) -> str:
-    """Why a lean checkpoint's frozen Swin cannot be restored, with the
+    """Why a lean checkpoint's frozen trunk cannot be restored, with the
     sha256 it needs and the ways to point at a copy."""
     source = record.get('source')
     where = (f'the configured pretrained file {configured} does not exist'
@@ -226,8 +237,9 @@ def lean_trunk_missing(record: dict,
     if source and source != configured:
         where += (f', and the file it was trained with, {source}, is ' +
                   ('there' if pretrained_file_exists(source) else 'gone too'))
-    return (f'a lean checkpoint: it holds no frozen Swin weights, only the '
-            f'sha256 of the Swin it was trained on, {record.get("sha256")}, '
+    return (f'a lean checkpoint: it holds no frozen backbone weights, only '
+            f'the sha256 of the backbone it was trained on, '
+            f'{record.get("sha256")}, '
             f'first loaded from {source}; {where}. Point to a file with '
             f'those weights: {remedies}.')
 

@@ -1,0 +1,24 @@
+# The COCO DTLv2-LS ViT config (a simple feature pyramid over the last
+# block) with a small ViT (12 blocks, 64 wide, patch 8), on the toy data,
+# heads and schedule of the Swin demo
+# (cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py): CPU-sized.
+_base_ = './cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py'
+from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
+
+# MultiLevelNeck is mmseg's (registered by importing mmseg.models)
+custom_imports = dict(imports=['dtl_mm', 'mmseg.models'])
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='DTLVisionTransformer',
+        variant='dtlv2-ls',
+        rank=16,
+        **dict(vit_presets.TINY_VIT, out_indices=(11, )),
+        img_size=(128, 160),  # the toy images
+        init_cfg=None),  # no pretrained tiny ViT exists
+    neck=dict(
+        _delete_=True,
+        type='mmseg.MultiLevelNeck',
+        in_channels=[vit_presets.TINY_VIT_WIDTH],
+        out_channels=64,  # the Swin demo's FPN width
+        scales=[4, 2, 1, 0.5, 0.25]))

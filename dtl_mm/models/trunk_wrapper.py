@@ -1,0 +1,234 @@
+"""A pretrained backbone trunk, optionally frozen: what every dtl_mm backbone
+(Swin or plain ViT) shares.
+
+Like mmpretrain's ``LoRAModel``, a wrapper builds the wrapped backbone and
+freezes it in ``__init__``; mmengine wraps the model for DDP before
+``init_weights``/``train()`` run, so freezing any later would change the set
+of parameters DDP expects.
+
+The trunk lives in one attribute (``TRUNK``: ``swin`` or ``vit``), so its
+state-dict keys are ``<TRUNK>.<the library's own key>``. This class owns
+what a checkpoint holds of it: a frozen trunk that came from a file is left
+out of saved state dicts (a *lean* checkpoint) and recorded by file and
+sha256 fingerprint instead, and restored from that file on load.
+"""
+from contextlib import nullcontext
+from typing import Optional, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from .recompute import check_cp_policy
+from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
+                             decode_trunk_record, encode_trunk_record,
+                             lean_trunk_missing, pretrained_file_exists)
+
+
+class PretrainedTrunk(BaseModule):
+    """The frozen-or-not wrapped trunk, its pretrained file and checkpoints.
+
+    Subclasses build the trunk as ``self.<TRUNK>``, call
+    :meth:`_adopt_trunk` and implement :meth:`load_trunk_weights`.
+
+    Args:
+        frozen (bool): freeze every trunk parameter and run the trunk
+            without autograd.
+        lean_checkpoint (bool): for a frozen trunk that came from a file,
+            leave its weights out of saved state dicts and record the file
+            and a sha256 fingerprint instead; loading such a checkpoint
+            takes the trunk from that file again (the config's
+            ``init_cfg.checkpoint``) and checks the fingerprint. A trunk that
+            did not come from a file is always saved in full.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            (a path, ``~`` path or http(s) URL); a weight left unfilled is an
+            error.
+        with_cp (bool | str): activation checkpointing of what autograd
+            goes through (``recompute.CP_POLICIES``): False, True
+            (recompute each region in backward) or 'selective' (keep the
+            wide matrix products' outputs). Subclasses run their regions
+            through ``recompute.recompute`` under :attr:`cp_policy`.
+    """
+    TRUNK = 'trunk'  # the attribute holding the wrapped backbone
+    TRUNK_NAME = 'trunk'  # how messages call it ('Swin', 'ViT')
+
+    def __init__(self,
+                 frozen: bool = False,
+                 lean_checkpoint: bool = True,
+                 init_cfg: Optional[dict] = None,
+                 with_cp: Union[bool, str] = False):
+        super().__init__(init_cfg=None)
+        self.with_cp = check_cp_policy(with_cp)
+        if init_cfg is not None and (init_cfg.get('type') != 'Pretrained'
+                                     or 'checkpoint' not in init_cfg):
+            raise ValueError(
+                f'backbone init_cfg must be dict(type="Pretrained", '
+                f'checkpoint=PATH) or None, got {init_cfg}')
+        self.pretrained = init_cfg['checkpoint'] if init_cfg else None
+        self.frozen = frozen
+        self.lean_checkpoint = lean_checkpoint
+        # {'source': file, 'sha256': fingerprint} once the trunk holds the
+        # weights of a file; None while it is random
+        self.trunk_record: Optional[dict] = None
+
+    def _adopt_trunk(self):
+        """Called once ``self.<TRUNK>`` is built: records its own keys
+        (before any variant adds modules to it) and freezes it."""
+        self.trunk_keys = tuple(self.trunk.state_dict())
+        if self.frozen:
+            self.trunk.requires_grad_(False)
+        self._register_state_dict_hook(self._leave_out_frozen_trunk)
+
+    @property
+    def trunk(self):
+        return getattr(self, self.TRUNK)
+
+    @property
+    def trunk_prefix(self) -> str:
+        return self.TRUNK + '.'
+
+    @classmethod
+    def frozen_only(cls, cls_name, kwargs):
+        """For subclasses that always freeze: reject frozen=False."""
+        if kwargs.pop('frozen', True) is not True:
+            # the class right below this one: full fine-tuning's
+            full = next(c for c in cls.__mro__
+                        if PretrainedTrunk in c.__bases__)
+            raise ValueError(f'{cls_name} always freezes the '
+                             f'{cls.TRUNK_NAME}; use {full.__name__}'
+                             f'(frozen=False) for full fine-tuning')
+        return kwargs
+
+    def init_weights(self):
+        # Deliberately not BaseModule.init_weights: the trunk's own
+        # init_weights would re-randomise it when it has no init_cfg.
+        if self.pretrained:
+            self.load_pretrained()
+        else:
+            print_log(
+                f'{type(self).__name__}: no pretrained checkpoint '
+                f'(init_cfg=None): the {self.TRUNK_NAME} keeps its random '
+                f'initialisation' +
+                (' and stays frozen' if self.frozen else ''),
+                logger='current',
+                level=30)
+        self._is_init = True
+
+    def load_trunk_weights(self, filename: str) -> dict:
+        """Fill every trunk weight from ``filename`` or raise; returns a
+        report with the ``sha256`` fingerprint of the result."""
+        raise NotImplementedError
+
+    def load_pretrained(self, filename: Optional[str] = None):
+        """Fills the trunk from ``filename`` (default: ``init_cfg``)."""
+        filename = filename or self.pretrained
+        report = self.load_trunk_weights(filename)
+        self.trunk_record = dict(source=filename, sha256=report['sha256'])
+
+    def trunk_state(self):
+        state = self.trunk.state_dict()
+        return {k: state[k] for k in self.trunk_keys}
+
+    # -- what a checkpoint holds --------------------------------------------
+    def get_extra_state(self):
+        return encode_trunk_record(self.trunk_record if self.frozen else None)
+
+    def set_extra_state(self, state):
+        record = decode_trunk_record(state)
+        # the same weights already loaded from a file (init_cfg, perhaps at
+        # a new path after a move): keep naming that file, not the old one
+        same = self.trunk_record and record and \
+            self.trunk_record['sha256'] == record.get('sha256')
+        if self.frozen and record and not same:
+            self.trunk_record = record
+
+    def _leave_out_frozen_trunk(self, module, destination, prefix,
+                                local_metadata):
+        if not (self.frozen and self.lean_checkpoint):
+            return
+        if self.trunk_record is None:
+            if not getattr(self, '_warned_full', False):
+                self._warned_full = True
+                print_log(
+                    f'{type(self).__name__}: the frozen {self.TRUNK_NAME} '
+                    f'did not come from a file (init_cfg=None), so '
+                    f'checkpoints hold it in full (lean checkpoints need a '
+                    f'trunk that can be restored from its file)',
+                    logger='current',
+                    level=30)
+            return
+        for key in self.trunk_keys:
+            destination.pop(prefix + self.trunk_prefix + key, None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        name = self.TRUNK_NAME
+        trunk = [prefix + self.trunk_prefix + k for k in self.trunk_keys]
+        missing = [k for k in trunk if k not in state_dict]
+        record = decode_trunk_record(state_dict.get(prefix + EXTRA_STATE))
+        if missing and len(missing) < len(trunk):
+            raise CheckpointLayoutError(
+                f'the checkpoint holds only part of the {name} backbone: '
+                f'{len(missing)} of {len(trunk)} tensors are missing, e.g. '
+                f'{missing[:3]}')
+        if missing and record:
+            self._complete_lean(state_dict, prefix, record)
+        elif missing and self.trunk_record is None:
+            # mmengine loads test / resume checkpoints with strict=False,
+            # which would leave the trunk random without a word
+            raise CheckpointLayoutError(
+                f'the checkpoint lacks all {len(missing)} {name} backbone '
+                f'weights (e.g. {missing[0]}) and records no pretrained file '
+                f'to take them from. Evaluating it would use a random '
+                f'backbone. Load the frozen {name} from the pretrained file '
+                f'first: tools/test.py CONFIG CKPT --backbone-from-pretrained '
+                f'[{name.upper()}_CKPT] (default: '
+                f'model.backbone.init_cfg.checkpoint), or use a full '
+                f'checkpoint.')
+        elif missing:  # trainable-only, onto a trunk loaded from a file
+            self._fill_trunk(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _complete_lean(self, state_dict, prefix, record):
+        """Puts the frozen trunk a lean checkpoint was trained on into its
+        state dict, from the configured pretrained file."""
+        name = self.TRUNK_NAME
+        want = record.get('sha256')
+        if self.trunk_record is None or self.trunk_record['sha256'] != want:
+            if not self.pretrained or not pretrained_file_exists(
+                    self.pretrained):
+                raise CheckpointLayoutError(
+                    lean_trunk_missing(record, self.pretrained))
+            self.load_pretrained()
+        have = self.trunk_record['sha256']
+        if have != want:
+            raise CheckpointLayoutError(
+                f'a lean checkpoint trained on the frozen {name} from '
+                f'{record.get("source")} (sha256 {str(want)[:16]}...), but '
+                f'the configured pretrained file {self.trunk_record["source"]}'
+                f' holds different weights (sha256 {have[:16]}...). '
+                f'Evaluating would use the wrong backbone; point '
+                f'model.backbone.init_cfg.checkpoint at the file the '
+                f'checkpoint was trained with.')
+        self._fill_trunk(state_dict, prefix)
+
+    def _fill_trunk(self, state_dict, prefix):
+        """The trunk's current weights into a state dict that lacks them, so
+        the trunk's modules load them like any other key."""
+        state_dict.update((prefix + self.trunk_prefix + k, v)
+                          for k, v in self.trunk_state().items())
+
+    def trunk_context(self):
+        """Frozen trunk code runs without building an autograd graph."""
+        return torch.no_grad() if self.frozen else nullcontext()
+
+    # -- activation checkpointing ------------------------------------------
+    @property
+    def cp_policy(self) -> Union[bool, str]:
+        """The checkpointing policy now: off unless training."""
+        return self.with_cp if self.training else False
+
+    def set_checkpointing(self, policy: Union[bool, str] = True) -> str:
+        """Turns activation checkpointing on (keeping a policy already
+        set); what ``activation_checkpointing = ['backbone', ...]`` does."""
+        self.with_cp = self.with_cp or check_cp_policy(policy)
+        return f'with_cp={self.with_cp!r}'

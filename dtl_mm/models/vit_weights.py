@@ -1,0 +1,205 @@
+"""Pretrained plain-ViT weights into mmseg's ``VisionTransformer``.
+
+Three key layouts load, under any ``[module.][backbone.][vit.]`` prefix:
+
+- ``mmseg``: mmseg's own (``layers.N.ln1``, ``attn.attn.in_proj_weight``,
+  ``ffn.layers.0.0``, ``patch_embed.projection``, final norm ``ln1``); also
+  a whole dtl_mm model (``backbone.vit.*``) or an mmseg segmentor.
+- ``timm``: timm / DeiT / the ViT releases in PyTorch (``blocks.N.norm1``,
+  ``attn.qkv``, ``mlp.fc1``, ``patch_embed.proj``, final ``norm``), as
+  mmseg's ``vit2mmseg`` converts them.
+- ``mmpretrain``: mmpretrain's (``layers.N.attn.qkv``, ``attn.proj``).
+
+The position embedding is resized to the configured image size (bicubic by
+default) with mmseg's ``VisionTransformer.resize_pos_embed``, as mmseg does
+when it loads a checkpoint. Every other weight must be in the file with the
+model's shape: a missing one or a wrong shape (another width, another patch
+size) is a :class:`CheckpointLayoutError` naming the tensor and both shapes.
+Releases with weights mmseg's ViT has no place for (layer scale: DINOv2,
+DeiT III; registers; a distillation token) are refused by name.
+"""
+import math
+import re
+from collections import OrderedDict
+from typing import Dict, Iterable, Optional, Tuple
+
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+from ..checkpoint import load_checkpoint_file
+from .weight_loading import (CheckpointLayoutError, extract_state_dict,
+                             lean_trunk_record, load_via_lean_record,
+                             swin_fingerprint)
+
+# (prefix, ViT key): the keys a ViT's weights have in any supported layout
+_VIT_KEY = re.compile(
+    r'^((?:module\.)?(?:backbone\.)?(?:vit\.)?)'
+    r'((?:layers|blocks)\.\d+\..*|patch_embed\..*|cls_token|pos_embed|'
+    r'pre_ln\..*|ln1\..*|norm\..*|mask_token|register_tokens|dist_token)$')
+_BLOCK_KEY = re.compile(r'^(layers|blocks)\.\d+\.')
+# timm / mmpretrain names -> mmseg's (the first pattern that matches)
+_TO_MMSEG = (
+    (re.compile(r'^blocks\.(\d+)\.norm1\.'), r'layers.\1.ln1.'),
+    (re.compile(r'^blocks\.(\d+)\.norm2\.'), r'layers.\1.ln2.'),
+    (re.compile(r'^blocks\.(\d+)\.mlp\.fc1\.'), r'layers.\1.ffn.layers.0.0.'),
+    (re.compile(r'^blocks\.(\d+)\.mlp\.fc2\.'), r'layers.\1.ffn.layers.1.'),
+    (re.compile(r'^(?:blocks|layers)\.(\d+)\.attn\.qkv\.(weight|bias)$'),
+     r'layers.\1.attn.attn.in_proj_\2'),
+    (re.compile(r'^(?:blocks|layers)\.(\d+)\.attn\.proj\.'),
+     r'layers.\1.attn.attn.out_proj.'),
+    (re.compile(r'^patch_embed\.proj\.'), 'patch_embed.projection.'),
+    (re.compile(r'^norm\.'), 'ln1.'),
+)
+# in a release, but no part of a dense-prediction trunk
+_IGNORED = ('mask_token', )
+# weights mmseg's ViT has no place for: refused, not dropped
+_UNSUPPORTED = (
+    (re.compile(r'(^|\.)(ls[12]\.gamma|gamma_?[12](\.weight)?)$'),
+     'layer scale (DINOv2, DeiT III): mmseg\'s ViT has none'),
+    (re.compile(r'\.mlp\.w(12|3)\.'), 'a SwiGLU MLP (DINOv2 ViT-g)'),
+    (re.compile(r'^register_tokens$'), 'register tokens (DINOv2 with '
+     'registers)'),
+    (re.compile(r'^dist_token$'),
+     'a distillation token (a distilled DeiT; use the non-distilled '
+     'release)'),
+)
+
+
+def is_vit_block_key(key: str) -> bool:
+    found = _VIT_KEY.match(key)
+    return bool(found) and bool(_BLOCK_KEY.match(found.group(2)))
+
+
+def find_vit(state_dict: Dict, filename: str) -> Tuple[Dict, str, int]:
+    """(ViT state dict in mmseg keys, layout, #ignored keys)."""
+    groups = {}
+    for key, value in state_dict.items():
+        found = _VIT_KEY.match(key)
+        if found and isinstance(value, torch.Tensor):
+            groups.setdefault(found.group(1), {})[found.group(2)] = value
+    trunks = {
+        p: sd
+        for p, sd in groups.items() if any(_BLOCK_KEY.match(k) for k in sd)
+    }
+    if len(trunks) > 1:
+        raise CheckpointLayoutError(
+            f'{filename}: ViT weights under several prefixes '
+            f'({", ".join(repr(p) for p in trunks)}); cannot tell which is '
+            f'the backbone')
+    if not trunks:
+        sample = ', '.join(list(state_dict)[:5])
+        raise CheckpointLayoutError(
+            f'{filename}: not a ViT checkpoint: expected keys '
+            f"'[module.][backbone.][vit.]layers.N.*' (mmseg, mmpretrain, "
+            f"dtl_mm) or 'blocks.N.*' (timm, DeiT, ViT releases), found e.g. "
+            f'{sample}')
+    _, sd = trunks.popitem()
+    for key in sd:
+        for pattern, what in _UNSUPPORTED:
+            if pattern.search(key):
+                raise CheckpointLayoutError(
+                    f'{filename}: holds `{key}`, {what}: not supported')
+    ignored = len(state_dict) - len(sd)
+    if any(k.startswith('blocks.') for k in sd):
+        layout = 'timm'
+    elif any('.attn.qkv.' in k for k in sd):
+        layout = 'mmpretrain'
+    else:
+        return sd, 'mmseg', ignored
+    converted = {}
+    for key, value in sd.items():
+        if key in _IGNORED:
+            ignored += 1
+            continue
+        for pattern, repl in _TO_MMSEG:
+            new, n = pattern.subn(repl, key)
+            if n:
+                key = new
+                break
+        converted[key] = value
+    return converted, layout, ignored
+
+
+def fit_pos_embed(vit: nn.Module, pos_embed: torch.Tensor,
+                  filename: str) -> torch.Tensor:
+    """The file's position embedding on the model's patch grid
+    (``img_size // patch_size``), resized as mmseg resizes it on load
+    (``interpolate_mode``, bicubic by default); the class token's entry is
+    kept."""
+    want = vit.pos_embed.shape
+    if pos_embed.dim() != 3 or pos_embed.shape[2] != want[2]:
+        raise CheckpointLayoutError(
+            f'{filename}: pos_embed: checkpoint {tuple(pos_embed.shape)} vs '
+            f'model {tuple(want)} (another ViT width?)')
+    if pos_embed.shape == want:
+        return pos_embed
+    side = math.isqrt(pos_embed.shape[1] - 1)
+    if side * side != pos_embed.shape[1] - 1:
+        raise CheckpointLayoutError(
+            f'{filename}: pos_embed: checkpoint {tuple(pos_embed.shape)} vs '
+            f'model {tuple(want)}: {pos_embed.shape[1]} tokens are not a '
+            f'class token plus a square patch grid')
+    grid = (vit.img_size[0] // vit.patch_size,
+            vit.img_size[1] // vit.patch_size)
+    print_log(
+        f'{filename}: resizing pos_embed from a {side}x{side} to a '
+        f'{grid[0]}x{grid[1]} patch grid ({vit.interpolate_mode})',
+        logger='current')
+    return vit.resize_pos_embed(pos_embed, grid, (side, side),
+                                vit.interpolate_mode)
+
+
+def load_vit_weights(vit: nn.Module,
+                     filename: str,
+                     logger='current',
+                     keys: Optional[Iterable[str]] = None) -> Dict:
+    """Fill every parameter of mmseg's ``VisionTransformer`` ``vit``
+    (of ``keys``, default: all of its state) from ``filename`` or raise.
+
+    Returns a report dict: layout, filled, ignored (count of other keys in
+    the file), sha256 of the result.
+    """
+    ckpt = load_checkpoint_file(filename)
+    state = extract_state_dict(ckpt, filename)
+    record = lean_trunk_record(state, is_vit_block_key)
+    if record is not None:
+        return load_via_lean_record(load_vit_weights, vit, filename, record,
+                                    logger, keys)
+    sd, layout, ignored = find_vit(state, filename)
+    if 'pos_embed' in sd:
+        sd['pos_embed'] = fit_pos_embed(vit, sd['pos_embed'], filename)
+
+    target = vit.state_dict()
+    if keys is not None:
+        target = OrderedDict((k, target[k]) for k in keys)
+    params = {name for name, _ in vit.named_parameters()} & set(target)
+    mismatched = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
+        for k, v in sd.items() if k in target and v.shape != target[k].shape
+    ]
+    if mismatched:
+        raise CheckpointLayoutError(
+            f'{filename}: {len(mismatched)} ViT weight(s) have the wrong '
+            f'shape for this config (another ViT size or patch size?): ' +
+            '; '.join(mismatched[:5]))
+    missing = sorted(params - set(sd))
+    if missing:
+        raise CheckpointLayoutError(
+            f'{filename} ({layout} layout): {len(missing)} frozen ViT '
+            f'weight(s) are missing and would stay random, e.g. '
+            f'{missing[:5]}')
+    filled = OrderedDict((k, v) for k, v in sd.items() if k in target)
+    vit.load_state_dict(filled, strict=False)
+    ignored += len(set(sd) - set(target))
+    report = dict(
+        layout=layout,
+        filled=len(set(filled) & params),
+        ignored=ignored,
+        sha256=swin_fingerprint(target))
+    print_log(
+        f'Loaded ViT weights from {filename} ({layout} layout): filled '
+        f'{report["filled"]}/{len(params)} backbone parameter tensors' +
+        (f'; ignored {ignored} other keys of the file' if ignored else ''),
+        logger=logger)
+    return report

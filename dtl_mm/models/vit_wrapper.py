@@ -1,0 +1,149 @@
+"""A pretrained plain ViT (mmseg's ``VisionTransformer``: ViT, DeiT),
+optionally frozen, as a dense-prediction backbone.
+
+It takes mmseg's ``VisionTransformer`` arguments unchanged (``img_size``,
+``patch_size``, ``embed_dims``, ``num_layers``, ``num_heads``,
+``out_indices``, ``final_norm``, ...), so a config of mmseg's ViT recipe
+swaps ``type='VisionTransformer'`` for one of ours and inherits the rest.
+It returns the patch tokens of the blocks in ``out_indices`` as
+``(B, C, H/p, W/p)`` maps, all of one width and scale, for a neck that
+builds the pyramid (mmseg's ``MultiLevelNeck``). The class token takes part
+in attention but is not an output.
+
+mmseg is imported when the first ViT backbone is built, so dtl_mm's Swin
+detectors still need no mmseg.
+"""
+from typing import Optional, Set, Union
+
+import torch
+from mmengine.registry import MODELS
+
+from .recompute import recompute
+from .side_network import to_map
+from .trunk_wrapper import PretrainedTrunk
+from .vit_weights import load_vit_weights
+
+
+def vision_transformer_class():
+    """mmseg's VisionTransformer, or an error saying what to install."""
+    try:
+        from mmseg.models.backbones import VisionTransformer
+    except ImportError as e:
+        raise ImportError(f'the ViT backbones of dtl_mm build mmseg\'s '
+                          f'VisionTransformer: install mmsegmentation '
+                          f'({e})') from e
+    return VisionTransformer
+
+
+@MODELS.register_module()
+class PretrainedVisionTransformer(PretrainedTrunk):
+    """mmseg's ViT with layout-detecting, all-or-nothing weight loading.
+
+    Args:
+        frozen (bool): freeze every ViT parameter (patch embedding, class
+            token, position embedding, blocks, final norm) and run the trunk
+            without autograd.
+        lean_checkpoint (bool): see :class:`PretrainedTrunk`.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            (a path, ``~`` path or http(s) URL) in timm's (DeiT, ViT
+            releases), mmpretrain's or mmseg's layout, or a whole dtl_mm /
+            mmseg / mmdet model checkpoint; the position embedding is
+            resized to ``img_size``; a weight left unfilled is an error.
+        with_cp (bool | str): activation checkpointing of the blocks and
+            output norms autograd goes through (and a side network): True
+            recomputes each in backward, 'selective' keeps the outputs of
+            the wide matrix products (``recompute.py``). Non-reentrant,
+            unlike mmseg's ViT option of the same name.
+        **vit_args: mmseg ``VisionTransformer`` arguments; mmseg's ViT-B
+            configs output blocks ``out_indices=(2, 5, 8, 11)`` (from 0).
+    """
+    TRUNK = 'vit'
+    TRUNK_NAME = 'ViT'
+
+    def __init__(self,
+                 frozen: bool = False,
+                 lean_checkpoint: bool = True,
+                 init_cfg: Optional[dict] = None,
+                 with_cp: Union[bool, str] = False,
+                 **vit_args):
+        super().__init__(frozen, lean_checkpoint, init_cfg, with_cp)
+        if vit_args.pop('pretrained', None):
+            raise ValueError('use init_cfg=dict(type="Pretrained", '
+                             'checkpoint=...) instead of `pretrained` (set '
+                             'model.pretrained=None in mmseg ViT configs)')
+        for name in ('output_cls_token', 'out_origin'):
+            if vit_args.get(name):
+                raise ValueError(
+                    f'{type(self).__name__}: `{name}` is not supported: the '
+                    f'backbone outputs patch-token maps for a neck')
+        # the blocks are checkpointed here (run_block), not by mmseg's
+        # reentrant with_cp
+        self.vit = vision_transformer_class()(with_cp=False, **vit_args)
+        # blocks numbered 1..N as in CSNLayout; out_indices count from 0
+        self.num_blocks = len(self.vit.layers)
+        bad = [i for i in self.vit.out_indices if not 0 <= i < self.num_blocks]
+        if bad:
+            raise ValueError(f'out_indices {bad} are not blocks 0..'
+                             f'{self.num_blocks - 1} of this ViT')
+        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
+        # one stage, one width: the CSN layout's view of a plain ViT
+        self.depths = (self.num_blocks, )
+        self.channels = (self.vit.cls_token.shape[-1], )
+        self._adopt_trunk()
+
+    def load_trunk_weights(self, filename: str) -> dict:
+        return load_vit_weights(self.vit, filename, keys=self.trunk_keys)
+
+    @property
+    def num_extra_tokens(self) -> int:
+        """Tokens before the patch tokens in the blocks: the class token."""
+        return 1 if self.vit.with_cls_token else 0
+
+    # -- pieces of the ViT's forward, shared by every variant --------------
+    def embed(self, x):
+        """Patch embedding, class token, position embedding (resized to the
+        input's patch grid), dropout, pre-norm: mmseg's forward up to the
+        first block. Returns (tokens (B, E + H*W, C), (H, W))."""
+        vit = self.vit
+        B = x.shape[0]
+        x, hw_shape = vit.patch_embed(x)
+        x = torch.cat((vit.cls_token.expand(B, -1, -1), x), dim=1)
+        x = vit._pos_embeding(x, hw_shape, vit.pos_embed)
+        if not vit.with_cls_token:
+            x = x[:, 1:]
+        if vit.pre_norm:
+            x = vit.pre_ln(x)
+        return x, tuple(hw_shape)
+
+    def run_block(self, block: int, x):
+        """Block ``block`` (from 1), a checkpointed region under
+        :attr:`cp_policy` when autograd records it."""
+        return recompute(self.cp_policy, self.vit.layers[block - 1], x)
+
+    def block_output(self, block: int, x, hw_shape):
+        """The output map of block ``block`` (in ``out_blocks``): after the
+        final norm for the last block, as mmseg applies it; patch tokens
+        only."""
+        return recompute(self.cp_policy, self._block_output, block, x,
+                         hw_shape)
+
+    def _block_output(self, block: int, x, hw_shape):
+        if block == self.num_blocks and self.vit.final_norm:
+            x = self.vit.norm1(x)
+        return to_map(x[:, self.num_extra_tokens:], hw_shape).contiguous()
+
+    def needs_from_trunk(self, upto: int) -> Set[int]:
+        """The blocks whose inputs a shared trunk ending at block ``upto``
+        keeps for this backbone: an output block b inside the trunk is the
+        input of block b + 1."""
+        return {b + 1 for b in self.out_blocks if b < upto}
+
+    def forward(self, x):
+        with self.trunk_context():
+            x, hw_shape = self.embed(x)
+            outs = []
+            for block in range(1, self.num_blocks + 1):
+                x = self.run_block(block, x)
+                if block in self.out_blocks:
+                    outs.append(self.block_output(block, x, hw_shape))
+        return tuple(outs)
