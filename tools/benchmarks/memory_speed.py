@@ -245,16 +245,17 @@ def chart(results, path):
         rows = results[fam]
         r0 = rows[0]
         on_gpu = r0['device'].startswith('cuda')
-        for r in rows:
+        for i, r in enumerate(sorted(rows, key=lambda r: r['step_time_s'])):
             kind = ('dtl'
                     if is_dtl(r['variant']) else r['variant'].split('+')[0])
             x, y = r['step_time_s'], r['memory_bytes'] / 2**20
             ax.scatter(x, y, color=COLOURS.get(kind, 'tab:blue'), zorder=3)
+            # labels alternate above and below: neighbours do not overlap
             ax.annotate(
                 f'{r["variant"]}\n{y:.0f} MB, {x:.3g} s', (x, y),
                 textcoords='offset points',
-                xytext=(4, 4),
-                fontsize=7)
+                xytext=(3, 5 if i % 2 else -20),
+                fontsize=6)
         dtl = sorted((r for r in rows if is_dtl(r['variant'])),
                      key=lambda r: r['step_time_s'])
         ax.plot([r['step_time_s'] for r in dtl],
