@@ -311,8 +311,10 @@ def test_instance_masks_are_drawn_filled_in_their_colour(
         return (np.abs(pixels - colour).max(-1) <= 70)[inside].mean()
 
     # a 1-epoch model's mask is ragged: the white outlines mmdet draws
-    # around each of its pieces cover much of it; the fill shows between
-    assert share_of_colour(seen) > 0.2 and share_of_colour(orig) < 0.02
+    # around each of its pieces cover much of it; the fill shows between.
+    # The toy shape under the mask may itself be near the class colour
+    # (10 % of its pixels on one machine), so the drawing must add colour.
+    assert share_of_colour(seen) > max(0.2, share_of_colour(orig) + 0.3)
     x1, y1, x2, y2 = pred.pred_instances.bboxes[0].int().tolist()
     outside = np.ones(inside.shape, bool)
     outside[max(y1 - 20, 0):y2 + 5, max(x1 - 5, 0):x2 + 5] = False

@@ -72,6 +72,7 @@ def test_model_index_lists_every_config_with_the_papers_numbers():
     assert 'the paper (Table 9' in voc['Metadata']['Results Source']
 
 
+@pytest.mark.slow  # runs the tools as subprocesses
 def test_entry_point_verbs_and_python_m():
     env = dict(os.environ, PYTHONPATH=ROOT)
     rc, out = run([sys.executable, '-m', 'dtl_mm', '--help'], ROOT, env)
@@ -87,6 +88,7 @@ def test_entry_point_verbs_and_python_m():
     assert rc == 2 and "unknown verb 'trian'" in out
 
 
+@pytest.mark.slow  # runs the tools as subprocesses
 def test_check_env_reports_devices():
     rc, out = run([sys.executable, tool('check_env.py')], ROOT,
                   dict(os.environ, PYTHONPATH=ROOT))
@@ -100,6 +102,7 @@ def test_check_env_reports_devices():
             if built != 'not available' else 'mmcv.ops CPU only') in out
 
 
+@pytest.mark.slow  # runs the tools as subprocesses
 def test_missing_pkg_resources_names_the_fix(tmp_path):
     """mmengine 0.10.7 finds ``mmdet::`` bases through pkg_resources, which
     setuptools >= 82 no longer has: the error says what to install."""
@@ -119,6 +122,7 @@ def test_missing_pkg_resources_names_the_fix(tmp_path):
     assert 'pip install "setuptools<82"' in out.splitlines()[-1]
 
 
+@pytest.mark.slow  # runs the tools as subprocesses
 def test_param_table_counts_a_config():
     from dtl_mm.param_count import count_parameters
     from dtl_mm.runner_setup import build_model, read_config
@@ -140,6 +144,7 @@ def test_tools_leave_out_the_check_hooks_they_run_themselves():
     assert 'DataCheckHook' not in [h['type'] for h in cfg.custom_hooks]
 
 
+@pytest.mark.slow  # runs the tools as subprocesses
 def test_check_data_verb_prints_what_it_counted(toy_workspace):
     rc, out = run([
         sys.executable, '-m', 'dtl_mm', 'check-data',

@@ -3,6 +3,7 @@ mmdet's and mmseg's scopes; detection works where mmseg cannot import."""
 import subprocess
 import sys
 
+import pytest
 from tool_utils import DEMO, ROOT
 
 # mmseg made unimportable, as in a detection-only environment
@@ -36,6 +37,7 @@ def test_backbones_registered_in_root_and_found_by_both_scopes():
         assert MMSEG_MODELS.get(name) is cls
 
 
+@pytest.mark.slow  # runs the tools as subprocesses
 def test_detection_needs_no_mmseg():
     proc = subprocess.run([sys.executable, '-c', DETECTION_ONLY],
                           cwd=ROOT,

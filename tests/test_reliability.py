@@ -433,6 +433,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
         AtomicLocalBackend)
 
 
+@pytest.mark.slow  # runs the tools as subprocesses
 def test_killed_save_never_leaves_a_truncated_file(tmp_path, monkeypatch):
     path = tmp_path / 'big.pth'
     code = ('import dtl_mm, torch, sys\n'
