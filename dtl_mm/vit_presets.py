@@ -44,6 +44,14 @@ TINY_VIT = dict(
     final_norm=False,
     drop_path_rate=0.0)
 TINY_VIT_WIDTH = TINY_VIT['embed_dims']
+# the DTLv2-LS backbone of the ViT demo configs, on the toy images
+TINY_DTL_VIT = dict(
+    type='DTLVisionTransformer',
+    variant='dtlv2-ls',
+    rank=16,
+    **TINY_VIT,
+    img_size=(128, 160),
+    init_cfg=None)
 
 # mmseg's ViT recipe exempts these from weight decay (substring matches of
 # parameter names; no CSN parameter name contains them)

@@ -8,14 +8,9 @@ from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
 # MultiLevelNeck is mmseg's (registered by importing mmseg.models)
 custom_imports = dict(imports=['dtl_mm', 'mmseg.models'])
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='DTLVisionTransformer',
-        variant='dtlv2-ls',
-        rank=16,
-        **dict(vit_presets.TINY_VIT, out_indices=(11, )),
-        img_size=(128, 160),  # the toy images
-        init_cfg=None),  # no pretrained tiny ViT exists
+    # no pretrained tiny ViT exists (init_cfg=None); the neck reads the
+    # last block only
+    backbone=dict(vit_presets.TINY_DTL_VIT, _delete_=True, out_indices=(11, )),
     neck=dict(
         _delete_=True,
         type='mmseg.MultiLevelNeck',

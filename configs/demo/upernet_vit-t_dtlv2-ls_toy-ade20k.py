@@ -5,14 +5,8 @@ _base_ = './upernet_swin-t_dtlv2-ls_toy-ade20k.py'
 from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='DTLVisionTransformer',
-        variant='dtlv2-ls',
-        rank=16,
-        **vit_presets.TINY_VIT,
-        img_size=(128, 160),  # the toy images
-        init_cfg=None),  # no pretrained tiny ViT exists
+    # no pretrained tiny ViT exists (init_cfg=None)
+    backbone=dict(vit_presets.TINY_DTL_VIT, _delete_=True),
     neck=dict(
         type='MultiLevelNeck',
         in_channels=[vit_presets.TINY_VIT_WIDTH] * 4,

@@ -13,13 +13,15 @@ Two policies:
 
 - ``True`` (recompute): a region keeps only its inputs; backward runs its
   forward again.
-- ``'selective'``: torch's selective activation checkpointing. A region
-  keeps its inputs and the outputs of the matrix products that widen their
-  input (a Swin block's qkv and fc1, a side-network read into a wider rank)
-  and of convolutions; the cheap element-wise work (LayerNorm, softmax,
-  GELU / Swish, scaling, adds) and the narrowing products, whose outputs
-  backward only needs through the next LayerNorm, are recomputed.
-  ``tools/benchmarks/memory_speed.py`` measures what each policy keeps.
+- ``'selective'``: torch's selective activation checkpointing in the
+  trunk's blocks. A region keeps its inputs and the outputs of the matrix
+  products that widen their input (qkv, fc1) and of convolutions; the cheap
+  element-wise work (LayerNorm, softmax, GELU, scaling, adds) and the
+  narrowing products, whose outputs backward only needs through the next
+  LayerNorm, are recomputed. A side network is recomputed whole under
+  either policy (``CompactSideNetwork``).
+  ``tools/benchmarks/recompute_policies.py`` measures what each policy
+  keeps per region.
 """
 from contextlib import contextmanager
 from functools import partial
