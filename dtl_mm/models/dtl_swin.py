@@ -44,7 +44,8 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
         super().__init__(
             frozen=True, **self.frozen_only(type(self).__name__, kwargs))
         self.layout = build_layout(self.depths, self.channels, options)
-        self.csn = CompactSideNetwork(self.layout)
+        self.csn = CompactSideNetwork(
+            self.layout, [stage.downsample for stage in self.swin.stages])
 
     def forward(self, x):
         if self.cp_policy is True:
@@ -57,7 +58,7 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
 
     def _trunk_and_side_state(self, x):
         state = self.forward_shared(x)
-        h = self.csn.state_from_trunk(state, self.swin.stages)
+        h = self.csn.state_from_trunk(state)
         state.inputs.clear()  # read; nothing outside the region keeps them
         return state, h
 
