@@ -203,9 +203,10 @@ class FileFacts:
                 hit[0] == self._stamps(hit[2]):
             return hit[1]
         value, files = compute(path)
+        files = [osp.abspath(f) for f in files]
         stamps = self._stamps(files)
         if stamps is not None:
-            self.entries[key] = [stamps, value, list(files)]
+            self.entries[key] = [stamps, value, files]
             self.dirty = True
         return value
 
