@@ -27,10 +27,10 @@ from ..models import (DTLSwinTransformer, DTLVisionTransformer,
                       PretrainedVisionTransformer, swin_fingerprint)
 from ..models.dtl_vit import run_frozen_vit, run_vit_from_trunk
 from ..models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
-
 # the output norms (norm0..3) exist only for a model's out_indices and act
 # on stage outputs, which every task normalises itself
-OUTPUT_NORM = re.compile(r'^norm\d+\.')
+from ..models.weight_loading import OUTPUT_NORM
+
 # a ViT's final norm acts on its last block's output, after any add-back
 VIT_FINAL_NORM = re.compile(r'^ln1\.')
 DTL_BACKBONES = (DTLSwinTransformer, DTLVisionTransformer)

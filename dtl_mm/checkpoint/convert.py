@@ -148,13 +148,19 @@ def convert_checkpoint(checkpoint,
     return out
 
 
+def hashed_name(dst, sha256):
+    """``dir/dtl.pth`` -> ``dir/dtl-<sha256[:8]>.pth`` (publish_model.py's
+    naming; ``.pth`` when ``dst`` has no extension)."""
+    stem, ext = osp.splitext(dst)
+    return f'{stem}-{sha256[:8]}{ext or ".pth"}'
+
+
 def check_output_path(dst):
     """Up front, before any work: a file name the hashed name can use."""
     if osp.isdir(dst) or dst.endswith(os.sep):
         raise ValueError(f'output {dst} is a folder; give a file name, e.g. '
                          f'{osp.join(dst, "model.pth")}')
-    stem, ext = osp.splitext(osp.basename(dst))
-    longest = len(f'{stem}-12345678{ext or ".pth"}')
+    longest = len(hashed_name(osp.basename(dst), '0' * 8))
     folder = osp.dirname(osp.abspath(dst))
     limit = os.pathconf(folder if osp.isdir(folder) else '.', 'PC_NAME_MAX')
     if longest > limit:
@@ -169,7 +175,6 @@ def save_with_hash(checkpoint, dst):
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)  # in memory, as mmengine saves too
     data = buffer.getvalue()
-    stem, ext = osp.splitext(dst)
-    final = f'{stem}-{hashlib.sha256(data).hexdigest()[:8]}{ext or ".pth"}'
+    final = hashed_name(dst, hashlib.sha256(data).hexdigest())
     atomic_write(data, final)
     return final

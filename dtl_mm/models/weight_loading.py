@@ -30,7 +30,7 @@ from ..checkpoint.safe_load import load_checkpoint_file
 # Output norms (norm0..norm3) belong to the dense-prediction wrapper, not to
 # the ImageNet classifier: a classification checkpoint never has them. Left
 # at LayerNorm's deterministic init (weight 1, bias 0) they are well defined.
-_OUTPUT_NORM = re.compile(r'^norm\d+\.')
+OUTPUT_NORM = re.compile(r'^norm\d+\.')
 # (prefix, Swin key): stages/layers, patch embedding, output norms
 _SWIN_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:swin\.)?)'
                        r'((?:stages|layers)\.\d+\..*|patch_embed\..*|'
@@ -157,8 +157,8 @@ def load_swin_weights(swin: nn.Module,
             f'shape for this config (another Swin size or window size?): ' +
             '; '.join(mismatched[:5]))
     missing = sorted(params - set(sd))
-    defaulted = [k for k in missing if _OUTPUT_NORM.match(k)]
-    missing = [k for k in missing if not _OUTPUT_NORM.match(k)]
+    defaulted = [k for k in missing if OUTPUT_NORM.match(k)]
+    missing = [k for k in missing if not OUTPUT_NORM.match(k)]
     if missing:
         raise CheckpointLayoutError(
             f'{filename} ({layout} layout): {len(missing)} frozen Swin '
