@@ -5,8 +5,11 @@ scripts print them beside our measurements, ``tools/param_table.py`` beside
 our parameter counts, and the tests check our counts against them. Nothing
 in the package depends on them.
 """
-VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
-            'dtlv2', 'dtlv2-ls')
+from .models.csn_layout import VARIANTS as DTL_VARIANTS
+
+# the paper's baselines, then its DTL variants (csn_layout's list)
+BASELINES = ('full', 'fixed', 'lora', 'adapter', 'adaptformer')
+VARIANTS = BASELINES + DTL_VARIANTS
 
 # task -> the paper's table, its detector / segmentor and Swin, and the input
 # size (H, W) the table was measured at

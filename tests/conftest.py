@@ -103,7 +103,8 @@ def short_run(toy_workspace):
 # --------------------- a local http server (checkpoint downloads)
 class _Server(http.server.ThreadingHTTPServer):
     """Serves ``files`` (path -> bytes) on 127.0.0.1; ``truncate`` paths
-    announce the full length but send half; counts requests per path."""
+    announce the full length but send half; ``requests`` lists the GETs
+    (downloads), HEADs (length queries) are not counted."""
 
     def __init__(self):
         super().__init__(('127.0.0.1', 0), _Handler)
@@ -115,19 +116,28 @@ class _Server(http.server.ThreadingHTTPServer):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
 
+    def do_HEAD(self):
+        self._headers()
+
     def do_GET(self):
         server = self.server
         server.requests.append(self.path)
-        data = server.files.get(self.path)
+        data = self._headers()
         if data is None:
-            self.send_error(404)
             return
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
         if self.path in server.truncate:
             data = data[:len(data) // 2]
         self.wfile.write(data)
+
+    def _headers(self):
+        data = self.server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return None
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        return data
 
     def log_message(self, *args):
         pass

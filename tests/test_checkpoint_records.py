@@ -18,10 +18,11 @@ from mmengine.runner.checkpoint import load_checkpoint
 from multitask_utils import config
 from swin_utils import plain_swin
 from test_checkpoints import file_bytes, run_failing
-from tool_utils import DEMO, ROOT, SHORT, load_tool, tool
+from tool_utils import DEMO, ROOT, SHORT, tool
 
 from dtl_mm.apis.inferencer import build_inferencer
 from dtl_mm.apis.runner_setup import build_model
+from dtl_mm.checkpoint import atomic_io, convert
 from dtl_mm.checkpoint.safe_load import (CheckpointError,
                                          cached_checkpoint_path,
                                          download_checkpoint,
@@ -132,7 +133,6 @@ def test_lean_checkpoint_whose_pretrained_file_moved(tmp_path):
         voc_config(old), lean, backbone_from_pretrained=moved)
     assert inf.model.backbone.trunk_record == dict(source=moved, sha256=sha)
     # convert_checkpoint: the recorded file is gone, the config's is used
-    convert = load_tool('convert_checkpoint.py')
     backbone, _ = convert.build_backbone_from(voc_config(moved))
     state = torch.load(lean)['state_dict']
     full = convert.to_full(state, backbone, None, lean, default=moved)
@@ -224,19 +224,16 @@ def test_tools_refuse_a_stripped_resume_and_another_layout(
 
 # ----------------------------------------------- convert_checkpoint.py
 def test_convert_checks_its_output_path_up_front(tmp_path, monkeypatch):
-    convert = load_tool('convert_checkpoint.py')
-    with pytest.raises(SystemExit, match='is a folder'):
+    with pytest.raises(ValueError, match='is a folder'):
         convert.check_output_path(str(tmp_path))
-    with pytest.raises(SystemExit, match='too long'):
+    with pytest.raises(ValueError, match='too long'):
         convert.check_output_path(str(tmp_path / ('x' * 250 + '.pth')))
     convert.check_output_path(str(tmp_path / 'ok.pth'))
 
-    def fail_half_way(obj, f):
-        with open(f, 'wb') as out:
-            out.write(b'PK' + b'\0' * 1000)
+    def disk_full(fd):  # the device fills up as the file is flushed
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(convert.torch, 'save', fail_half_way)
+    monkeypatch.setattr(atomic_io.os, 'fsync', disk_full)
     with pytest.raises(OSError):
         convert.save_with_hash({'w': torch.ones(1)}, str(tmp_path / 'o.pth'))
     assert os.listdir(tmp_path) == []

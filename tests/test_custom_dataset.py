@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from dtl_mm.testing.toy_data import coco_instance, write_coco
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GUIDE = osp.join(ROOT, 'docs', 'custom_dataset.md')
 SIZE = (160, 128)  # width, height of the generated images
@@ -115,23 +117,17 @@ def make_coco(root, n_train=4, n_val=2, seed=0):
                 x0, y0 = max(min(xs), 0), max(min(ys), 0)
                 w = min(max(xs), SIZE[0]) - x0
                 h = min(max(ys), SIZE[1]) - y0
-                anns.append(
-                    dict(
-                        id=len(anns) + 1,
-                        image_id=i + 1,
-                        category_id=DET_CLASSES.index(kind) + 1,
-                        bbox=[x0, y0, w, h],
-                        area=round(0.7 * w * h, 1),
-                        iscrowd=0,
-                        segmentation=[[c for p in poly for c in p]]))
+                coco_instance(anns, i + 1,
+                              DET_CLASSES.index(kind) + 1, [x0, y0, w, h],
+                              round(0.7 * w * h, 1),
+                              [c for p in poly for c in p])
             name = f'{i:04d}.jpg'
             img.save(osp.join(root, split, name), quality=95)
             images.append(
                 dict(id=i + 1, file_name=name, width=SIZE[0], height=SIZE[1]))
-        cats = [dict(id=j + 1, name=c) for j, c in enumerate(DET_CLASSES)]
-        with open(osp.join(root, 'annotations', f'{split}.json'), 'w') as f:
-            json.dump(
-                dict(images=images, annotations=anns, categories=cats), f)
+        write_coco(
+            osp.join(root, 'annotations', f'{split}.json'), images, anns,
+            DET_CLASSES)
 
 
 def make_seg(root, n_train=4, n_val=2, seed=1):

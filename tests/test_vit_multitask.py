@@ -87,7 +87,7 @@ def test_detector_and_segmenter_share_blocks_up_to_the_smallest_m(vit_weights):
     # w reads at 1 and 6; the segmenter's outputs of blocks 3 and 6 are
     # the inputs of blocks 4 and 7
     assert mt.keep == (1, 4, 6, 7)
-    seg_vit = models['ade20k'].backbone.backbone.vit
+    seg_vit = mt.models['ade20k'].backbone.backbone.vit
     assert seg_vit.layers is mt.trunk.vit.layers
     assert seg_vit.pos_embed is mt.trunk.vit.pos_embed
     calls = count_calls(mt.trunk)

@@ -30,7 +30,7 @@ from ..checkpoint.safe_load import load_checkpoint_file
 # Output norms (norm0..norm3) belong to the dense-prediction wrapper, not to
 # the ImageNet classifier: a classification checkpoint never has them. Left
 # at LayerNorm's deterministic init (weight 1, bias 0) they are well defined.
-_OUTPUT_NORM = re.compile(r'^norm\d+\.')
+OUTPUT_NORM = re.compile(r'^norm\d+\.')
 # (prefix, Swin key): stages/layers, patch embedding, output norms
 _SWIN_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:swin\.)?)'
                        r'((?:stages|layers)\.\d+\..*|patch_embed\..*|'
@@ -152,7 +152,7 @@ def load_swin_weights(swin: nn.Module,
         keys,
         name='Swin',
         shape_hint='another Swin size or window size?',
-        may_default=_OUTPUT_NORM.match,
+        may_default=OUTPUT_NORM.match,
         default_note='output-norm tensors keep LayerNorm init (not part of '
         'a classification checkpoint)')
 
