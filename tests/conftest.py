@@ -15,8 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-# the tests' helpers, and the benchmark scripts' measurement module
-sys.path.insert(0, TESTS)
+# the benchmark scripts' measurement module
 sys.path.insert(0, os.path.join(os.path.dirname(TESTS), 'tools', 'benchmarks'))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 # the data check's cache of file facts: one per test session (tools run as
@@ -84,7 +83,7 @@ def short_run(toy_workspace):
     (tools/test.py, the libraries' own test tools, conversion, resuming in
     a copy) shares it; a test that changes the work dir works on a copy
     (tool_utils.copy_run)."""
-    from tool_utils import FINAL, train
+    from dtl_mm.testing.tool_utils import FINAL, train
     runs = {}
 
     def get(task):
@@ -160,3 +159,24 @@ def torch_home(tmp_path, monkeypatch):
     home = tmp_path / 'torch_home'
     monkeypatch.setenv('TORCH_HOME', str(home))
     return home
+
+
+# --------------------------- toy data of one task, in the test's own folder
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """``toy(name, **kw)``: toy data of one task (a key of
+    tool_utils.DEMO) under tmp_path/data/toy, made the working folder (the
+    demo configs use data/toy/... relative paths); returns the task's demo
+    config. Each call makes the data anew."""
+    from mmengine.config import Config
+
+    from dtl_mm.testing.tool_utils import DEMO, ROOT
+    from dtl_mm.testing.toy_data import MAKERS
+
+    def make(name, **kw):
+        monkeypatch.chdir(tmp_path)
+        MAKERS[name](
+            str(tmp_path / 'data' / 'toy' / name), n_train=4, n_val=2, **kw)
+        return Config.fromfile(os.path.join(ROOT, DEMO[name]))
+
+    return make

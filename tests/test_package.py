@@ -13,9 +13,11 @@ import sys
 import zipfile
 
 import pytest
-from tool_utils import DEMO, ROOT, tool
+
+from dtl_mm.testing.tool_utils import DEMO, ROOT, tool
 
 VOC_DEMO = osp.basename(DEMO['voc'])
+
 SHORT_VOC = ['train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1']
 
 

@@ -4,13 +4,14 @@ alone afterwards (Swin and ViT trunks)."""
 import copy
 
 import pytest
-import test_vit_multitask as vit_tasks
+import test_multitask_vit as vit_tasks
 import torch
-from multitask_utils import SCOPES, alone, assert_same, build, config
 from test_multitask import batch
 
 from dtl_mm.apis.multitask import MultiTaskModel, TrunkBranch
 from dtl_mm.apis.runner_setup import build_model
+from dtl_mm.testing.multitask_utils import (SCOPES, alone, assert_same, build,
+                                            config)
 
 
 def structure(model):

@@ -4,10 +4,11 @@ the pretrained file's trunk, and a file of other weights is refused by
 name."""
 import pytest
 import torch
-from test_checkpoint_records import lean_checkpoint, swin_file, voc_config
 
 from dtl_mm.checkpoint import convert
 from dtl_mm.checkpoint.safe_load import CheckpointError
+from dtl_mm.testing.checkpoint_utils import (lean_checkpoint, swin_file,
+                                             voc_config)
 
 
 def test_lean_full_lean_round_trip(tmp_path):
