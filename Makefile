@@ -9,6 +9,8 @@
 #                       own venv (.venv-lint)
 SHELL := /bin/bash
 STACK ?= pinned
+# test-fast runs on every core (pytest-xdist), at most 4 processes
+FAST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 
 .PHONY: install demo test test-fast test-matrix lint
 install:
@@ -24,7 +26,7 @@ test:
 
 test-fast:
 	@py="$$(bash tools/install.sh --stack $(STACK) --tests | tail -n 1)" && \
-	  "$$py" -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
+	  "$$py" -m pytest -q -m "not slow" -n $(FAST_WORKERS) tests $(PYTEST_ARGS)
 
 test-matrix:
 	@bash tools/test_matrix.sh $(STACKS)

@@ -17,7 +17,10 @@ import torch  # noqa: E402
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # the benchmark scripts' measurement module
 sys.path.insert(0, os.path.join(os.path.dirname(TESTS), 'tools', 'benchmarks'))
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# under pytest-xdist (make test-fast) each worker takes one core
+torch.set_num_threads(1 if os.environ.get('PYTEST_XDIST_WORKER'
+                                          ) else min(2,
+                                                     os.cpu_count() or 1))
 # the data check's cache of file facts: one per test session (tools run as
 # subprocesses inherit it), not the user's ~/.cache
 os.environ['DTL_MM_CACHE_DIR'] = tempfile.mkdtemp(prefix='dtl_mm_cache_')

@@ -38,6 +38,7 @@ def run(cmd, cwd, env=None, check=True, timeout=900):
 
 
 # ------------------------------------------------ packaging, in this venv
+@pytest.mark.slow  # parses every shipped config
 def test_model_index_lists_every_config_with_the_papers_numbers():
     rc, out = run([sys.executable,
                    tool('make_model_index.py'), '--check'],

@@ -94,6 +94,7 @@ def test_two_tasks_equal_each_model_alone(workspace):
     check_against_alone(inf, workspace, tasks, images(workspace)[:2])
 
 
+@pytest.mark.slow  # three detectors/segmentors
 def test_three_tasks_run_the_shared_blocks_once(workspace):
     tasks = ('coco', 'voc', 'ade20k')
     inf = MultiTaskInferencer([(config(t), str(workspace / f'{t}.pth'))

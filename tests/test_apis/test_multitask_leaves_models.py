@@ -54,6 +54,7 @@ def test_swin_models_are_left_as_they_were():
         models['voc'].backbone.swin.stages
 
 
+@pytest.mark.slow  # the Swin case is the fast check
 @pytest.mark.parametrize('frozen_only', [False, True])
 def test_vit_models_are_left_as_they_were(frozen_only):
     torch.manual_seed(0)

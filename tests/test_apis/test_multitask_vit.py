@@ -96,6 +96,7 @@ def test_detector_and_segmenter_share_blocks_up_to_the_smallest_m(vit_weights):
     assert all(calls[b] == 2 for b in range(8, 13))  # once per task
 
 
+@pytest.mark.slow  # several ViT models
 def test_fixed_vits_share_the_whole_trunk(vit_weights):
     models = {}
     for t in SCOPES:

@@ -14,6 +14,7 @@ from dtl_mm.testing.tool_utils import ROOT
 NECK = {'model.neck.in_channels': TINY_SWIN_CHANNELS[1:]}
 
 
+@pytest.mark.slow  # four models through the benchmark
 def test_saved_bytes_order_fixed_dtl_petl_full():
     saved = {}
     for variant in ('full', 'fixed', 'lora', 'adapter', 'adaptformer',
