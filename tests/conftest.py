@@ -183,3 +183,12 @@ def toy(tmp_path, monkeypatch):
         return Config.fromfile(os.path.join(ROOT, DEMO[name]))
 
     return make
+
+
+@pytest.fixture
+def voc_run(short_run):
+    """The session's short VOC demo run (conftest.short_run): (config
+    path, work dir); tests that change the work dir take a copy
+    (dtl_mm.testing.tool_utils.own_copy)."""
+    from dtl_mm.testing.tool_utils import DEMO, ROOT
+    return os.path.join(ROOT, DEMO["voc"]), short_run("voc")
