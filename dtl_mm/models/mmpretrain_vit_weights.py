@@ -129,7 +129,7 @@ def find_mmpretrain_vit(vit: nn.Module, state_dict: Dict,
             raise CheckpointLayoutError(
                 f'{filename}: holds `{key}`, {_UNSUPPORTED[key]}')
     if any(k.startswith('blocks.') for k in sd):
-        dinov2 = 'mask_token' in sd or any('.ls1.' in k for k in sd)
+        dinov2 = 'mask_token' in sd  # DINOv2's pre-training token
         layout = 'dinov2' if dinov2 else 'timm'
     elif any('.attn.attn.' in k for k in sd):
         layout = 'mmseg'
