@@ -132,7 +132,8 @@ def test_wrong_patch_or_width_names_the_tensor_and_both_shapes(
 
 @pytest.mark.parametrize('file_kind,model_kind,match', [
     ('dinov2', 'deit', r'`layers\.\d+\.attn\.gamma1\.weight`.*layer scale'),
-    ('dinov2-giant', 'dinov2', r'`layers\.\d+\.ffn\.w12\.(weight|bias)`.*SwiGLU'),
+    ('dinov2-giant', 'dinov2',
+     r'`layers\.\d+\.ffn\.w12\.(weight|bias)`.*SwiGLU'),
 ])
 def test_a_block_the_model_lacks_is_refused_not_dropped(
         tmp_path, file_kind, model_kind, match):
