@@ -1,15 +1,11 @@
 """DTL: Disentangled Transfer Learning for OpenMMLab dense prediction.
 
-Configs load the plugin with ``custom_imports=dict(imports=['dtl_mm'])``.
-Importing it registers the backbones, hooks and optimizer constructor (each
-where it is defined) and applies the process-wide changes listed in
-:mod:`dtl_mm.process_changes`: safe checkpoint loading, atomic local writes,
-``mmseg::`` configs on forks of the stack.
+Importing ``dtl_mm`` only registers its modules (each class where it is
+defined): the backbones in mmengine's root ``MODELS``, the hooks, the
+optimizer-wrapper constructor and the metric. The changes to how mmengine
+loads and writes checkpoints are a separate, named import,
+:mod:`dtl_mm.process_changes`, which every shipped config lists in
+``custom_imports`` beside ``dtl_mm`` and our tools apply first.
 """
-from .process_changes import apply_process_changes
+from . import engine, evaluation, models  # noqa: F401
 from .version import __version__  # noqa: F401
-
-apply_process_changes()
-
-# the modules whose classes register themselves in mmengine's registries
-from . import hooks, metrics, models, optim, strict_load  # noqa: E402,F401

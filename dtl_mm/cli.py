@@ -9,7 +9,7 @@ resolve) before any config is read.
 import os.path as osp
 import sys
 
-from .package_files import shipped
+from .utils.package_files import shipped
 
 # verb -> (script in tools/, what it does)
 VERBS = {

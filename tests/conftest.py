@@ -69,7 +69,7 @@ def toy_workspace(tmp_path_factory):
     the folder that holds data/. Shared by the whole session: a test writes
     only into a work dir or file of its own name there (or under its
     tmp_path)."""
-    from dtl_mm.toy_data_writer import MAKERS
+    from dtl_mm.testing.toy_data import MAKERS
     ws = tmp_path_factory.mktemp('toy_ws')
     for name, make in MAKERS.items():
         make(str(ws / 'data' / 'toy' / name), n_train=8, n_val=4)

@@ -10,8 +10,8 @@ from mmengine.runner import save_checkpoint
 from swin_utils import randomise
 from tool_utils import DEMO, ROOT
 
-from dtl_mm.runner_setup import build_model, load_config
-from dtl_mm.toy_data_writer import MAKERS
+from dtl_mm.apis.runner_setup import build_model, load_config
+from dtl_mm.testing.toy_data import MAKERS
 
 TASKS = ('voc', 'ade20k', 'coco')
 SCOPES = dict(voc='mmdet', coco='mmdet', ade20k='mmseg')
@@ -84,7 +84,7 @@ def assert_same(preds, ref):
 def alone_on_images(cfg, checkpoint, imgs):
     """The predictions of one model alone, as mmdet's / mmseg's inferencer
     builds and preprocesses it, on one batch of images."""
-    from dtl_mm.inferencer import build_inferencer
+    from dtl_mm.apis.inferencer import build_inferencer
     inf = build_inferencer(cfg, checkpoint)
     data = inf.model.data_preprocessor(
         inf.collate_fn([inf.pipeline(i) for i in imgs]), False)

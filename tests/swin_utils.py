@@ -4,7 +4,7 @@ import contextlib
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
 
-from dtl_mm import swin_presets
+from dtl_mm.models import swin_presets
 
 # 12 blocks: first G block M = 7 (the middle), stage 3 = blocks 5..10
 TINY = swin_presets.TINY_SWIN

@@ -20,14 +20,17 @@ from swin_utils import plain_swin
 from test_checkpoints import file_bytes, run_failing
 from tool_utils import DEMO, ROOT, SHORT, load_tool, tool
 
-from dtl_mm.checkpoint import (CheckpointError, cached_checkpoint_path,
-                               download_checkpoint, load_checkpoint_file)
-from dtl_mm.inferencer import build_inferencer
+from dtl_mm.apis.inferencer import build_inferencer
+from dtl_mm.apis.runner_setup import build_model
+from dtl_mm.checkpoint.safe_load import (CheckpointError,
+                                         cached_checkpoint_path,
+                                         download_checkpoint,
+                                         load_checkpoint_file)
+from dtl_mm.checkpoint.trained_config import (TrainedConfigMismatch,
+                                              check_trained_config)
+from dtl_mm.engine.hooks import StrictLoadHook
 from dtl_mm.models import CheckpointLayoutError, swin_fingerprint
 from dtl_mm.models.weight_loading import decode_trunk_record
-from dtl_mm.runner_setup import build_model
-from dtl_mm.strict_load import StrictLoadHook
-from dtl_mm.trained_config import TrainedConfigMismatch, check_trained_config
 
 VOC_SWIN = dict(out_indices=(1, 2, 3))  # the VOC demo config's outputs
 

@@ -25,13 +25,14 @@ from swin_utils import plain_swin, skip_random_init, to_microsoft_layout
 from tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT, metrics_in,
                         run_tool, tool)
 
-from dtl_mm.checkpoint import (CheckpointError, _restricted_pickle,
-                               cached_checkpoint_path, load_checkpoint_file)
-from dtl_mm.checkpoint_schemes import unsafe_schemes
+from dtl_mm.checkpoint.safe_load import (CheckpointError, _restricted_pickle,
+                                         cached_checkpoint_path,
+                                         load_checkpoint_file)
+from dtl_mm.checkpoint.schemes import unsafe_schemes
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            swin_fingerprint)
+from dtl_mm.models.swin_presets import TINY_SWIN
 from dtl_mm.models.weight_loading import decode_trunk_record
-from dtl_mm.swin_presets import TINY_SWIN
 
 # the VOC demo config's small Swin
 DEMO_SWIN = dict(TINY_SWIN, out_indices=(1, 2, 3))

@@ -8,13 +8,13 @@ import pytest
 from mmengine.config import Config
 from swin_utils import skip_random_init
 
+from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            DTLSwinTransformer, LoRASwinTransformer,
                            PretrainedSwinTransformer)
 from dtl_mm.models.recompute import enable_activation_checkpointing
-from dtl_mm.param_count import count_parameters
-from dtl_mm.runner_setup import build_model
-from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
+from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
+from dtl_mm.utils.param_count import count_parameters
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ALL = sorted(
@@ -95,7 +95,7 @@ def test_all_variants_and_sizes_present():
 def test_config_builds_with_expected_trainable_parts(path):
     task, arch, variant = describe(path)
     cfg = load(path)
-    assert cfg.custom_imports.imports == ['dtl_mm']
+    assert cfg.custom_imports.imports == ['dtl_mm', 'dtl_mm.process_changes']
     assert cfg.default_scope == ('mmseg' if task == 'ade20k' else 'mmdet')
     ckpt = cfg.model.backbone.init_cfg.checkpoint
     assert ckpt.endswith(

@@ -18,9 +18,9 @@ from multitask_utils import (alone_on_images, assert_same, config, images,
 from PIL import Image
 from tool_utils import DEMO, ROOT, tool
 
-from dtl_mm import inferencer as inferencer_module
-from dtl_mm.inferencer import MultiTaskInferencer, output_names
-from dtl_mm.runner_setup import build_model
+from dtl_mm.apis import inferencer as inferencer_module
+from dtl_mm.apis.inferencer import MultiTaskInferencer, output_names
+from dtl_mm.apis.runner_setup import build_model
 
 
 @pytest.fixture(scope='module')
@@ -278,7 +278,7 @@ def test_instance_masks_are_drawn_filled_in_their_colour(
     image's."""
     import cv2
 
-    from dtl_mm.inferencer import draw
+    from dtl_mm.apis.inferencer import draw
     ckpt = str(short_run('coco') / 'epoch_1.pth')
     img = str(sorted((toy_workspace / 'data/toy/coco/val2017').glob('*'))[0])
     inf = MultiTaskInferencer([(config('coco'), ckpt)], show_progress=False)

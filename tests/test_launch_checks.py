@@ -11,11 +11,14 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
-from tool_utils import DEMO, ROOT, load_tool, tool
+from tool_utils import DEMO, ROOT, tool
 
-from dtl_mm.model_check import check_model_config
-from dtl_mm.runner_setup import check_pretrained_trunk, load_config
+from dtl_mm.apis.runner_setup import (check_amp, check_pretrained_trunk,
+                                      load_config)
+from dtl_mm.checkpoint.resume import refuse_to_overwrite
+from dtl_mm.checks.model_check import check_model_config
 
 VOC = 'configs/voc/retinanet_swin-b_dtlv2-ls_fpn_voc0712.py'
 
@@ -59,26 +62,24 @@ def test_random_swin_needs_the_named_option():
 
 
 def test_amp_without_a_gpu_is_refused_up_front(monkeypatch):
-    train = load_tool('train.py')
-    monkeypatch.setattr(train.torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     cfg = load_config(osp.join(ROOT, DEMO['voc']))
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     with pytest.raises(SystemExit, match='needs a CUDA GPU'):
-        train.check_amp(cfg)
+        check_amp(cfg)
 
 
 def test_second_run_into_a_work_dir_with_checkpoints_is_refused(tmp_path):
-    train = load_tool('train.py')
     cfg = load_config(osp.join(ROOT, DEMO['voc']), work_dir=str(tmp_path))
-    train.refuse_to_overwrite(cfg)  # empty: fine
+    refuse_to_overwrite(cfg)  # empty: fine
     (tmp_path / 'epoch_1.pth').write_bytes(b'earlier run')
     with pytest.raises(
             SystemExit,
             match=rf'{tmp_path} already holds 1 checkpoint.*epoch_1.pth.*'
             r'--resume'):
-        train.refuse_to_overwrite(cfg)
+        refuse_to_overwrite(cfg)
     cfg.resume = True
-    train.refuse_to_overwrite(cfg)
+    refuse_to_overwrite(cfg)
     assert (tmp_path / 'epoch_1.pth').read_bytes() == b'earlier run'
 
 
@@ -147,7 +148,8 @@ def test_voc_metric_prints_the_data_sets_class_names(monkeypatch):
     from mmdet.evaluation.functional import mean_ap
     from mmengine.registry import init_default_scope
 
-    from dtl_mm.metrics import VOCClassNamesMetric
+    from dtl_mm.evaluation.metrics.voc_class_names_metric import \
+        VOCClassNamesMetric
     printed = []
     monkeypatch.setattr(mean_ap, 'print_log',
                         lambda msg, *a, **k: printed.append(str(msg)))

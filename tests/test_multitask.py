@@ -17,9 +17,9 @@ from PIL import Image
 from swin_utils import randomise
 from tool_utils import DEMO, ROOT, run_tool, tool
 
-from dtl_mm.inferencer import MultiTaskInferencer, samples_for
-from dtl_mm.multitask import MultiTaskModel, TrunkSharingError
-from dtl_mm.runner_setup import build_model
+from dtl_mm.apis.inferencer import MultiTaskInferencer, samples_for
+from dtl_mm.apis.multitask import MultiTaskModel, TrunkSharingError
+from dtl_mm.apis.runner_setup import build_model
 
 
 def as_backbone(cfg, kind, **extra):

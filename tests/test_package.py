@@ -112,7 +112,7 @@ def test_missing_pkg_resources_names_the_fix(tmp_path):
     if 'pkg_resources' not in inspect.getsource(package_utils):
         pytest.skip('this mmengine finds packages without pkg_resources')
     code = ('import sys; sys.modules["pkg_resources"] = None\n'
-            'from dtl_mm.runner_setup import read_config\n'
+            'from dtl_mm.apis.runner_setup import read_config\n'
             f'read_config({osp.join(ROOT, DEMO["voc"])!r})')
     rc, out = run([sys.executable, '-c', code],
                   tmp_path,
@@ -124,8 +124,8 @@ def test_missing_pkg_resources_names_the_fix(tmp_path):
 
 @pytest.mark.slow  # runs the tools as subprocesses
 def test_param_table_counts_a_config():
-    from dtl_mm.param_count import count_parameters
-    from dtl_mm.runner_setup import build_model, read_config
+    from dtl_mm.apis.runner_setup import build_model, read_config
+    from dtl_mm.utils.param_count import count_parameters
     rc, out = run(
         [sys.executable, tool('param_table.py'), DEMO['voc']], ROOT,
         dict(os.environ, PYTHONPATH=ROOT))
@@ -136,7 +136,7 @@ def test_param_table_counts_a_config():
 
 
 def test_tools_leave_out_the_check_hooks_they_run_themselves():
-    from dtl_mm.runner_setup import check_data_once, load_config
+    from dtl_mm.apis.runner_setup import check_data_once, load_config
     cfg = load_config(osp.join(ROOT, DEMO['voc']))
     types = [h['type'] for h in cfg.custom_hooks]
     assert 'ModelCheckHook' not in types and 'DataCheckHook' in types

@@ -11,10 +11,10 @@ from mmengine.config import Config
 from mmengine.runner import turn_on_activation_checkpointing
 from tool_utils import DEMO, ROOT, SHORT, dist_train, run_tool, tool
 
+from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models import recompute
 from dtl_mm.models.recompute import enable_activation_checkpointing
-from dtl_mm.runner_setup import build_model
-from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
+from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
 
 # what the lowmem configs list, per demo task
 PARTS = {

@@ -10,7 +10,7 @@ from tool_utils import DEMO, ROOT
 DETECTION_ONLY = f'''
 import sys
 sys.modules['mmseg'] = None
-from dtl_mm.runner_setup import build_model, load_config
+from dtl_mm.apis.runner_setup import build_model, load_config
 cfg = load_config({DEMO['coco']!r})
 model = build_model(cfg)
 print(type(model.backbone).__name__, 'mmseg' in sys.modules and

@@ -19,17 +19,18 @@ from mmengine.runner.checkpoint import save_checkpoint
 from PIL import Image
 from swin_utils import TINY, plain_swin
 from tool_utils import (DEMO, ROOT, SHORT, copy_run, dist_cmd, dist_env,
-                        dist_train, load_tool, run_tool, tool)
+                        dist_train, run_tool, tool)
 
-from dtl_mm import atomic_io, data_check
-from dtl_mm.atomic_io import AtomicLocalBackend
-from dtl_mm.checkpoint import load_checkpoint_file
-from dtl_mm.data_check import DataError, check_config_data
-from dtl_mm.hooks import NonFiniteLossHook, RankConsistencyHook
-from dtl_mm.model_check import check_model_config
+from dtl_mm.checkpoint import atomic_io, resume
+from dtl_mm.checkpoint.atomic_io import AtomicLocalBackend
+from dtl_mm.checkpoint.resume import latest_checkpoint
+from dtl_mm.checkpoint.safe_load import load_checkpoint_file
+from dtl_mm.checks import data_check
+from dtl_mm.checks.data_check import DataError, check_config_data
+from dtl_mm.checks.model_check import check_model_config
+from dtl_mm.engine.hooks import NonFiniteLossHook, RankConsistencyHook
 from dtl_mm.models import CheckpointLayoutError, DTLSwinTransformer
-from dtl_mm.resume import latest_checkpoint
-from dtl_mm.toy_data_writer import MAKERS
+from dtl_mm.testing.toy_data import MAKERS
 
 
 def toy(tmp_path, monkeypatch, name, **kw):
@@ -352,7 +353,7 @@ def test_data_check_runs_on_rank_0_only(monkeypatch):
     """The other ranks read nothing and stop with rank 0's verdict."""
     import mmengine.dist as mdist
 
-    from dtl_mm.runner_setup import check_data
+    from dtl_mm.checks.data_check import check_data
     monkeypatch.setattr(mdist, 'get_rank', lambda: 1)
     monkeypatch.setattr(mdist, 'get_world_size', lambda: 2)
     monkeypatch.setattr(mdist, 'is_distributed', lambda: True)
@@ -614,19 +615,14 @@ def own_copy(voc_run, tmp_path):
     return cfg, wd
 
 
-def load_train_tool():
-    return load_tool('train.py')
-
-
 def test_resume_without_checkpoint_says_so(tmp_path, monkeypatch):
-    train = load_train_tool()
     logged = []
-    monkeypatch.setattr(train, 'print_log',
+    monkeypatch.setattr(resume, 'print_log',
                         lambda msg, **kw: logged.append(msg))
     for wd in (tmp_path / 'typo', tmp_path / 'empty'):
         os.makedirs(tmp_path / 'empty', exist_ok=True)
         cfg = Config(dict(work_dir=str(wd), load_from='detector.pth'))
-        train.resume_from(cfg, 'auto')
+        resume.resume_from(cfg, 'auto')
         assert cfg.resume is False and cfg.load_from == 'detector.pth'
     out = '\n'.join(logged)
     assert f'the work dir {tmp_path / "typo"} does not exist); training ' \
@@ -636,7 +632,7 @@ def test_resume_without_checkpoint_says_so(tmp_path, monkeypatch):
     with pytest.raises(
             FileNotFoundError, match='--resume: checkpoint not '
             'found: nope.pth'):
-        train.resume_from(cfg, 'nope.pth')
+        resume.resume_from(cfg, 'nope.pth')
 
 
 def test_empty_or_dangling_last_checkpoint(tmp_path):
@@ -816,7 +812,7 @@ def test_rank_consistency_every_n_iterations(tmp_path, monkeypatch):
 
 
 def test_distributed_timeout_is_configurable(monkeypatch):
-    from dtl_mm.runner_setup import dist_timeout
+    from dtl_mm.apis.runner_setup import dist_timeout
     monkeypatch.delenv('DTL_MM_DIST_TIMEOUT', raising=False)
     assert dist_timeout(Config()) == 1800
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(timeout=600))))

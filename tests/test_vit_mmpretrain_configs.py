@@ -12,12 +12,12 @@ from mmengine.config import Config
 from swin_utils import skip_random_init
 from tool_utils import METRIC_KEYS, ROOT, metrics_in, run_tool, tool
 
+from dtl_mm.apis.multitask import MultiTaskModel
+from dtl_mm.apis.runner_setup import (build_model, check_pretrained_trunk,
+                                      load_config)
 from dtl_mm.models import (DTLMMPretrainViT, LoRAMMPretrainViT,
                            PretrainedMMPretrainViT)
-from dtl_mm.multitask import MultiTaskModel
-from dtl_mm.param_count import count_parameters
-from dtl_mm.runner_setup import (build_model, check_pretrained_trunk,
-                                 load_config)
+from dtl_mm.utils.param_count import count_parameters
 
 pytestmark = pytest.mark.mmpretrain
 
@@ -113,7 +113,7 @@ def test_segmentors_share_the_frozen_blocks():
     predictions equal to each alone, blocks 1..min(M) run once."""
     from mmengine.structures import BaseDataElement
 
-    from dtl_mm.inferencer import samples_for
+    from dtl_mm.apis.inferencer import samples_for
 
     demo = {osp.basename(p).split('_')[2]: p for p in DEMOS}
     torch.manual_seed(0)

@@ -10,11 +10,11 @@ from mmpretrain_vit_utils import (plain_vit, tiny, to_dinov2_layout,
                                   to_mmpretrain_layout, to_mmseg_layout,
                                   to_timm_layout)
 
+from dtl_mm.apis.multitask import (TrunkSharingError, check_same_trunk,
+                                   trunk_fingerprint, trunk_kind)
 from dtl_mm.models import (CheckpointLayoutError, DTLMMPretrainViT,
                            PretrainedMMPretrainViT, swin_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
-from dtl_mm.multitask import (TrunkSharingError, check_same_trunk,
-                              trunk_fingerprint, trunk_kind)
 
 pytestmark = pytest.mark.mmpretrain
 

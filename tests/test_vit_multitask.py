@@ -10,9 +10,9 @@ from test_vit_configs import VIT_DEMO
 from tool_utils import DEMO, ROOT
 from vit_utils import randomise_all
 
-from dtl_mm.inferencer import samples_for
-from dtl_mm.multitask import MultiTaskModel, TrunkSharingError
-from dtl_mm.runner_setup import build_model, load_config
+from dtl_mm.apis.inferencer import samples_for
+from dtl_mm.apis.multitask import MultiTaskModel, TrunkSharingError
+from dtl_mm.apis.runner_setup import build_model, load_config
 
 SCOPES = dict(coco='mmdet', ade20k='mmseg')
 

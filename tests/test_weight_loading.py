@@ -10,7 +10,7 @@ from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 from swin_utils import TINY, plain_swin, to_microsoft_layout
 
-from dtl_mm.checkpoint import CheckpointError
+from dtl_mm.checkpoint.safe_load import CheckpointError
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            PretrainedSwinTransformer)
 

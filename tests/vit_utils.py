@@ -3,7 +3,7 @@ import re
 
 import torch
 
-from dtl_mm import vit_presets
+from dtl_mm.models import vit_presets
 
 # 12 blocks, 64 wide, patch 8, 64x64 images: M = 7 as for ViT-B
 TINY = dict(vit_presets.TINY_VIT, img_size=64)

@@ -10,8 +10,9 @@ names the file (exit status 1).
 import argparse
 import sys
 
-from dtl_mm.data_check import DataError, check_config_data
-from dtl_mm.runner_setup import check_toy_data_written, read_config
+from dtl_mm.apis.runner_setup import read_config
+from dtl_mm.checks.data_check import (DataError, check_config_data,
+                                      check_toy_data_written)
 
 SPLITS = ('train', 'val', 'test')
 

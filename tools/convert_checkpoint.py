@@ -23,14 +23,14 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from dtl_mm.checkpoint import CheckpointError, load_checkpoint_file
+from dtl_mm.checkpoint.safe_load import CheckpointError, load_checkpoint_file
+from dtl_mm.checkpoint.trained_config import check_trained_config
 from dtl_mm.models import PretrainedSwinTransformer
 from dtl_mm.models.weight_loading import (EXTRA_STATE, decode_trunk_record,
                                           encode_trunk_record,
                                           lean_trunk_missing,
                                           pretrained_file_exists,
                                           swin_fingerprint)
-from dtl_mm.trained_config import check_trained_config
 
 # what a shared checkpoint keeps with --strip-optimizer
 KEEP = ('meta', 'state_dict')

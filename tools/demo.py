@@ -62,7 +62,7 @@ def save_untrained(cfg, path):
     """The model exactly as training starts it (same seed, same init)."""
     from mmengine.runner import set_random_seed
 
-    from dtl_mm.runner_setup import build_model
+    from dtl_mm.apis.runner_setup import build_model
     set_random_seed(cfg.randomness.seed)
     model = build_model(cfg)
     model.init_weights()
@@ -81,7 +81,7 @@ def main():
     data = osp.join(ROOT, 'data/toy/coco')
     if not osp.isfile(osp.join(data, 'annotations/instances_val2017.json')):
         print('[1/4] writing the toy COCO data set to data/toy/coco')
-        from dtl_mm.toy_data_writer import make_coco
+        from dtl_mm.testing.toy_data import make_coco
         make_coco(data)
     else:
         print('[1/4] toy COCO data set found in data/toy/coco')

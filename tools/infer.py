@@ -20,7 +20,7 @@ import argparse
 import os.path as osp
 import sys
 
-from dtl_mm.inferencer import MultiTaskInferencer
+from dtl_mm.apis.inferencer import MultiTaskInferencer
 
 
 def parse_args():

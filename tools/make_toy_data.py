@@ -6,7 +6,7 @@
 import argparse
 import os.path as osp
 
-from dtl_mm.toy_data_writer import MAKERS
+from dtl_mm.testing.toy_data import MAKERS
 
 
 def main():

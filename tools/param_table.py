@@ -15,9 +15,9 @@ import argparse
 
 from dtl_mm import paper_results
 from dtl_mm.models import DTLSwinTransformer, DTLVisionTransformer
-from dtl_mm.param_count import count_parameters, format_counts
-from dtl_mm.swin_presets import SWIN_B, SWIN_L
-from dtl_mm.vit_presets import DEIT_B
+from dtl_mm.models.swin_presets import SWIN_B, SWIN_L
+from dtl_mm.models.vit_presets import DEIT_B
+from dtl_mm.utils.param_count import count_parameters, format_counts
 
 # no pretrained weights: only the parameter counts are needed
 SWIN = {
@@ -63,7 +63,7 @@ def paper_table():
 
 
 def config_tables(paths):
-    from dtl_mm.runner_setup import build_model, read_config
+    from dtl_mm.apis.runner_setup import build_model, read_config
     for path in paths:
         model = build_model(read_config(path))
         print(f'{path}:\n{format_counts(count_parameters(model))}\n')

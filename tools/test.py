@@ -5,9 +5,10 @@ Same arguments as mmdet's and mmseg's tools/test.py.
 import argparse
 import os.path as osp
 
-from dtl_mm.runner_setup import (add_common_args, build_runner,
-                                 check_data_once, load_config, parse_tool_args,
-                                 setup_test_outputs)
+from dtl_mm.apis.runner_setup import (add_common_args, build_runner,
+                                      check_data_once, load_config,
+                                      parse_tool_args, setup_test_outputs)
+from dtl_mm.utils.model_unwrap import bare_model
 
 
 def parse_args():
@@ -47,7 +48,7 @@ def main():
     runner = build_runner(cfg)
     if args.backbone_from_pretrained is not None:
         model = runner.model
-        backbone = getattr(model, 'module', model).backbone
+        backbone = bare_model(model).backbone
         backbone.pretrained = args.backbone_from_pretrained or \
             getattr(backbone, 'pretrained', None)
         if not backbone.pretrained:

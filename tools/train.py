@@ -3,16 +3,12 @@
 Same arguments as mmdet's and mmseg's tools/train.py.
 """
 import argparse
-import os.path as osp
 
-import torch
-from mmengine.logging import print_log
-
-from dtl_mm.atomic_io import remove_stale_temp_files
-from dtl_mm.resume import latest_checkpoint, saved_checkpoints
-from dtl_mm.runner_setup import (add_common_args, build_runner,
-                                 check_data_once, check_pretrained_trunk,
-                                 load_config, parse_tool_args)
+from dtl_mm.apis.runner_setup import (add_common_args, build_runner, check_amp,
+                                      check_data_once, check_pretrained_trunk,
+                                      load_config, parse_tool_args)
+from dtl_mm.checkpoint.atomic_io import remove_stale_temp_files
+from dtl_mm.checkpoint.resume import refuse_to_overwrite, resume_from
 
 
 def parse_args():
@@ -36,57 +32,6 @@ def parse_args():
         'from the latest checkpoint in the work dir')
     add_common_args(p)
     return parse_tool_args(p)
-
-
-def resume_from(cfg, resume):
-    """--resume CKPT, or --resume alone: the latest checkpoint of the work
-    dir. With none there, training starts from scratch (from the config's
-    load_from, if any) and says so: a job script can pass --resume on every
-    (re)start."""
-    if resume != 'auto':
-        if '://' not in resume and not osp.isfile(resume):
-            raise FileNotFoundError(f'--resume: checkpoint not found: '
-                                    f'{resume}')
-        cfg.resume, cfg.load_from = True, resume
-        return
-    ckpt, note = latest_checkpoint(cfg.work_dir)
-    if ckpt is None:
-        print_log(
-            f'--resume: nothing to resume from ({note}); training '
-            f'starts from scratch',
-            logger='current',
-            level=30)
-        cfg.resume = False
-        return
-    print_log(
-        f'--resume: resuming from {ckpt}' + (f' ({note})' if note else ''),
-        logger='current',
-        level=30 if note else 20)
-    cfg.resume, cfg.load_from = True, ckpt
-
-
-def refuse_to_overwrite(cfg):
-    """A new run (no --resume) into a work dir that holds checkpoints would
-    overwrite them one by one; refused, so that nothing is lost."""
-    found = saved_checkpoints(cfg.work_dir)
-    if cfg.get('resume') or not found:
-        return
-    names = ', '.join(osp.basename(p) for p in found[:5])
-    raise SystemExit(
-        f'the work dir {cfg.work_dir} already holds {len(found)} '
-        f'checkpoint(s) of an earlier run ({names}); a new run would '
-        f'overwrite them. Continue that run with --resume, train into '
-        f'another --work-dir, or move the checkpoints away first.')
-
-
-def check_amp(cfg):
-    """AMP needs a GPU: refused before anything is created."""
-    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
-            not torch.cuda.is_available():
-        raise SystemExit(
-            'mixed precision (--amp, or optim_wrapper.type='
-            '"AmpOptimWrapper") needs a CUDA GPU, and none is available; '
-            'train without --amp on this machine')
 
 
 def main():

@@ -5,7 +5,7 @@
 # 1/4 into the five levels (strides 4..64) the RPN and RoI heads expect.
 # The `full` variant; configs/vit/ change the backbone.
 _base_ = './cascade-mask-rcnn_swin-b_fpn_3x_coco.py'
-from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import vit_presets  # noqa: E402 isort:skip
 
 # MultiLevelNeck is mmseg's (registered by importing mmseg.models)
 custom_imports = dict(imports=['dtl_mm', 'mmseg.models'])

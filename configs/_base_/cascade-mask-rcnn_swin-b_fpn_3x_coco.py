@@ -10,7 +10,7 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
     './dtl_common.py',
 ]
-from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 # names starting with __ are helpers: they stay out of the final config
 __bbox_head = dict(

@@ -1,7 +1,11 @@
 # What every dtl_mm config shares: the plugin import and its hooks. The
-# Swin-B / Swin-L values the configs use are in dtl_mm/swin_presets.py.
+# Swin-B / Swin-L values the configs use are in dtl_mm/models/swin_presets.py.
 # Loads the plugin in our tools and in mmdet's / mmseg's own tools alike.
-custom_imports = dict(imports=['dtl_mm'], allow_failed_imports=False)
+# dtl_mm registers the plugin's modules; dtl_mm.process_changes makes
+# mmengine load checkpoints without running code from them and write them
+# atomically (the reasons are in that module's docstring)
+custom_imports = dict(
+    imports=['dtl_mm', 'dtl_mm.process_changes'], allow_failed_imports=False)
 custom_hooks = [
     # before the first iteration, in any tool: num_classes / in_channels
     # fit, and the data files are there and readable

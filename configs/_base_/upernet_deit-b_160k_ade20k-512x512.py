@@ -7,7 +7,7 @@ _base_ = [
     'mmseg::vit/vit_deit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py',
     './dtl_common.py',
 ]
-from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import vit_presets  # noqa: E402 isort:skip
 
 model = dict(
     pretrained=None,  # the backbone's init_cfg names the file

@@ -7,7 +7,7 @@ _base_ = [
     'ade20k-512x512.py',
     './dtl_common.py',
 ]
-from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 model = dict(
     backbone=dict(

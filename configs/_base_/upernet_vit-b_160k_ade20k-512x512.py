@@ -3,11 +3,11 @@
 # iterations, AdamW 6e-5), with the backbone of configs/vit_mmpretrain/.
 # The `full` variant; the variant configs change the backbone.
 _base_ = './upernet_deit-b_160k_ade20k-512x512.py'
-from dtl_mm import mmpretrain_vit_presets as presets  # noqa: E402 isort:skip
+from dtl_mm.models import mmpretrain_vit_presets as vp  # noqa: E402 isort:skip
 
 model = dict(
     backbone=dict(
-        presets.VIT_B,
+        vp.VIT_B,
         _delete_=True,
         img_size=(512, 512),  # the position embedding: a 32 x 32 grid
         with_cp=False))

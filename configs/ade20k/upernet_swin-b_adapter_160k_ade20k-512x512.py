@@ -1,5 +1,5 @@
 _base_ = './upernet_swin-l_adapter_160k_ade20k-512x512.py'
-from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 model = dict(
     backbone=swin_presets.SWIN_B,

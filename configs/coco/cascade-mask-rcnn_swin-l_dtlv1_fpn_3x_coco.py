@@ -1,5 +1,5 @@
 _base_ = './cascade-mask-rcnn_swin-b_dtlv1_fpn_3x_coco.py'
-from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 model = dict(
     backbone=swin_presets.SWIN_L,

@@ -3,7 +3,7 @@
 # narrower heads, 3 classes, a short schedule. Everything else - model type,
 # losses, optimizer, dataset and metric classes - is the real recipe's.
 _base_ = '../coco/cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py'
-from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 data_root = 'data/toy/coco/'
 # names starting with __ are helpers: they stay out of the final config

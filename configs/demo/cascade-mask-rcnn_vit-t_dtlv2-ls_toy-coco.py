@@ -3,7 +3,7 @@
 # heads and schedule of the Swin demo
 # (cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py): CPU-sized.
 _base_ = './cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py'
-from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import vit_presets  # noqa: E402 isort:skip
 
 # MultiLevelNeck is mmseg's (registered by importing mmseg.models)
 custom_imports = dict(imports=['dtl_mm', 'mmseg.models'])

@@ -2,7 +2,7 @@
 # layout (python tools/make_toy_data.py data/toy): a small Swin, 128x160
 # images, narrower FPN/head, 3 classes, a short schedule.
 _base_ = '../voc/retinanet_swin-l_dtlv2-ls_fpn_voc0712.py'
-from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 data_root = 'data/toy/voc/VOCdevkit/'
 # names starting with __ are helpers: they stay out of the final config

@@ -3,7 +3,7 @@
 # 128x128 crops, narrower heads, a short schedule. The toy labels use the
 # values of ADE20K's floor/box/ball/signboard, so the 150 classes stay.
 _base_ = '../ade20k/upernet_swin-l_dtlv2-ls_160k_ade20k-512x512.py'
-from dtl_mm import swin_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 data_root = 'data/toy/ade20k/ADEChallengeData2016'
 crop_size = (128, 128)

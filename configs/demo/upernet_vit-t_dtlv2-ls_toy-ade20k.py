@@ -2,7 +2,7 @@
 # ViT (12 blocks, 64 wide, patch 8), on the toy data and schedule of the
 # Swin demo (upernet_swin-t_dtlv2-ls_toy-ade20k.py): CPU-sized.
 _base_ = './upernet_swin-t_dtlv2-ls_toy-ade20k.py'
-from dtl_mm import vit_presets  # noqa: E402 isort:skip (see its docstring)
+from dtl_mm.models import vit_presets  # noqa: E402 isort:skip
 
 model = dict(
     # no pretrained tiny ViT exists (init_cfg=None)

@@ -3,8 +3,8 @@
 # scale): LoRA (rank 8) on the frozen small ViT. No pretrained weights exist
 # for it (init_cfg=None).
 _base_ = '../demo/upernet_vit-t_dtlv2-ls_toy-ade20k.py'
-from dtl_mm import mmpretrain_vit_presets as presets  # noqa: E402 isort:skip
+from dtl_mm.models import mmpretrain_vit_presets as vp  # noqa: E402 isort:skip
 
 model = dict(
     backbone=dict(
-        presets.TINY_VIT, type='LoRAMMPretrainViT', rank=8, _delete_=True))
+        vp.TINY_VIT, type='LoRAMMPretrainViT', rank=8, _delete_=True))

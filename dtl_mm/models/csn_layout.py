@@ -10,7 +10,7 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -40,9 +40,34 @@ VARIANT_DEFAULTS = {
 class DTLOptions:
     """The user-facing DTL switches; :meth:`for_variant` fills the defaults.
 
-    The fields without a default are the ones the variants set
-    (``VARIANT_DEFAULTS``). :class:`DTLSwinTransformer` documents each
-    option; ``build_layout`` validates them against a backbone.
+    Both DTL backbones take these as keyword arguments beside their trunk's
+    own (:meth:`pop_from` separates them); the fields without a default are
+    the ones the variants set (``VARIANT_DEFAULTS``), and
+    :func:`build_layout` validates them against a backbone.
+
+    Args:
+        variant (str): 'dtlv1', 'dtlv2' or 'dtlv2-ls'; sets the defaults of
+            every option below (paper Sec. 4-5).
+        rank (int): d', the rank of every low-rank map (w and w').
+        first_g_block (int): M, the first block whose output may get the side
+            signal; None = the middle block (13 of 24, 7 of 12).
+        w_every (int), g_every (int): m and n of the sparsity rule.
+        w_blocks, g_blocks (list[int]): explicit positions (1-based, global
+            block numbers) overriding the rule; w reads a block's input, G
+            adds to its output.
+        share (str): 'none' (one G per position), 'direct' (one G per stage),
+            'lshare' (one G per stage + gamma/beta, Eq. 9).
+        csn (str): 'unified' (h crosses stages through a bridge) or
+            'stage_local' (h reset to 0 at each stage, DTLv1). Swin only.
+        bridge (str): 'group' (group conv, C/x groups), 'depthwise', 'conv',
+            'patch_merging' (a new trainable one) or 'frozen_patch_merging'
+            (the backbone's own; its pretrained LayerNorm bias makes the
+            model differ from the backbone at initialisation). Swin only.
+        bridge_group_width (int): x in groups = C/x. Swin only.
+        fusion (str): 'enhanced' (G = theta(g(h)) w' + h) or 'simple'
+            (g(theta(h)), DTLv1).
+        fusion_op (str): g: 'dwconv', 'avgpool' or 'conv'.
+        kernel_size (int): k of g. beta (float): Swish's beta.
     """
     variant: str
     rank: int = 256  # d'
@@ -76,6 +101,24 @@ class DTLOptions:
             raise TypeError(f'unknown DTL option(s) {sorted(unknown)}')
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(variant=variant, **dict(VARIANT_DEFAULTS[variant], **given))
+
+    @classmethod
+    def pop_from(cls,
+                 kwargs: dict,
+                 variant: str,
+                 not_here: Sequence[str] = (),
+                 backbone: str = 'this backbone') -> 'DTLOptions':
+        """The DTL options among a backbone's keyword arguments, on the
+        variant's defaults; they are removed from ``kwargs``, which keeps the
+        trunk's own. ``not_here``: options ``backbone`` has no use for,
+        an error when given."""
+        names = {f.name for f in dataclasses.fields(cls)} - {'variant'}
+        given = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        unused = sorted(set(given) & set(not_here))
+        if unused:
+            listed = ', '.join(f'`{k}`' for k in unused)
+            raise ValueError(f'DTL option {listed}: not used by {backbone}')
+        return cls.for_variant(variant, **given)
 
 
 @dataclass(frozen=True)
@@ -145,11 +188,15 @@ def sparse_positions(first: int, last: int, every: int) -> List[int]:
 
 def build_layout(depths: Sequence[int],
                  channels: Sequence[int],
-                 variant: str = 'dtlv2-ls',
+                 variant: Union[str, DTLOptions] = 'dtlv2-ls',
                  **overrides) -> CSNLayout:
-    """The CSN plan for a Swin of ``depths`` / ``channels`` (per stage)."""
+    """The CSN plan for a backbone of ``depths`` / ``channels`` (per
+    stage): from a variant name and option overrides, or from options."""
     depths, channels = tuple(depths), tuple(channels)
-    options = DTLOptions.for_variant(variant, **overrides)
+    if isinstance(variant, DTLOptions):
+        options = dataclasses.replace(variant, **overrides)
+    else:
+        options = DTLOptions.for_variant(variant, **overrides)
     options = _validate(options, depths, channels)
     w_blocks, g_blocks = _positions(options, depths)
     w_blocks = _drop_dead_reads(w_blocks, g_blocks, options, depths)

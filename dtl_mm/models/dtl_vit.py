@@ -13,16 +13,19 @@ token has no place in) and adds to the patch tokens; the class token gets
 nothing added. It still sees the adapted patch tokens through attention in
 the blocks after M, and dense prediction reads only the patch tokens.
 """
-from typing import Iterable, List, Optional, Set
+from typing import Iterable, Optional, Set
 
 import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from .csn_layout import build_layout
+from .csn_layout import DTLOptions, build_layout
 from .frozen_trunk import NO_SIDE_NETWORK, TrunkState, grad_if
 from .side_network import CompactSideNetwork
 from .vit_wrapper import PretrainedVisionTransformer
+
+# the options that place bridges between stages
+SWIN_ONLY_OPTIONS = ('csn', 'bridge', 'bridge_group_width')
 
 
 @torch.no_grad()
@@ -102,65 +105,31 @@ class DTLVisionTransformer(PretrainedVisionTransformer):
 
     Args:
         variant (str): 'dtlv1', 'dtlv2' or 'dtlv2-ls'; sets the defaults of
-            the options below (``csn_layout.VARIANT_DEFAULTS``).
-        rank (int): d', the rank of every low-rank map (w and w').
-        first_g_block (int): M; None = the middle block (7 of 12).
-        w_every (int), g_every (int): m and n of the sparsity rule.
-        w_blocks, g_blocks (list[int]): explicit positions (1-based).
-        share (str): 'none', 'direct' (one G for the ViT's one stage) or
-            'lshare' (one G + gamma/beta, Eq. 9).
-        fusion (str): 'enhanced' or 'simple'. fusion_op (str): 'dwconv',
-            'avgpool' or 'conv', over the patch-token grid.
-        kernel_size (int), beta (float): k of g; Swish's beta.
+            the DTL options, which are further keyword arguments
+            (:class:`~dtl_mm.models.csn_layout.DTLOptions`). M defaults to
+            the middle block (7 of 12); ``share='direct'`` is one G for the
+            ViT's one stage; ``fusion_op`` works over the patch-token grid.
+            The Swin-only options ``csn`` and ``bridge*`` are an error here
+            (one stage, no bridges).
         with_cp (bool | str): activation checkpointing of what autograd
             goes through: the side network's reads and fusions, the blocks
             after M and their output norms (True: all recomputed;
             'selective': the blocks' wide matmul outputs kept,
             ``recompute.py``). The no-grad blocks up to M keep nothing
             either way.
-        **kwargs: ``PretrainedVisionTransformer`` / mmpretrain
-            ``VisionTransformer`` arguments.
-
-    The Swin-only options ``csn`` and ``bridge*`` do not apply (one stage).
+        **kwargs: the DTL options, and ``PretrainedVisionTransformer``
+            arguments.
     """
 
-    def __init__(self,
-                 variant: str = 'dtlv2-ls',
-                 rank: Optional[int] = None,
-                 first_g_block: Optional[int] = None,
-                 w_every: Optional[int] = None,
-                 g_every: Optional[int] = None,
-                 w_blocks: Optional[List[int]] = None,
-                 g_blocks: Optional[List[int]] = None,
-                 share: Optional[str] = None,
-                 fusion: Optional[str] = None,
-                 fusion_op: Optional[str] = None,
-                 kernel_size: Optional[int] = None,
-                 beta: Optional[float] = None,
-                 **kwargs):
-        swin_only = sorted(
-            set(kwargs) & {'csn', 'bridge', 'bridge_group_width'})
-        if swin_only:
-            names = ', '.join(f'`{k}`' for k in swin_only)
-            raise ValueError(f'DTL option {names}: for a Swin\'s stages; a '
-                             f'plain ViT is one stage (no bridges)')
+    def __init__(self, variant: str = 'dtlv2-ls', **kwargs):
+        options = DTLOptions.pop_from(
+            kwargs,
+            variant,
+            not_here=SWIN_ONLY_OPTIONS,
+            backbone='a plain ViT: it is one stage (no bridges)')
         super().__init__(
             frozen=True, **self.frozen_only(type(self).__name__, kwargs))
-        self.layout = build_layout(
-            self.depths,
-            self.channels,
-            variant,
-            rank=rank,
-            first_g_block=first_g_block,
-            w_every=w_every,
-            g_every=g_every,
-            w_blocks=w_blocks,
-            g_blocks=g_blocks,
-            share=share,
-            fusion=fusion,
-            fusion_op=fusion_op,
-            kernel_size=kernel_size,
-            beta=beta)
+        self.layout = build_layout(self.depths, self.channels, options)
         self.csn = CompactSideNetwork(self.layout)
 
     def forward(self, x):

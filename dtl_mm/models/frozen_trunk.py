@@ -53,15 +53,14 @@ def run_frozen_trunk(backbone,
                          f'1..{total}, got {upto}')
     keep = set(keep)
     x, hw_shape = backbone.embed(x)
-    state = TrunkState(x=x, hw_shape=hw_shape, block=0)
-    for s, stage in enumerate(backbone.swin.stages):
+    state = TrunkState(x=x, hw_shape=hw_shape, block=upto)
+    for s, stage, first in numbered_stages(backbone.swin):
         state.stage_hw[s] = hw_shape
-        for blk in stage.blocks:
-            state.block += 1
-            if state.block in keep:
-                state.inputs[state.block] = x
+        for block, blk in enumerate(stage.blocks, first):
+            if block in keep:
+                state.inputs[block] = x
             x = blk(x, hw_shape)
-            if state.block == upto:
+            if block == upto:
                 state.x, state.hw_shape = x, hw_shape
                 return state
         # the trunk ends in a later stage: this one's output is final
@@ -84,8 +83,8 @@ def run_from_trunk(backbone,
     network run as checkpointed regions.
     """
     _check_fits_trunk(layout or NO_SIDE_NETWORK, state)
-    h = None if csn is None else csn.state_from_trunk(
-        state, backbone.swin.stages, backbone.cp_policy)
+    h = None if csn is None else csn.state_from_trunk(state,
+                                                      backbone.cp_policy)
     return run_after_trunk(backbone, state, h, layout, csn)
 
 
@@ -97,39 +96,52 @@ def run_after_trunk(backbone,
     """:func:`run_from_trunk` once the side network has caught up: ``h`` is
     its state after the trunk's last block."""
     lay = layout or NO_SIDE_NETWORK
-    cp = backbone.cp_policy
-    stages = backbone.swin.stages
-    x, hw_shape = state.x, state.hw_shape
-    outs, first = [], 1
-    for s, stage in enumerate(stages):
-        blocks = range(first, first + len(stage.blocks))
-        first += len(stage.blocks)
-        if s in state.stage_ends:  # the trunk ran the stage and its merge
-            if s in backbone.out_indices:
-                with torch.no_grad():
-                    outs.append(
-                        backbone.stage_output(s, state.stage_ends[s],
-                                              state.stage_hw[s]))
+    x, hw_shape, outs = state.x, state.hw_shape, []
+    for s, stage, first in numbered_stages(backbone.swin):
+        done = s in state.stage_ends  # the trunk ran the stage and its merge
+        if not done:
+            x, h = run_stage(backbone, stage, first, x, hw_shape, h,
+                             state.block, lay, csn)
+        if s in backbone.out_indices:
+            end = state.stage_ends[s] if done else x
+            with grad_if(end.requires_grad):
+                outs.append(
+                    backbone.stage_output(
+                        s, end, state.stage_hw[s] if done else hw_shape))
+        if done or stage.downsample is None:
             continue
-        for block, blk in zip(blocks, stage.blocks):
-            if block > state.block:
-                if block in lay.w_blocks:
-                    h = csn.read(block, x, h, cp)
-                with grad_if(x.requires_grad):
-                    x = backbone.run_block(blk, x, hw_shape)
-            if block >= state.block and block in lay.g_blocks:
-                x = x + csn.fuse(block, h, hw_shape, cp)
         with grad_if(x.requires_grad):
-            if s in backbone.out_indices:
-                outs.append(backbone.stage_output(s, x, hw_shape))
-            if stage.downsample is None:
-                break
-            hw_in = hw_shape
-            x, hw_shape = backbone.run_downsample(stage, x, hw_shape)
-        h = (
-            csn.bridge(s, h, hw_in, stage.downsample, cp)
-            if h is not None and s in lay.bridge_stages else None)
+            x, hw_next = backbone.run_downsample(stage, x, hw_shape)
+        if csn is not None:
+            h = csn.bridge(s, h, hw_shape, backbone.cp_policy)
+        hw_shape = hw_next
     return tuple(outs)
+
+
+def run_stage(backbone, stage, first: int, x, hw_shape, h, trunk_end: int, lay,
+              csn):
+    """One stage's blocks after the trunk's last block ``trunk_end``: a w
+    reads a block's input, the frozen block runs, a G adds to its output.
+    ``first``: the stage's first block number. Returns (x, h)."""
+    cp = backbone.cp_policy
+    for block, blk in enumerate(stage.blocks, first):
+        if block > trunk_end:
+            if block in lay.w_blocks:
+                h = csn.read(block, x, h, cp)
+            with grad_if(x.requires_grad):
+                x = backbone.run_block(blk, x, hw_shape)
+        if block >= trunk_end and block in lay.g_blocks:
+            x = x + csn.fuse(block, h, hw_shape, cp)
+    return x, h
+
+
+def numbered_stages(swin):
+    """(stage index, stage, number of its first block) for each stage; blocks
+    are numbered 1..N over all stages."""
+    first = 1
+    for s, stage in enumerate(swin.stages):
+        yield s, stage, first
+        first += len(stage.blocks)
 
 
 def _check_fits_trunk(lay, state: TrunkState):

@@ -69,15 +69,16 @@ class _FrozenSwinWithPETL(PretrainedSwinTransformer):
     def __init__(self, **kwargs):
         super().__init__(
             frozen=True, **self.frozen_only(type(self).__name__, kwargs))
-        for stage in self.swin.stages:
-            for block in stage.blocks:
-                self.attach(block, block.attn.w_msa.qkv.in_features)
 
     def trunk_context(self):
         return nullcontext()
 
-    def attach(self, block, dim):
-        raise NotImplementedError
+    def attach_to_blocks(self, attach):
+        """Calls ``attach(block, width)`` for every Swin block; subclasses
+        do so once their own options are set."""
+        for stage in self.swin.stages:
+            for block in stage.blocks:
+                attach(block, block.attn.w_msa.qkv.in_features)
 
 
 @MODELS.register_module()
@@ -87,8 +88,9 @@ class LoRASwinTransformer(_FrozenSwinWithPETL):
     def __init__(self, rank: int = 64, alpha: float = None, **kwargs):
         if not isinstance(rank, int) or rank <= 0:
             raise ValueError(f'LoRA option `rank` must be > 0, got {rank}')
-        self.lora_rank, self.lora_scale = rank, (alpha or rank) / rank
         super().__init__(**kwargs)
+        self.lora_rank, self.lora_scale = rank, (alpha or rank) / rank
+        self.attach_to_blocks(self.attach)
 
     def attach(self, block, dim):
         w_msa = block.attn.w_msa
@@ -104,8 +106,9 @@ class AdapterSwinTransformer(_FrozenSwinWithPETL):
     def __init__(self, bottleneck: int = 64, **kwargs):
         if not isinstance(bottleneck, int) or bottleneck <= 0:
             raise ValueError('Adapter option `bottleneck` must be > 0')
-        self.bottleneck = bottleneck
         super().__init__(**kwargs)
+        self.bottleneck = bottleneck
+        self.attach_to_blocks(self.attach)
 
     def attach(self, block, dim):
         block.petl_adapter_attn = Bottleneck(dim, self.bottleneck)
@@ -122,8 +125,9 @@ class AdaptFormerSwinTransformer(_FrozenSwinWithPETL):
     def __init__(self, bottleneck: int = 128, scale: float = 0.1, **kwargs):
         if not isinstance(bottleneck, int) or bottleneck <= 0:
             raise ValueError('AdaptFormer option `bottleneck` must be > 0')
-        self.bottleneck, self.adapter_scale = bottleneck, scale
         super().__init__(**kwargs)
+        self.bottleneck, self.adapter_scale = bottleneck, scale
+        self.attach_to_blocks(self.attach)
 
     def attach(self, block, dim):
         block.petl_adaptformer = Bottleneck(dim, self.bottleneck,

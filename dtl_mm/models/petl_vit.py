@@ -34,9 +34,9 @@ class LoRAMMPretrainViT(PretrainedMMPretrainViT):
     def __init__(self, rank: int = 64, alpha: float = None, **kwargs):
         if not isinstance(rank, int) or rank <= 0:
             raise ValueError(f'LoRA option `rank` must be > 0, got {rank}')
-        self.lora_rank, self.lora_scale = rank, (alpha or rank) / rank
         super().__init__(
             frozen=True, **self.frozen_only(type(self).__name__, kwargs))
+        self.lora_rank, self.lora_scale = rank, (alpha or rank) / rank
         for layer in self.vit.layers:
             attn = layer.attn
             dim = attn.qkv.in_features

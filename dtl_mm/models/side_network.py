@@ -78,18 +78,17 @@ def spatial_op(kind: str, dim: int, k: int) -> nn.Module:
         return map_conv(dim, dim, k, padding=k // 2, groups=dim)
     if kind == 'conv':
         return map_conv(dim, dim, k, padding=k // 2)
-    return nn.AvgPool2d(k, stride=1, padding=k // 2, count_include_pad=False)
+    if kind == 'avgpool':
+        return nn.AvgPool2d(
+            k, stride=1, padding=k // 2, count_include_pad=False)
+    raise ValueError(f"DTL option `fusion_op`={kind!r} is not one of "
+                     f"['dwconv', 'avgpool', 'conv']")
 
 
 class SimpleFusion(nn.Module):
     """DTLv1 fusion (Eq. 5): g(theta(h))."""
 
-    def __init__(self,
-                 dim,
-                 fusion_op='dwconv',
-                 kernel_size=5,
-                 beta=100.0,
-                 rank=None):
+    def __init__(self, dim, fusion_op='dwconv', kernel_size=5, beta=100.0):
         super().__init__()
         self.act = Swish(beta)
         self.op = spatial_op(fusion_op, dim, kernel_size)
@@ -148,6 +147,19 @@ class ConvBridge(nn.Module):
         return to_tokens(self.conv(x))
 
 
+class FrozenPatchMergingBridge(nn.Module):
+    """The backbone's own (frozen) PatchMerging applied to h. It is held
+    outside the module tree: its weights belong to, and are saved with, the
+    trunk."""
+
+    def __init__(self, merge: nn.Module):
+        super().__init__()
+        self._merge = [merge]  # a list, so it is not registered here
+
+    def forward(self, h, hw_shape):
+        return self._merge[0](h, hw_shape)[0]
+
+
 class LearnedPatchMergingBridge(nn.Module):
     """A fresh, trainable PatchMerging (LN + linear 4C -> 2C). LN(0) = 0 with
     its zero-initialised bias, so identity at initialisation holds."""
@@ -171,7 +183,9 @@ class CompactSideNetwork(nn.Module):
     weight-decay exemptions (substring matches) do not reach them.
     """
 
-    def __init__(self, layout: CSNLayout):
+    def __init__(self, layout: CSNLayout, frozen_merges=()):
+        """``frozen_merges``: the Swin stages' PatchMerging modules, for the
+        'frozen_patch_merging' bridge."""
         super().__init__()
         self.layout = layout
         opts = layout.options
@@ -184,28 +198,18 @@ class CompactSideNetwork(nn.Module):
             f'b{b}': LowRankMap(width(b), opts.rank)
             for b in layout.w_blocks
         })
-        fusion_cls = (
-            EnhancedFusion if opts.fusion == 'enhanced' else SimpleFusion)
         self.fusions = nn.ModuleDict()
         for b, key in layout.fusion_keys.items():
             if key not in self.fusions:
-                self.fusions[key] = fusion_cls(
-                    width(b), opts.fusion_op, opts.kernel_size, opts.beta,
-                    opts.rank)
+                self.fusions[key] = make_fusion(opts, width(b))
         self.lshare = nn.ModuleDict(
             {f'b{b}': LShareAffine(width(b))
              for b in layout.lshare_blocks})
-        self.bridges = nn.ModuleDict()
-        for s in layout.bridge_stages:
-            if opts.bridge == 'patch_merging':
-                self.bridges[f's{s}'] = LearnedPatchMergingBridge(dims[s])
-            elif opts.bridge != 'frozen_patch_merging':
-                groups = {
-                    'group': dims[s] // opts.bridge_group_width,
-                    'depthwise': dims[s],
-                    'conv': 1
-                }[opts.bridge]
-                self.bridges[f's{s}'] = ConvBridge(dims[s], groups)
+        self.bridges = nn.ModuleDict({
+            f's{s}': make_bridge(opts, dims[s],
+                                 frozen_merges[s] if frozen_merges else None)
+            for s in layout.bridge_stages
+        })
 
     # Each public step takes the backbone's checkpointing policy ``cp``. The
     # side network is a few percent of the step's work, so under 'selective'
@@ -219,15 +223,14 @@ class CompactSideNetwork(nn.Module):
         """The signal added to block ``block``'s output (Eq. 5/8/9)."""
         return recompute(bool(cp), self._fuse, block, h, hw_shape)
 
-    def bridge(self, stage, h, hw_shape, frozen_merge=None, cp=False):
-        """h at the end of ``stage`` -> h at the start of stage + 1."""
-        return recompute(
-            bool(cp), self._bridge, stage, h, hw_shape, frozen_merge)
+    def bridge(self, stage, h, hw_shape, cp=False):
+        """h at the end of ``stage`` -> h at the start of stage + 1, or None
+        where no bridge carries it."""
+        return recompute(bool(cp), self._bridge, stage, h, hw_shape)
 
-    def state_from_trunk(self, state, stages, cp=False):
+    def state_from_trunk(self, state, cp=False):
         """h after the trunk's last block, from the block inputs the trunk
-        kept (None when nothing reads inside the trunk); ``stages``: the
-        Swin's, whose PatchMerging the 'frozen_patch_merging' bridge uses.
+        kept (None when nothing reads inside the trunk).
 
         One region: checkpointed, it keeps only those inputs, which the
         trunk keeps anyway, and recomputes the reads and bridges.
@@ -236,10 +239,10 @@ class CompactSideNetwork(nn.Module):
         if not reads:
             return None
         run = partial(self._state_from_trunk, reads, state.block,
-                      state.stage_hw, [s.downsample for s in stages])
+                      state.stage_hw)
         return recompute(bool(cp), run, *[state.inputs[b] for b in reads])
 
-    def _state_from_trunk(self, reads, last, stage_hw, frozen_merges, *zs):
+    def _state_from_trunk(self, reads, last, stage_hw, *zs):
         inputs = dict(zip(reads, zs))
         h, first = None, 1
         for s, depth in enumerate(self.layout.depths):
@@ -249,9 +252,7 @@ class CompactSideNetwork(nn.Module):
                     h = self._read(block, inputs[block], h)
             if end >= last:  # the trunk ends in this stage
                 return h
-            h = (
-                self._bridge(s, h, stage_hw[s], frozen_merges[s])
-                if h is not None and s in self.layout.bridge_stages else None)
+            h = self._bridge(s, h, stage_hw[s])
             first = end + 1
         return h
 
@@ -265,7 +266,33 @@ class CompactSideNetwork(nn.Module):
             out = self.lshare[f'b{block}'](out)
         return out
 
-    def _bridge(self, stage, h, hw_shape, frozen_merge=None):
-        if self.layout.options.bridge == 'frozen_patch_merging':
-            return frozen_merge(h, hw_shape)[0]
+    def _bridge(self, stage, h, hw_shape):
+        if h is None or f's{stage}' not in self.bridges:
+            return None  # a stage-local CSN, or nothing read yet
         return self.bridges[f's{stage}'](h, hw_shape)
+
+
+def make_fusion(opts, dim: int) -> nn.Module:
+    """G for a block of width ``dim``, as the options choose."""
+    if opts.fusion == 'enhanced':
+        return EnhancedFusion(dim, opts.fusion_op, opts.kernel_size, opts.beta,
+                              opts.rank)
+    return SimpleFusion(dim, opts.fusion_op, opts.kernel_size, opts.beta)
+
+
+def make_bridge(opts, dim: int, frozen_merge=None) -> nn.Module:
+    """The bridge carrying h from a stage of width ``dim`` to the next;
+    ``frozen_merge``: the Swin's PatchMerging after that stage."""
+    if opts.bridge == 'patch_merging':
+        return LearnedPatchMergingBridge(dim)
+    if opts.bridge == 'frozen_patch_merging':
+        if frozen_merge is None:
+            raise ValueError("bridge='frozen_patch_merging' needs the Swin's "
+                             f'PatchMerging after the stage of width {dim}')
+        return FrozenPatchMergingBridge(frozen_merge)
+    groups = {
+        'group': dim // opts.bridge_group_width,
+        'depthwise': dim,
+        'conv': 1
+    }[opts.bridge]
+    return ConvBridge(dim, groups)

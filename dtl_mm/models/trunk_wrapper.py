@@ -7,10 +7,13 @@ freezes it in ``__init__``; mmengine wraps the model for DDP before
 of parameters DDP expects.
 
 The trunk lives in one attribute (``TRUNK``: ``swin`` or ``vit``), so its
-state-dict keys are ``<TRUNK>.<the library's own key>``. This class owns
-what a checkpoint holds of it: a frozen trunk that came from a file is left
-out of saved state dicts (a *lean* checkpoint) and recorded by file and
-sha256 fingerprint instead, and restored from that file on load.
+state-dict keys are ``<TRUNK>.<the library's own key>``. What a checkpoint
+holds of it is :class:`LeanTrunkCheckpoint`'s business.
+
+A frozen trunk keeps its stochastic depth (drop path) active in training,
+as the official DTL code does: freezing stops its weights from changing,
+not its regularisation of what flows through it, and the side network is
+trained on the trunk as it behaves in training.
 """
 from contextlib import nullcontext
 from typing import Optional, Union
@@ -19,13 +22,11 @@ import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
+from .lean_checkpoint import LeanTrunkCheckpoint
 from .recompute import check_cp_policy
-from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
-                             decode_trunk_record, encode_trunk_record,
-                             lean_trunk_missing, pretrained_file_exists)
 
 
-class PretrainedTrunk(BaseModule):
+class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
     """The frozen-or-not wrapped trunk, its pretrained file and checkpoints.
 
     Subclasses build the trunk as ``self.<TRUNK>``, call
@@ -77,7 +78,7 @@ class PretrainedTrunk(BaseModule):
         self.trunk_keys = tuple(self.trunk.state_dict())
         if self.frozen:
             self.trunk.requires_grad_(False)
-        self._register_state_dict_hook(self._leave_out_frozen_trunk)
+        self.register_lean_checkpoint_hooks()
 
     @property
     def trunk(self):
@@ -128,94 +129,6 @@ class PretrainedTrunk(BaseModule):
     def trunk_state(self):
         state = self.trunk.state_dict()
         return {k: state[k] for k in self.trunk_keys}
-
-    # -- what a checkpoint holds --------------------------------------------
-    def get_extra_state(self):
-        return encode_trunk_record(self.trunk_record if self.frozen else None)
-
-    def set_extra_state(self, state):
-        record = decode_trunk_record(state)
-        # the same weights already loaded from a file (init_cfg, perhaps at
-        # a new path after a move): keep naming that file, not the old one
-        same = self.trunk_record and record and \
-            self.trunk_record['sha256'] == record.get('sha256')
-        if self.frozen and record and not same:
-            self.trunk_record = record
-
-    def _leave_out_frozen_trunk(self, module, destination, prefix,
-                                local_metadata):
-        if not (self.frozen and self.lean_checkpoint):
-            return
-        if self.trunk_record is None:
-            if not getattr(self, '_warned_full', False):
-                self._warned_full = True
-                print_log(
-                    f'{type(self).__name__}: the frozen {self.TRUNK_NAME} '
-                    f'did not come from a file (init_cfg=None), so '
-                    f'checkpoints hold it in full (lean checkpoints need a '
-                    f'trunk that can be restored from its file)',
-                    logger='current',
-                    level=30)
-            return
-        for key in self.trunk_keys:
-            destination.pop(prefix + self.trunk_prefix + key, None)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        name = self.TRUNK_NAME
-        trunk = [prefix + self.trunk_prefix + k for k in self.trunk_keys]
-        missing = [k for k in trunk if k not in state_dict]
-        record = decode_trunk_record(state_dict.get(prefix + EXTRA_STATE))
-        if missing and len(missing) < len(trunk):
-            raise CheckpointLayoutError(
-                f'the checkpoint holds only part of the {name} backbone: '
-                f'{len(missing)} of {len(trunk)} tensors are missing, e.g. '
-                f'{missing[:3]}')
-        if missing and record:
-            self._complete_lean(state_dict, prefix, record)
-        elif missing and self.trunk_record is None:
-            # mmengine loads test / resume checkpoints with strict=False,
-            # which would leave the trunk random without a word
-            raise CheckpointLayoutError(
-                f'the checkpoint lacks all {len(missing)} {name} backbone '
-                f'weights (e.g. {missing[0]}) and records no pretrained file '
-                f'to take them from. Evaluating it would use a random '
-                f'backbone. Load the frozen {name} from the pretrained file '
-                f'first: tools/test.py CONFIG CKPT --backbone-from-pretrained '
-                f'[{name.upper()}_CKPT] (default: '
-                f'model.backbone.init_cfg.checkpoint), or use a full '
-                f'checkpoint.')
-        elif missing:  # trainable-only, onto a trunk loaded from a file
-            self._fill_trunk(state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def _complete_lean(self, state_dict, prefix, record):
-        """Puts the frozen trunk a lean checkpoint was trained on into its
-        state dict, from the configured pretrained file."""
-        name = self.TRUNK_NAME
-        want = record.get('sha256')
-        if self.trunk_record is None or self.trunk_record['sha256'] != want:
-            if not self.pretrained or not pretrained_file_exists(
-                    self.pretrained):
-                raise CheckpointLayoutError(
-                    lean_trunk_missing(record, self.pretrained))
-            self.load_pretrained()
-        have = self.trunk_record['sha256']
-        if have != want:
-            raise CheckpointLayoutError(
-                f'a lean checkpoint trained on the frozen {name} from '
-                f'{record.get("source")} (sha256 {str(want)[:16]}...), but '
-                f'the configured pretrained file {self.trunk_record["source"]}'
-                f' holds different weights (sha256 {have[:16]}...). '
-                f'Evaluating would use the wrong backbone; point '
-                f'model.backbone.init_cfg.checkpoint at the file the '
-                f'checkpoint was trained with.')
-        self._fill_trunk(state_dict, prefix)
-
-    def _fill_trunk(self, state_dict, prefix):
-        """The trunk's current weights into a state dict that lacks them, so
-        the trunk's modules load them like any other key."""
-        state_dict.update((prefix + self.trunk_prefix + k, v)
-                          for k, v in self.trunk_state().items())
 
     def trunk_context(self):
         """Frozen trunk code runs without building an autograd graph."""

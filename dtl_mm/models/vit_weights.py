@@ -28,7 +28,7 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from ..checkpoint import load_checkpoint_file
+from ..checkpoint.safe_load import load_checkpoint_file
 from .weight_loading import (CheckpointLayoutError, extract_state_dict,
                              lean_trunk_record, load_via_lean_record,
                              swin_fingerprint)

@@ -25,7 +25,7 @@ from mmdet.models.backbones.swin import swin_converter
 from mmengine.logging import print_log
 from torch import nn
 
-from ..checkpoint import load_checkpoint_file
+from ..checkpoint.safe_load import load_checkpoint_file
 
 # Output norms (norm0..norm3) belong to the dense-prediction wrapper, not to
 # the ImageNet classifier: a classification checkpoint never has them. Left

@@ -24,8 +24,8 @@ from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
                                         weights_to_cpu)
 
 import dtl_mm  # noqa: F401  (registers the backbones)
+from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models import swin_fingerprint
-from dtl_mm.runner_setup import build_model
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LABELS = {

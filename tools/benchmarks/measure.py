@@ -15,9 +15,9 @@ import torch
 from mmengine.config import Config
 
 from dtl_mm import paper_results
+from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models.recompute import enable_activation_checkpointing
-from dtl_mm.param_count import count_parameters
-from dtl_mm.runner_setup import build_model
+from dtl_mm.utils.param_count import count_parameters
 
 # the repository root: the configs are read from its configs/ folder
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -33,7 +33,7 @@ from measure import (FAMILIES, PAPER_FAMILIES, VARIANTS, describe, measure,
                      parse_variant, save_results)
 
 from dtl_mm import paper_results
-from dtl_mm.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
+from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
 
 
 def parse_args():

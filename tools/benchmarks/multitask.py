@@ -31,9 +31,9 @@ from measure import ROOT, RSSPeak, save_results
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
-from dtl_mm.inferencer import samples_for
-from dtl_mm.multitask import MultiTaskModel
-from dtl_mm.runner_setup import build_model
+from dtl_mm.apis.inferencer import samples_for
+from dtl_mm.apis.multitask import MultiTaskModel
+from dtl_mm.apis.runner_setup import build_model
 
 TASKS = (  # name, config, scope
     ('voc', 'configs/voc/retinanet_swin-l_dtlv2-ls_fpn_voc0712.py', 'mmdet'),

@@ -23,7 +23,7 @@ from mmengine.config import Config
 from PIL import Image
 
 import dtl_mm  # noqa: F401  (registers the datasets' scopes)
-from dtl_mm.data_check import check_config_data
+from dtl_mm.checks.data_check import check_config_data
 
 COCO_IMAGES, ADE_IMAGES = 118287, 20210
 

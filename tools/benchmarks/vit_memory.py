@@ -21,7 +21,7 @@ import sys
 
 from measure import FAMILIES, measure, parse_variant, save_results
 
-from dtl_mm.vit_presets import TINY_VIT, TINY_VIT_WIDTH
+from dtl_mm.models.vit_presets import TINY_VIT, TINY_VIT_WIDTH
 
 FAMILY = 'ade20k_vit'
 FAMILIES[FAMILY] = dict(

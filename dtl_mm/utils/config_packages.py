@@ -10,7 +10,8 @@ when a config is parsed, so this works wherever ``dtl_mm`` is imported
 before the config is read (our tools, ``dtl-mm`` / ``python -m dtl_mm``,
 ``mim train dtl_mm``), not in a tool that parses the config first (mmdet's
 and mmseg's own ``tools/train.py``: there a relative or absolute path to
-the installed config is needed, see :func:`dtl_mm.package_files.shipped`).
+the installed config is needed, see
+:func:`dtl_mm.utils.package_files.shipped`).
 
 mmengine resolves a ``package::path`` config through the *distribution* name
 in ``mmengine.config.utils.MODULE2PACKAGE`` (``mmseg`` -> ``mmsegmentation``)
@@ -51,7 +52,7 @@ def _resolves(package):
 # install (tools/install.sh's) has no dtl_mm folder; a name that is no
 # distribution makes it fall back to the module's own folder, i.e. the
 # dtl_mm package actually imported (a wheel's copy, a checkout's links)
-CONFIG_MODULE = 'dtl_mm.package_files'
+CONFIG_MODULE = 'dtl_mm.utils.package_files'
 
 
 def register_own_configs():

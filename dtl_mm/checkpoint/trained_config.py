@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 from mmengine.logging import print_log
 
-from .checkpoint import CheckpointError, load_checkpoint_file
+from .safe_load import CheckpointError, load_checkpoint_file
 
 # backbone settings that do not change what a trained model computes in
 # evaluation (where its weights come from, dropout, checkpointing, freezing)
@@ -90,7 +90,7 @@ def _resolved(backbone: dict, scope: str) -> Dict:
     from mmdet.models.backbones import SwinTransformer
     from mmengine.registry import MODELS
 
-    from .models.csn_layout import DTLOptions
+    from ..models.csn_layout import DTLOptions
     out = {}
     btype = str(backbone.get('type'))
     cls = MODELS.get(f'{scope}.{btype}') or MODELS.get(btype)

@@ -16,16 +16,12 @@ import re
 from typing import Dict, Optional, Tuple
 
 import torch
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
-from mmengine.runner import BaseLoop
 
-from .checkpoint import CheckpointError, checkpoint_source
-from .models.trunk_wrapper import PretrainedTrunk
-from .models.weight_loading import EXTRA_STATE, describe_state_dict
-from .trained_config import check_trained_config
+from ..models.trunk_wrapper import PretrainedTrunk
+from ..models.weight_loading import EXTRA_STATE, describe_state_dict
+from ..utils.model_unwrap import bare_model
+from .safe_load import CheckpointError, checkpoint_source
 
 
 def expected_state(
@@ -69,7 +65,7 @@ def check_checkpoint_fits(model, checkpoint, name=None):
         raise CheckpointError(f'{name}: not a model checkpoint (no '
                               f'state dict)')
     state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-    model = model.module if is_model_wrapper(model) else model
+    model = bare_model(model)
     expected = expected_state(model)
     optional = _deliberately_absent(model)
 
@@ -100,30 +96,3 @@ def check_checkpoint_fits(model, checkpoint, name=None):
             f'have are ignored, e.g. {unexpected[:3]}',
             logger='current',
             level=30)
-
-
-@HOOKS.register_module()
-class StrictLoadHook(Hook):
-    """Refuses a ``load_from`` / ``--resume`` / test checkpoint that does not
-    fit the model (see the module docstring), one trained with another
-    backbone layout (:mod:`dtl_mm.trained_config`; only a warning for a
-    ``load_from`` that starts a new training), and a ``--resume`` from a
-    checkpoint without training state."""
-
-    priority = 'VERY_HIGH'
-
-    def after_load_checkpoint(self, runner, checkpoint):
-        name = checkpoint_source(checkpoint)
-        resuming = bool(getattr(runner, '_resume', False))
-        if resuming and 'message_hub' not in checkpoint:
-            raise CheckpointError(
-                f'{name} holds no training state (no message hub, '
-                f'optimizer or scheduler: saved with --strip-optimizer, or '
-                f'not a training checkpoint), so a run cannot resume from '
-                f'it. To train further from its weights start a new run: '
-                f'--cfg-options load_from={name.split(" (cached as")[0]} '
-                f'(without --resume).')
-        check_checkpoint_fits(runner.model, checkpoint)
-        training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
-        check_trained_config(
-            checkpoint, runner.cfg, name, strict=resuming or not training)

@@ -203,7 +203,7 @@ class FileFacts:
     def save(self):
         if not self.dirty:
             return
-        from .atomic_io import atomic_write
+        from ..checkpoint.atomic_io import atomic_write
         try:
             atomic_write(json.dumps(self.entries), self.path, 'w', 'utf-8')
         except OSError as e:  # a cache must never stop a run
@@ -687,3 +687,53 @@ def check_config_data(cfg, splits=('train', 'val'), counted=None):
     finally:
         facts.save()
     return warnings
+
+
+# ---- the launch check: what our tools and DataCheckHook call
+def check_toy_data_written(cfg):
+    """A demo config whose toy data set is not there yet names the command
+    that writes it, rather than failing on a missing file in the dataset."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        for ds in leaf_datasets(loader['dataset']) if loader else []:
+            root = osp.normpath(ds.get('data_root') or '.')
+            parts = root.split(os.sep)
+            if parts[:2] == ['data', 'toy'] and len(parts) >= 3 \
+                    and not osp.isdir(osp.join(*parts[:3])):
+                raise FileNotFoundError(
+                    f'toy data set not found: {osp.join(*parts[:3])} '
+                    f'(relative to '
+                    f'{os.getcwd()}); write it with: dtl-mm toy-data '
+                    f'data/toy --only {parts[2]} (in the checkout: python '
+                    f'tools/make_toy_data.py data/toy --only {parts[2]})')
+
+
+def check_data(cfg, splits):
+    """Reads the datasets' raw files up front. In a distributed run rank 0
+    checks and the others wait for its verdict (one pass over the data, not
+    one per rank); the process group is started here for that, as mmengine
+    would start it (it then keeps it)."""
+    from mmengine.dist import (broadcast_object_list, get_rank, get_world_size,
+                               init_dist, is_distributed)
+
+    check_toy_data_written(cfg)
+    if cfg.get('launcher', 'none') != 'none' and not is_distributed():
+        init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    verdict, error = [None], None
+    if get_rank() == 0:
+        print_log(
+            f'checking the {"/".join(splits)} data files ...',
+            logger='current')
+        counted = []
+        try:
+            check_config_data(cfg, splits, counted)
+        except Exception as e:  # shared, so that no rank waits for ever
+            verdict, error = [f'{type(e).__name__}: {e}'], e
+        else:
+            print_log('data check ok: ' + '; '.join(counted), logger='current')
+    if get_world_size() > 1:
+        broadcast_object_list(verdict, src=0)
+    if error is not None:
+        raise error
+    if verdict[0] is not None:
+        raise DataError(f'the data check on rank 0 failed: {verdict[0]}')

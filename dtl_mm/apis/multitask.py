@@ -22,14 +22,14 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .models import (DTLSwinTransformer, DTLVisionTransformer,
-                     PretrainedSwinTransformer, PretrainedTrunk,
-                     PretrainedVisionTransformer, swin_fingerprint)
-from .models.dtl_vit import run_frozen_vit, run_vit_from_trunk
-from .models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
-from .models.mmpretrain_vit import (PretrainedMMPretrainViT,
-                                    mmpretrain_vit_architecture,
-                                    use_mmpretrain_vit_of)
+from ..models import (DTLSwinTransformer, DTLVisionTransformer,
+                      PretrainedSwinTransformer, PretrainedTrunk,
+                      PretrainedVisionTransformer, swin_fingerprint)
+from ..models.dtl_vit import run_frozen_vit, run_vit_from_trunk
+from ..models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
+from ..models.mmpretrain_vit import (PretrainedMMPretrainViT,
+                                     mmpretrain_vit_architecture,
+                                     use_mmpretrain_vit_of)
 
 # the output norms (norm0..3) exist only for a model's out_indices and act
 # on stage outputs, which every task normalises itself

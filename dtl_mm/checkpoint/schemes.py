@@ -7,7 +7,7 @@ loaders for local files, URLs and model-zoo names end in a plain
 :func:`register_safe_loaders` replaces each of them (``force=True``), once,
 for the whole process: ``load_from``, ``--resume``, ``init_cfg`` and mmdet's
 and mmseg's own tools then all read checkpoints through
-:func:`dtl_mm.checkpoint.load_checkpoint_file`. Model-zoo names
+:func:`dtl_mm.checkpoint.safe_load.load_checkpoint_file`. Model-zoo names
 (``open-mmlab://``, ``torchvision://``, ``mmcls://``) keep working: they are
 resolved to their URL as mmengine does, then downloaded safely.
 """
@@ -16,8 +16,8 @@ import os.path as osp
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint import (CheckpointError, load_checkpoint_buffer,
-                         load_checkpoint_file)
+from .safe_load import (CheckpointError, load_checkpoint_buffer,
+                        load_checkpoint_file)
 
 
 def _local_or_url(filename, map_location=None):

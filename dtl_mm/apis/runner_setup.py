@@ -8,7 +8,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-import dtl_mm  # noqa: F401  (registers modules, safe checkpoint loading)
+from ..checks.data_check import check_data
+from ..process_changes import apply_process_changes
 
 SCOPES = ('mmdet', 'mmseg')
 
@@ -17,9 +18,11 @@ def read_config(path):
     """``Config.fromfile`` of a config file, or of a shipped config named
     by its path under configs/ or its file name (as ``mim train`` accepts);
     a package base config that cannot be read for lack of pkg_resources
-    names the fix."""
-    from .config_packages import explain_config_error
-    from .package_files import find_config
+    names the fix. Applies the process changes first (safe checkpoint
+    loading, atomic writes, ``dtl_mm::`` / forked ``mmseg::`` bases)."""
+    apply_process_changes()
+    from ..utils.config_packages import explain_config_error
+    from ..utils.package_files import find_config
     found = find_config(path)
     if found is None:
         raise FileNotFoundError(f'config file not found: {path} (neither a '
@@ -45,7 +48,7 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
         raise ValueError(f'{path}: default_scope must be one of {SCOPES} '
                          f'(inherit an mmdet or mmseg base config), got '
                          f'{scope!r}')
-    from .model_check import check_model_config
+    from ..checks.model_check import check_model_config
     check_model_config(cfg)
     drop_hook(cfg, 'ModelCheckHook')  # checked now, before the model builds
     cfg.launcher = launcher
@@ -79,25 +82,6 @@ def dist_timeout(cfg):
                          f'seconds, got {value!r} (DTL_MM_DIST_TIMEOUT or '
                          f'env_cfg.dist_cfg.timeout)') from None
     return value
-
-
-def check_toy_data_written(cfg):
-    """A demo config whose toy data set is not there yet names the command
-    that writes it, rather than failing on a missing file in the dataset."""
-    from .data_check import leaf_datasets
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        for ds in leaf_datasets(loader['dataset']) if loader else []:
-            root = osp.normpath(ds.get('data_root') or '.')
-            parts = root.split(os.sep)
-            if parts[:2] == ['data', 'toy'] and len(parts) >= 3 \
-                    and not osp.isdir(osp.join(*parts[:3])):
-                raise FileNotFoundError(
-                    f'toy data set not found: {osp.join(*parts[:3])} '
-                    f'(relative to '
-                    f'{os.getcwd()}); write it with: dtl-mm toy-data '
-                    f'data/toy --only {parts[2]} (in the checkout: python '
-                    f'tools/make_toy_data.py data/toy --only {parts[2]})')
 
 
 def _replace_syncbn(node):
@@ -191,36 +175,14 @@ def check_data_once(cfg, splits, skip=False):
     drop_hook(cfg, 'DataCheckHook')
 
 
-def check_data(cfg, splits):
-    """Reads the datasets' raw files up front. In a distributed run rank 0
-    checks and the others wait for its verdict (one pass over the data, not
-    one per rank); the process group is started here for that, as mmengine
-    would start it (it then keeps it)."""
-    from mmengine.dist import (broadcast_object_list, get_rank, get_world_size,
-                               init_dist, is_distributed)
-
-    from .data_check import DataError, check_config_data
-    check_toy_data_written(cfg)
-    if cfg.get('launcher', 'none') != 'none' and not is_distributed():
-        init_dist(cfg.launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
-    verdict, error = [None], None
-    if get_rank() == 0:
-        print_log(
-            f'checking the {"/".join(splits)} data files ...',
-            logger='current')
-        counted = []
-        try:
-            check_config_data(cfg, splits, counted)
-        except Exception as e:  # shared, so that no rank waits for ever
-            verdict, error = [f'{type(e).__name__}: {e}'], e
-        else:
-            print_log('data check ok: ' + '; '.join(counted), logger='current')
-    if get_world_size() > 1:
-        broadcast_object_list(verdict, src=0)
-    if error is not None:
-        raise error
-    if verdict[0] is not None:
-        raise DataError(f'the data check on rank 0 failed: {verdict[0]}')
+def check_amp(cfg):
+    """AMP needs a GPU: refused before anything is created."""
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        raise SystemExit(
+            'mixed precision (--amp, or optim_wrapper.type='
+            '"AmpOptimWrapper") needs a CUDA GPU, and none is available; '
+            'train without --amp on this machine')
 
 
 def check_pretrained_trunk(cfg):
@@ -229,7 +191,7 @@ def check_pretrained_trunk(cfg):
     with ``allow_random_swin = True`` (the demo configs do, the ViT ones by
     inheriting it: no pretrained tiny Swin or ViT exists). Resuming or
     ``load_from`` bring the weights themselves."""
-    from .model_check import SWIN_TYPES, VIT_TYPES
+    from ..checks.model_check import SWIN_TYPES, VIT_TYPES
     bb = cfg.model.get('backbone') or {}
     kind = bb.get('type')
     if kind not in SWIN_TYPES[1:] + VIT_TYPES \

@@ -7,8 +7,8 @@ build the model, load the checkpoint through mmengine's ``load_checkpoint``
 and read the dataset's classes and palette from it. Several tasks are
 :class:`MultiTaskInferencer`: one library inferencer per task for the model,
 its preprocessing, its visualizer and its JSON form, and a
-:class:`~dtl_mm.multitask.MultiTaskModel` that runs the shared frozen trunk
-once per batch for the tasks whose inputs are identical.
+:class:`~dtl_mm.apis.multitask.MultiTaskModel` that runs the shared frozen
+trunk once per batch for the tasks whose inputs are identical.
 """
 import glob
 import json
@@ -23,9 +23,9 @@ import torch
 from mmengine.logging import print_log
 from rich.progress import track
 
+from ..checkpoint.trained_config import check_trained_config
 from .multitask import MultiTaskModel
 from .runner_setup import load_config
-from .trained_config import check_trained_config
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 

@@ -1,0 +1,1 @@
+"""What tools and users call: inference, multi-task serving, runner set-up."""

@@ -1,0 +1,3 @@
+"""Runner-side parts: hooks and the optimizer-wrapper constructor."""
+from .hooks import *  # noqa: F401,F403
+from .optimizers import *  # noqa: F401,F403

@@ -1,0 +1,36 @@
+"""Refuses a checkpoint that does not fit the model or its training layout."""
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+from mmengine.runner import BaseLoop
+
+from ...checkpoint.fit_check import check_checkpoint_fits
+from ...checkpoint.safe_load import CheckpointError, checkpoint_source
+from ...checkpoint.trained_config import check_trained_config
+
+
+@HOOKS.register_module()
+class StrictLoadHook(Hook):
+    """Refuses a ``load_from`` / ``--resume`` / test checkpoint that does not
+    fit the model (see the module docstring), one trained with another
+    backbone layout (:mod:`dtl_mm.checkpoint.trained_config`; only a
+    warning for a
+    ``load_from`` that starts a new training), and a ``--resume`` from a
+    checkpoint without training state."""
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        name = checkpoint_source(checkpoint)
+        resuming = bool(getattr(runner, '_resume', False))
+        if resuming and 'message_hub' not in checkpoint:
+            raise CheckpointError(
+                f'{name} holds no training state (no message hub, '
+                f'optimizer or scheduler: saved with --strip-optimizer, or '
+                f'not a training checkpoint), so a run cannot resume from '
+                f'it. To train further from its weights start a new run: '
+                f'--cfg-options load_from={name.split(" (cached as")[0]} '
+                f'(without --resume).')
+        check_checkpoint_fits(runner.model, checkpoint)
+        training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+        check_trained_config(
+            checkpoint, runner.cfg, name, strict=resuming or not training)

@@ -1,0 +1,3 @@
+from .dtl_optim_wrapper_constructor import DTLOptimWrapperConstructor
+
+__all__ = ['DTLOptimWrapperConstructor']

@@ -1,0 +1,3 @@
+from .voc_class_names_metric import VOCClassNamesMetric
+
+__all__ = ['VOCClassNamesMetric']
