@@ -318,6 +318,9 @@ def main():
             (lambda path: chart(results, path), 'frontier.png'))
     if not args.out:
         sys.exit('--out is required')
+    if args.tiny and set(args.family) - set(PAPER_FAMILIES):
+        sys.exit(f'--tiny swaps in a small Swin: only for the families '
+                 f'{", ".join(PAPER_FAMILIES)}')
     os.makedirs(args.out, exist_ok=True)
     results = {}
     for family in args.family:
