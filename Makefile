@@ -17,6 +17,8 @@ STACK ?= pinned
 # stack's CPU torch: its tests run in a venv of the `vision` stack
 VISION_VENV ?= $(HOME)/.cache/dtl_mm/venvs/vision
 VISION_PYTHON ?= python3
+# test-fast runs on every core (pytest-xdist), at most 4 processes
+FAST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 
 .PHONY: install demo test test-fast test-mmpretrain test-matrix lint
 install:
@@ -36,8 +38,8 @@ test:
 
 test-fast:
 	@py="$$(bash tools/install.sh --stack $(STACK) --tests | tail -n 1)" && \
-	  "$$py" -m pytest -q -m "not slow and not mmpretrain" tests \
-	  $(PYTEST_ARGS)
+	  "$$py" -m pytest -q -m "not slow and not mmpretrain" \
+	  -n $(FAST_WORKERS) tests $(PYTEST_ARGS)
 
 test-mmpretrain:
 	@py="$$(bash tools/install.sh --stack vision --venv $(VISION_VENV) \

@@ -4,7 +4,7 @@ only, so anyone can regenerate it:
     python docs/draw_architecture.py
 
 The positions are what ``build_layout((2, 2, 18, 2), ..., 'dtlv2')`` gives
-(tests/test_backbone.py asserts the same numbers).
+(tests/test_models/test_dtl_swin.py asserts the same numbers).
 """
 import os.path as osp
 

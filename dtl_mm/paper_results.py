@@ -1,12 +1,17 @@
 """The paper's reported numbers (Tables 8, 9 and 10), for comparison only.
 
-Full training on the real data sets, on the authors' cluster. The benchmark
-scripts print them beside our measurements, ``tools/param_table.py`` beside
-our parameter counts, and the tests check our counts against them. Nothing
-in the package depends on them.
+Full training on the real data sets, on the authors' cluster. The tools
+print them beside our measurements (``tools/param_table.py``, the benchmark
+scripts) and write them, marked as the paper's, into the model index; the
+tests check our parameter counts against them. No model code reads them.
+They are in the package, not in ``tools/``, because the tools ship inside
+the installed package (``dtl-mm params``) where ``tools/`` is no module.
 """
-VARIANTS = ('full', 'fixed', 'lora', 'adapter', 'adaptformer', 'dtlv1',
-            'dtlv2', 'dtlv2-ls')
+from .models.csn_layout import VARIANTS as DTL_VARIANTS
+
+# the paper's baselines, then its DTL variants (csn_layout's list)
+BASELINES = ('full', 'fixed', 'lora', 'adapter', 'adaptformer')
+VARIANTS = BASELINES + DTL_VARIANTS
 
 # task -> the paper's table, its detector / segmentor and Swin, and the input
 # size (H, W) the table was measured at

@@ -15,10 +15,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-# the tests' helpers, and the benchmark scripts' measurement module
-sys.path.insert(0, TESTS)
+# the benchmark scripts' measurement module
 sys.path.insert(0, os.path.join(os.path.dirname(TESTS), 'tools', 'benchmarks'))
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# under pytest-xdist (make test-fast) each worker takes one core
+torch.set_num_threads(1 if os.environ.get('PYTEST_XDIST_WORKER'
+                                          ) else min(2,
+                                                     os.cpu_count() or 1))
 # the data check's cache of file facts: one per test session (tools run as
 # subprocesses inherit it), not the user's ~/.cache
 os.environ['DTL_MM_CACHE_DIR'] = tempfile.mkdtemp(prefix='dtl_mm_cache_')
@@ -84,7 +86,7 @@ def short_run(toy_workspace):
     (tools/test.py, the libraries' own test tools, conversion, resuming in
     a copy) shares it; a test that changes the work dir works on a copy
     (tool_utils.copy_run)."""
-    from tool_utils import FINAL, train
+    from dtl_mm.testing.tool_utils import FINAL, train
     runs = {}
 
     def get(task):
@@ -103,7 +105,8 @@ def short_run(toy_workspace):
 # --------------------- a local http server (checkpoint downloads)
 class _Server(http.server.ThreadingHTTPServer):
     """Serves ``files`` (path -> bytes) on 127.0.0.1; ``truncate`` paths
-    announce the full length but send half; counts requests per path."""
+    announce the full length but send half; ``requests`` lists the GETs
+    (downloads), HEADs (length queries) are not counted."""
 
     def __init__(self):
         super().__init__(('127.0.0.1', 0), _Handler)
@@ -115,19 +118,28 @@ class _Server(http.server.ThreadingHTTPServer):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
 
+    def do_HEAD(self):
+        self._headers()
+
     def do_GET(self):
         server = self.server
         server.requests.append(self.path)
-        data = server.files.get(self.path)
+        data = self._headers()
         if data is None:
-            self.send_error(404)
             return
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
         if self.path in server.truncate:
             data = data[:len(data) // 2]
         self.wfile.write(data)
+
+    def _headers(self):
+        data = self.server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return None
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        return data
 
     def log_message(self, *args):
         pass
@@ -150,3 +162,24 @@ def torch_home(tmp_path, monkeypatch):
     home = tmp_path / 'torch_home'
     monkeypatch.setenv('TORCH_HOME', str(home))
     return home
+
+
+# --------------------------- toy data of one task, in the test's own folder
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """``toy(name, **kw)``: toy data of one task (a key of
+    tool_utils.DEMO) under tmp_path/data/toy, made the working folder (the
+    demo configs use data/toy/... relative paths); returns the task's demo
+    config. Each call makes the data anew."""
+    from mmengine.config import Config
+
+    from dtl_mm.testing.tool_utils import DEMO, ROOT
+    from dtl_mm.testing.toy_data import MAKERS
+
+    def make(name, **kw):
+        monkeypatch.chdir(tmp_path)
+        MAKERS[name](
+            str(tmp_path / 'data' / 'toy' / name), n_train=4, n_val=2, **kw)
+        return Config.fromfile(os.path.join(ROOT, DEMO[name]))
+
+    return make

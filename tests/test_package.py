@@ -13,9 +13,11 @@ import sys
 import zipfile
 
 import pytest
-from tool_utils import DEMO, ROOT, tool
+
+from dtl_mm.testing.tool_utils import DEMO, ROOT, tool
 
 VOC_DEMO = osp.basename(DEMO['voc'])
+
 SHORT_VOC = ['train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1']
 
 
@@ -36,6 +38,7 @@ def run(cmd, cwd, env=None, check=True, timeout=900):
 
 
 # ------------------------------------------------ packaging, in this venv
+@pytest.mark.slow  # parses every shipped config
 def test_model_index_lists_every_config_with_the_papers_numbers():
     rc, out = run([sys.executable,
                    tool('make_model_index.py'), '--check'],

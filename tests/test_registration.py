@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 import pytest
-from tool_utils import DEMO, ROOT
+
+from dtl_mm.testing.tool_utils import DEMO, ROOT
 
 # mmseg made unimportable, as in a detection-only environment
 DETECTION_ONLY = f'''

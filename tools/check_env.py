@@ -165,8 +165,11 @@ def main():
     problems = check_versions(wanted())
     if args.only:  # versions only, no imports
         return 1 if problems else 0
-    if os.environ.get('DTL_TESTS') == '1' and not version('pytest'):
-        problems.append('pytest is not installed')
+    if os.environ.get('DTL_TESTS') == '1':
+        problems += [
+            f'{d} is not installed' for d in ('pytest', 'pytest-xdist')
+            if not version(d)
+        ]
     if not problems:
         problems = check_imports()
     if not problems:

@@ -177,7 +177,7 @@ for d in "${CONFLICTS[@]}"; do
   [[ "${NOW[$d]}" != - ]] && REMOVE+=("$d") \
     && REPLACE+=("$d ${NOW[$d]} (removed)")
 done
-[[ $TESTS == 1 ]] && PLAN+=(pytest)
+[[ $TESTS == 1 ]] && PLAN+=(pytest pytest-xdist)
 say "stack '$STACK' into $PY"
 say "will install: ${PLAN[*]:-nothing new} (+ their own dependencies and"
 say "  ${EXTRA[*]}; mmcv is built from source unless its wheel is cached)"
@@ -359,7 +359,7 @@ fi
 pip_ -q -c "$CONSTRAINTS" ${NUMPY_SPEC:+"numpy$NUMPY_SPEC"} \
   "${RANGES[@]// /}" "${PKGS[@]}" \
   "${EXTRA[@]}" \
-  $([[ $TESTS == 1 ]] && echo pytest)
+  $([[ $TESTS == 1 ]] && echo pytest pytest-xdist)
 pip_ -q --no-deps -e .
 
 if ! check; then

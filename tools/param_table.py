@@ -15,6 +15,7 @@ import argparse
 
 from dtl_mm import paper_results
 from dtl_mm.models import DTLSwinTransformer, DTLVisionTransformer
+from dtl_mm.models.csn_layout import VARIANTS
 from dtl_mm.models.swin_presets import SWIN_B, SWIN_L
 from dtl_mm.models.vit_presets import DEIT_B
 from dtl_mm.utils.param_count import count_parameters, format_counts
@@ -26,7 +27,6 @@ SWIN = {
 }
 # task, its name in the table, d' of the shipped DTL configs
 ROWS = [('coco', 'COCO', 256), ('voc', 'VOC', 128), ('ade20k', 'ADE20K', 192)]
-VARIANTS = ('dtlv1', 'dtlv2', 'dtlv2-ls')
 # d' of the ViT rows: the paper's ViT-B/16 setting, the ADE20K and COCO
 # configs
 VIT_RANKS = ((2, "the paper's ViT-B/16 d'"), (192, 'configs/vit ADE20K'),

@@ -19,16 +19,16 @@ STACKS=("$@"); [[ ${#STACKS[@]} -eq 0 ]] && STACKS=(pinned onedl torch2.1)
 # imports and config parsing (one config per task), the backbone, weight
 # loading, the PETL baselines, and one train -> test per task
 # family (detection: COCO, VOC; segmentation: ADE20K) through our tools
-BUILD=tests/test_configs.py::test_config_builds_with_expected_trainable_parts
+BUILD=tests/test_configs/test_swin_configs.py::test_config_builds_with_expected_trainable_parts
 COMPAT=(
-  tests/test_config_packages.py
+  tests/test_utils/test_config_packages.py
   "$BUILD[cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py]"
   "$BUILD[retinanet_swin-l_dtlv2-ls_fpn_voc0712.py]"
   "$BUILD[upernet_swin-l_dtlv2-ls_160k_ade20k-512x512.py]"
-  tests/test_backbone.py
-  tests/test_weight_loading.py
-  tests/test_petl.py
-  tests/test_tools.py::test_train_then_test_prints_real_metrics
+  tests/test_models/test_dtl_swin.py
+  tests/test_models/test_weight_loading.py
+  tests/test_models/test_petl_baselines.py
+  tests/test_tools/test_train_test_resume.py::test_train_then_test_prints_real_metrics
 )
 
 ROWS=(); FAILED=0

@@ -14,6 +14,7 @@ checked here (tasks that differ are refused, by name); for the third,
 :meth:`MultiTaskModel.predict` takes one tensor per task and shares the
 trunk only between tasks given the same tensor object.
 """
+import copy
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -30,10 +31,10 @@ from ..models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
 from ..models.mmpretrain_vit import (PretrainedMMPretrainViT,
                                      mmpretrain_vit_architecture,
                                      use_mmpretrain_vit_of)
-
 # the output norms (norm0..3) exist only for a model's out_indices and act
 # on stage outputs, which every task normalises itself
-OUTPUT_NORM = re.compile(r'^norm\d+\.')
+from ..models.weight_loading import OUTPUT_NORM
+
 # a ViT's final norm acts on its last block's output, after any add-back
 VIT_FINAL_NORM = re.compile(r'^ln1\.')
 DTL_BACKBONES = (DTLSwinTransformer, DTLVisionTransformer)
@@ -231,6 +232,31 @@ class TrunkBranch(nn.Module):
         return trunk_kind(self.backbone).run_from(self.backbone, state)
 
 
+def shallow_copy(module: nn.Module) -> nn.Module:
+    """A new module object over the same parameters, buffers and
+    submodules: assigning a submodule or parameter to the copy leaves
+    ``module`` as it was (``copy.copy`` alone would share the dicts that
+    hold them)."""
+    new = copy.copy(module)
+    for attr in ('_modules', '_parameters', '_buffers'):
+        setattr(new, attr, copy.copy(getattr(module, attr)))
+    return new
+
+
+def branch_of(model: nn.Module, trunk: PretrainedTrunk, run) -> nn.Module:
+    """``model`` reading the shared trunk: a shallow copy whose backbone is
+    a :class:`TrunkBranch` over a copy of the backbone pointed at
+    ``trunk``'s frozen modules. The caller's model keeps its own backbone
+    and trunk modules; the weights are the same tensors, not copies."""
+    model = shallow_copy(model)
+    backbone = shallow_copy(model.backbone)
+    if backbone.trunk is not trunk.trunk:
+        setattr(backbone, backbone.TRUNK, shallow_copy(backbone.trunk))
+        trunk_kind(backbone).use_trunk_of(backbone, trunk)
+    model.backbone = TrunkBranch(backbone, run)
+    return model
+
+
 class MultiTaskModel(nn.Module):
     """K mmdet / mmseg models on one frozen Swin or ViT trunk.
 
@@ -239,6 +265,8 @@ class MultiTaskModel(nn.Module):
             loaded. Models whose backbone cannot read a shared trunk (full
             fine-tuning, LoRA, Adapter, AdaptFormer, sliding-window
             segmentation) are kept and run alone, with a log line saying so.
+            The models are not changed: the sharing ones are used through
+            shallow copies (:func:`branch_of`) over the same weights.
 
     Attributes:
         shared_blocks (int): the trunk covers the patch embedding and blocks
@@ -256,7 +284,6 @@ class MultiTaskModel(nn.Module):
             Task(name, model, why_not_shared(model))
             for name, model in models.items()
         ]
-        self.models = nn.ModuleDict(models)
         self.run = _TrunkRun()
         sharing = [t for t in self.tasks if t.shares]
         for t in self.tasks:
@@ -267,16 +294,14 @@ class MultiTaskModel(nn.Module):
         self.trunk = None
         self.shared_blocks = 0
         self.keep = ()
+        if sharing:
+            self.trunk = sharing[0].model.backbone
+            check_same_trunk([(t.name, t.model.backbone) for t in sharing])
+            for t in sharing:
+                t.model = branch_of(t.model, self.trunk, self.run)
+        self.models = nn.ModuleDict({t.name: t.model for t in self.tasks})
         if not sharing:
             return
-        first = sharing[0]
-        self.trunk = first.model.backbone
-        check_same_trunk([(t.name, t.model.backbone) for t in sharing])
-        for t in sharing:
-            backbone = t.model.backbone
-            if backbone is not self.trunk:
-                trunk_kind(backbone).use_trunk_of(backbone, self.trunk)
-            t.model.backbone = TrunkBranch(backbone, self.run)
         ms = [first_add_back(t.model.backbone.backbone) for t in sharing]
         total = sum(self.trunk.depths)
         self.shared_blocks = min((m for m in ms if m), default=total)

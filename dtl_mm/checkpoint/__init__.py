@@ -6,5 +6,6 @@
 - ``fit_check``: a whole-model checkpoint must fit the model;
 - ``trained_config``: the backbone a checkpoint was trained with;
 - ``atomic_io``: writes that never leave a truncated file under its name;
+- ``convert``: lean <-> self-contained checkpoints;
 - ``resume``: which checkpoint of a work dir to resume from.
 """

@@ -12,11 +12,13 @@ Deliberately absent keys are not errors: the frozen Swin of a lean
 checkpoint (the backbone restores and checks it itself) and the backbone's
 trunk record in checkpoints saved before it existed.
 """
+import inspect
 import re
 from typing import Dict, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
+from mmengine.runner import Runner
 
 from ..models.trunk_wrapper import PretrainedTrunk
 from ..models.weight_loading import EXTRA_STATE, describe_state_dict
@@ -42,6 +44,19 @@ def expected_state(
     return shapes
 
 
+def revise_keys_as_mmengine(state: dict) -> dict:
+    """The keys as mmengine will load them: ``Runner.load_checkpoint``'s
+    default ``revise_keys`` (a DDP ``module.`` prefix dropped), applied as
+    ``_load_checkpoint_to_model`` applies them. The hook runs before that
+    and is not told a caller's own revisions; the default is taken from
+    mmengine's signature so that the two cannot drift apart."""
+    revise = inspect.signature(
+        Runner.load_checkpoint).parameters['revise_keys'].default
+    for pattern, replacement in revise:
+        state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
+    return state
+
+
 def _deliberately_absent(model):
     """Keys a valid checkpoint may lack."""
     keys = set()
@@ -64,7 +79,7 @@ def check_checkpoint_fits(model, checkpoint, name=None):
     if not isinstance(state, dict):
         raise CheckpointError(f'{name}: not a model checkpoint (no '
                               f'state dict)')
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    state = revise_keys_as_mmengine(state)
     model = bare_model(model)
     expected = expected_state(model)
     optional = _deliberately_absent(model)

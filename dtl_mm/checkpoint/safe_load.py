@@ -28,7 +28,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import sys
 import types
 import urllib.error
 import urllib.parse
@@ -250,9 +249,6 @@ def load_checkpoint_bytes(f, name: str, map_location='cpu'):
 
 
 # ------------------------------------------------------------- downloads
-_HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.[a-z]+$')
-
-
 def cached_checkpoint_path(url: str) -> str:
     """Where ``url`` is cached: ``$TORCH_HOME/hub/checkpoints/dtl_mm/<sha256
     of the URL, 16 hex digits>/<file name>``. Two URLs with one file name
@@ -269,11 +265,14 @@ def cached_checkpoint_path(url: str) -> str:
 def download_checkpoint(url: str, progress: bool = True) -> str:
     """Downloads ``url`` once into torch's hub cache and returns the path.
 
-    The file appears under its final name only once complete: the length
-    matches the server's ``Content-Length``, a torch zip archive reads to
-    its end with valid CRCs, and a ``-<sha256 prefix>`` in the file name
-    (torch hub's convention) matches the content. Otherwise nothing is
-    cached and the error names the URL and the cache file.
+    torch's ``download_url_to_file`` does the transfer (and its check of a
+    ``-<sha256 prefix>`` in the file name, torch hub's convention). It
+    accepts a body shorter than the server announced (Python's http client
+    ends a short read silently), so the file appears under its final name
+    only after our checks: the length matches the server's
+    ``Content-Length`` and a torch zip archive reads to its end with valid
+    CRCs. Otherwise nothing is cached and the error names the URL and the
+    cache file.
 
     Processes that want the same URL at once (the ranks of a distributed
     run on one machine) take turns on a lock file beside the cache entry:
@@ -291,13 +290,47 @@ def download_checkpoint(url: str, progress: bool = True) -> str:
         tmp = f'{path}.{os.getpid()}.partial'
         print_log(f'Downloading {url} to {path}', logger='current')
         try:
-            size, digest = _fetch(url, tmp, path, progress)
-            _verify_download(url, path, tmp, size, digest)
+            expected = _announced_length(url)
+            try:
+                torch.hub.download_url_to_file(
+                    url, tmp, _hash_prefix(path), progress=progress)
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                raise CheckpointError(
+                    f'{url}: download failed or interrupted ({e}); nothing '
+                    f'was cached at {path}') from None
+            except RuntimeError as e:  # torch: the hash in the name
+                raise CheckpointError(
+                    f'{url}: the downloaded file is not valid ({e}, from '
+                    f'the hash in its name); nothing was cached at '
+                    f'{path}') from None
+            _verify_download(url, path, tmp, expected)
             os.replace(tmp, path)
         finally:
             if osp.exists(tmp):
                 os.remove(tmp)
     return path
+
+
+def _hash_prefix(path):
+    """torch hub's hash-in-name rule (``name-<hex>.ext``), taken only when
+    the hex part is at least 8 digits: ``swin-b.pth``'s ``b`` is a name,
+    not a hash."""
+    found = torch.hub.HASH_REGEX.search(osp.basename(path))
+    return found.group(1) if found and len(found.group(1)) >= 8 else None
+
+
+def _announced_length(url):
+    """The server's ``Content-Length`` for ``url`` (a HEAD request), or
+    None when it gives none or refuses HEAD: the zip check remains."""
+    request = urllib.request.Request(url, method='HEAD')
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            length = response.headers.get('Content-Length')
+    except urllib.error.HTTPError:
+        return None  # HEAD not allowed here; the GET says what is wrong
+    except (urllib.error.URLError, OSError) as e:
+        raise CheckpointError(f'{url}: download failed: {e}') from None
+    return int(length) if length and length.isdigit() else None
 
 
 @contextlib.contextmanager
@@ -319,49 +352,14 @@ def _download_lock(path, url):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _fetch(url, tmp, path, progress):
-    try:
-        response = urllib.request.urlopen(url, timeout=60)
-    except (urllib.error.URLError, OSError) as e:
-        raise CheckpointError(f'{url}: download failed: {e}') from None
-    expected = response.headers.get('Content-Length')
-    expected = int(expected) if expected and expected.isdigit() else None
-    digest, size = hashlib.sha256(), 0
-    bar = _progress_bar(expected, url) if progress else None
-    try:
-        with response, open(tmp, 'wb') as f:
-            while True:
-                chunk = response.read(1 << 20)
-                if not chunk:
-                    break
-                f.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-    except (OSError, ValueError) as e:  # IncompleteRead, reset connection
-        raise CheckpointError(
-            f'{url}: download interrupted after {size} bytes ({e}); '
-            f'nothing was cached at {path}') from None
-    finally:
-        if bar is not None:
-            bar.close()
+def _verify_download(url, path, tmp, expected):
+    size = osp.getsize(tmp)
     if expected is not None and size != expected:
         raise CheckpointError(
             f'{url}: incomplete download: {size} of {expected} bytes; '
             f'nothing was cached at {path}')
-    return size, digest.hexdigest()
-
-
-def _verify_download(url, path, tmp, size, digest):
     fail = f'{url}: the downloaded file is not valid ({{}}); nothing was ' \
            f'cached at {path}'
-    found = _HASH_IN_NAME.search(osp.basename(path))
-    if found and not digest.startswith(found.group(1)):
-        raise CheckpointError(
-            fail.format(
-                f'sha256 {digest[:len(found.group(1))]} does not match the '
-                f'{found.group(1)} in its name'))
     with open(tmp, 'rb') as f:
         is_zip = f.read(2) == b'PK'
     if is_zip:
@@ -370,26 +368,10 @@ def _verify_download(url, path, tmp, size, digest):
                 bad = z.testzip()
         except zipfile.BadZipFile as e:
             raise CheckpointError(
-                fail.format(f'truncated or corrupt zip '
-                            f'archive, {size} bytes: '
-                            f'{e}')) from None
+                fail.format(f'truncated or corrupt zip archive, {size} '
+                            f'bytes: {e}')) from None
         if bad is not None:
             raise CheckpointError(fail.format(f'CRC error in {bad}'))
-
-
-def _progress_bar(total, url):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(
-        total=total,
-        unit='B',
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=osp.basename(urllib.parse.urlparse(url).path),
-        file=sys.stderr,
-        disable=None)
 
 
 def load_checkpoint_buffer(name, data, map_location='cpu'):

@@ -3,24 +3,30 @@
 mmdet / mmseg datasets fail late or not at all on broken data: a JSON/XML
 parse error without the file's name, annotations dropped silently, an image
 whose size is not the one its boxes refer to, a missing image found hours
-into an epoch, label maps that only crash the evaluation. These checks read
-the raw files the dataset classes will read and raise ``DataError`` naming
-the file (and the annotation / line); data that is legal but suspicious
-(degenerate boxes mmdet drops, a class without instances) gets one summary
-warning with counts.
+into an epoch, label maps that only crash the evaluation. Each configured
+dataset is built here through the registry, without its pipeline, and its
+data list loaded by the library itself (mmdet's ``CocoDataset`` /
+``XMLDataset``, mmseg's ``BaseSegDataset``), so what is checked is exactly
+what training will read; a parse error of the library is raised again as a
+``DataError`` naming the file and what was expected. The checks then go
+beyond the libraries: image headers and their size against the annotation,
+polygons, label values against the classes, class names and order; data
+that is legal but suspicious (boxes mmdet drops, a class without instances)
+gets one summary warning with counts.
 
 Sizes come from image headers (no decoding); label maps are decoded, since
 their values are checked. What is learnt about a file is cached on disk,
 keyed by its path, size and modification time (``FileFacts``), so checking
-unchanged data again reads nothing but the annotation files' ``stat``.
+unchanged data again reads nothing but the files' ``stat``.
 """
 import difflib
 import hashlib
-import inspect
+import io
 import json
 import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stdout
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -103,31 +109,6 @@ def label_facts(path, backend='pillow'):
     return label.shape[1], label.shape[0], channels, values.tolist()
 
 
-def voc_facts(path):
-    """The parts of a VOC XML file mmdet's VOCDataset reads: the size and
-    the objects as (name, box or None when not four numbers)."""
-    root = ET.parse(path).getroot()
-    size = root.find('size')
-    wh = None
-    if size is not None:
-        wh = [
-            int(float(size.findtext('width'))),
-            int(float(size.findtext('height')))
-        ]
-    objects = []
-    for obj in root.findall('object'):
-        box = obj.find('bndbox')
-        try:
-            xyxy = [
-                int(float(box.findtext(t)))  # as mmdet reads them
-                for t in ('xmin', 'ymin', 'xmax', 'ymax')
-            ]
-        except (AttributeError, TypeError, ValueError):
-            xyxy = None
-        objects.append([obj.findtext('name'), xyxy])
-    return dict(size=wh, objects=objects)
-
-
 def cache_dir():
     return os.environ.get('DTL_MM_CACHE_DIR') or osp.join(
         os.environ.get('XDG_CACHE_HOME') or osp.expanduser('~/.cache'),
@@ -200,6 +181,35 @@ class FileFacts:
                     self.dirty = True
         return results
 
+    @staticmethod
+    def _stamps(paths):
+        stamps = []
+        for p in paths:
+            try:
+                st = os.stat(p)
+            except OSError:
+                return None
+            stamps.append([st.st_size, st.st_mtime_ns])
+        return stamps
+
+    def digest(self, kind, path, compute, extra=''):
+        """``get`` for what is drawn from several files (a data set's
+        annotation file and, for VOC, its XML files): ``compute(path)``
+        returns (value, the files it read); the entry is reused while none
+        of them changed."""
+        key = f'{kind}:{show(osp.abspath(path))}:{extra}'
+        hit = self.entries.get(key)
+        if hit is not None and len(hit) == 3 and \
+                hit[0] == self._stamps(hit[2]):
+            return hit[1]
+        value, files = compute(path)
+        files = [osp.abspath(f) for f in files]
+        stamps = self._stamps(files)
+        if stamps is not None:
+            self.entries[key] = [stamps, value, files]
+            self.dirty = True
+        return value
+
     def save(self):
         if not self.dirty:
             return
@@ -223,32 +233,12 @@ def leaf_datasets(cfg):
 
 
 def _join(cfg, *parts):
+    """A path of the config as the dataset joins it (for messages written
+    before the dataset exists)."""
     parts = [p for p in parts if p]
     path = osp.join(*parts) if parts else ''
     root = cfg.get('data_root') or ''
     return path if osp.isabs(path) else osp.join(root, path)
-
-
-def _registry_class(cfg, scope):
-    if scope == 'mmdet':
-        from mmdet.registry import DATASETS
-    else:
-        from mmseg.registry import DATASETS
-    cls = DATASETS.get(cfg['type'])
-    if cls is None:
-        raise DataError(f'unknown dataset type {cfg["type"]!r}')
-    return cls
-
-
-def _classes(cfg, cls):
-    meta = cfg.get('metainfo') or {}
-    return tuple(meta.get('classes') or cls.METAINFO['classes'])
-
-
-def _default(cfg, cls, name):
-    if name in cfg:
-        return cfg[name]
-    return inspect.signature(cls.__init__).parameters[name].default
 
 
 def _typo_hint(name, candidates):
@@ -257,6 +247,13 @@ def _typo_hint(name, candidates):
     near = [lower[name.lower()]] if name.lower() in lower else \
         difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
     return f' (did you mean {near[0]!r}?)' if near else ''
+
+
+def _config_key(cfg, *more):
+    """What a cached digest depends on besides its files: the dataset's
+    settings (classes, prefixes, filter_cfg, ...) and the check's role."""
+    settings = {k: v for k, v in cfg.items() if k != 'pipeline'}
+    return json.dumps([settings, *more], sort_keys=True, default=str)
 
 
 class Report:
@@ -319,19 +316,69 @@ def check_images(paths_sizes, source, facts, report, size_what):
         'are used on the rotated image)', rotated)
 
 
+def _left_out(ds, listed):
+    """' (N left out by filter_cfg)' when the dataset's filter dropped
+    images (they are not checked: training never reads them)."""
+    n = listed - len(ds.data_list)
+    return f' ({n} left out by filter_cfg)' if n else ''
+
+
+# ------------------------------------------- the data list, by the library
+def build_dataset(cfg, scope):
+    """The dataset ``cfg`` configures, built through the registry under
+    ``scope`` and not loaded yet (``lazy_init``). Without its pipeline:
+    only the data list is checked, and building transforms can need more
+    than the data (and registers them)."""
+    from mmengine.registry import DATASETS, DefaultScope
+    cfg = dict(cfg, pipeline=[], lazy_init=True, serialize_data=False)
+    with DefaultScope.overwrite_default_scope(scope):
+        try:
+            return DATASETS.build(cfg)
+        except KeyError as e:
+            if 'is not in the' in str(e):  # the registry's "not found"
+                raise DataError(
+                    f'unknown dataset type {cfg["type"]!r} (not in the '
+                    f'{scope} dataset registry)') from None
+            raise
+
+
+def load_data_list(ds, source, noun, expected, diagnose=None):
+    """``ds.full_init()``, as training starts: the data list, filtered as
+    ``filter_cfg`` says. The libraries' own errors name no file (or not
+    what is wrong with it): raised again as a ``DataError`` naming
+    ``source``; ``diagnose()`` may raise a more precise one first."""
+    try:
+        with redirect_stdout(io.StringIO()):  # pycocotools' progress lines
+            ds.full_init()
+    except DataError:
+        raise
+    except FileNotFoundError as e:
+        missing = show(e.filename or source)
+        raise DataError(f'{noun} not found: {missing}' if missing ==
+                        show(source) else f'{show(source)}: {missing} not '
+                        f'found') from None
+    except UnicodeDecodeError:
+        read_text(source)  # raises, naming the line and column
+        raise
+    except json.JSONDecodeError as e:
+        raise DataError(f'{show(source)}: not valid JSON ({e})') from None
+    except Exception as e:
+        if diagnose is not None:
+            diagnose()
+        raise DataError(f'{show(source)}: {type(ds).__name__} cannot load '
+                        f'it ({type(e).__name__}: {e}); expected '
+                        f'{expected}') from e
+    return ds.data_list
+
+
 # ------------------------------------------------------------------ COCO
 def rle_size(segm):
     """[height, width] an RLE mask says it has."""
     return list(segm.get('size', ()))
 
 
-def _coco_digest(ann_file, classes, role, format_only):
-    """Reads a COCO file: (images as (file_name, (w, h), id text), warning
-    lines as (what, items)); raises ``DataError`` for what is broken."""
-    try:
-        data = json.loads(read_text(ann_file))
-    except json.JSONDecodeError as e:
-        raise DataError(f'{show(ann_file)}: not valid JSON ({e})') from None
+def _coco_structure(data, ann_file):
+    """The parts of a COCO file pycocotools and mmdet index by."""
     if not isinstance(data, dict):
         raise DataError(f'{show(ann_file)}: not a COCO annotation file (a '
                         f'JSON {type(data).__name__}, not an object)')
@@ -339,6 +386,81 @@ def _coco_digest(ann_file, classes, role, format_only):
         if not isinstance(data.get(key), list):
             raise DataError(f'{show(ann_file)}: no "{key}" list (not a COCO '
                             f'annotation file)')
+    for kind, entries, keys in (('category', data['categories'],
+                                 ('id', 'name')), ('image', data['images'],
+                                                   ('id', 'file_name', 'width',
+                                                    'height'))):
+        for entry in entries:
+            absent = [k for k in keys if k not in entry]
+            if absent:
+                raise DataError(f'{show(ann_file)}: {kind} '
+                                f'{entry.get("id")} has no {absent[0]!r} '
+                                f'(COCO needs {", ".join(keys)})')
+
+
+def coco_digest(ds, role, format_only):
+    """Loads a CocoDataset with mmdet's ``load_data_list``; returns (what
+    the check reports about it, the files read). Raises ``DataError`` for
+    what is broken."""
+    ann_file = ds.ann_file
+    seen, parsed = {}, []
+    make_index, parse = ds.COCOAPI, ds.parse_data_info
+
+    def keep_index(path):
+        seen['coco'] = make_index(path)
+        return seen['coco']
+
+    def parse_each(raw):
+        """mmdet's parse of one image, and which of its annotations mmdet
+        kept (parsed one at a time where it dropped some): the dropped
+        ones are named by id, which the parsed instances no longer carry.
+        An annotation mmdet cannot read is noted, and the image parsed
+        without it, so that every broken one is named at once."""
+        anns = raw['raw_ann_info']
+        try:
+            info = parse(raw)
+            if len(info['instances']) == len(anns):
+                parsed.append((raw, [True] * len(anns), []))
+                return info
+        except Exception:
+            info = None
+        img = raw['raw_img_info']
+        try:
+            parse(dict(raw, raw_ann_info=[]))
+        except Exception as e:
+            _coco_structure(seen['coco'].dataset, ann_file)
+            raise DataError(f'{show(ann_file)}: image {img.get("id")} '
+                            f'cannot be read by mmdet ({type(e).__name__}: '
+                            f'{e})') from e
+        kept, broken = [], []
+        for ann in anns:
+            try:
+                kept.append(
+                    bool(parse(dict(raw, raw_ann_info=[ann]))['instances']))
+            except Exception as e:
+                kept.append(False)
+                broken.append(f'annotation {ann.get("id")}: '
+                              f'{type(e).__name__}: {e} (COCO needs "bbox":'
+                              f' [x, y, width, height], "area" and '
+                              f'"category_id"; bbox {ann.get("bbox")!r})')
+        if info is None:
+            info = parse(
+                dict(raw, raw_ann_info=[a for a, k in zip(anns, kept) if k]))
+        parsed.append((raw, kept, broken))
+        return info
+
+    # instance attributes shadow the class's methods for this object only:
+    # mmdet's load_data_list calls them, so its own index of the file and
+    # its parse of each image are seen here, the file read once
+    ds.COCOAPI, ds.parse_data_info = keep_index, parse_each
+    data_list = load_data_list(
+        ds, ann_file, 'annotation file', 'a COCO annotation file (a JSON '
+        'object with "images", "annotations" and "categories")', lambda: 'coco'
+        in seen and _coco_structure(seen['coco'].dataset, ann_file))
+    coco = seen['coco']
+    data = coco.dataset
+    _coco_structure(data, ann_file)
+    classes = tuple(ds.metainfo['classes'])
     anns = data.get('annotations')
     if not anns:
         state = 'an empty "annotations" list' if isinstance(
@@ -351,75 +473,61 @@ def _coco_digest(ann_file, classes, role, format_only):
                 f'truth. For an image list without labels (e.g. COCO '
                 f'test-dev) set format_only=True in the evaluator')
         anns = []
-    try:
-        cat_names = {c['id']: c['name'] for c in data['categories']}
-        images = {im['id']: im for im in data['images']}
-    except (KeyError, TypeError) as e:
-        raise DataError(f'{show(ann_file)}: a category or image entry '
-                        f'without {e} (COCO needs "id" and "name" / '
-                        f'"file_name")') from None
-    names = set(cat_names.values())
+    names = {c['name'] for c in data['categories']}
     absent = [c for c in classes if c not in names]
     if absent:
         hints = ', '.join(repr(c) + _typo_hint(c, names) for c in absent)
         raise DataError(f'{show(ann_file)}: configured classes not among its '
                         f'categories: {hints}; categories: '
                         f'{sorted(names)[:10]}')
-    # mmdet numbers the classes in the file's order of its categories,
-    # whatever the config's order, and names label i by classes[i]
-    order = [c['name'] for c in data['categories'] if c['name'] in classes]
+    # mmdet numbers the classes in the file's order of its categories
+    # (cat_ids), whatever the config's order, and names label i classes[i]
+    order = [coco.cats[i]['name'] for i in ds.cat_ids]
     if order != list(classes):
         raise DataError(f'{show(ann_file)}: the configured classes are '
                         f'{list(classes)}, its categories list them as '
                         f'{order}: mmdet numbers them in the file\'s order, '
                         f'so predictions would get the wrong names; '
                         f'configure classes={tuple(order)}')
-    wanted = {i for i, n in cat_names.items() if n in classes}
 
-    broken, degenerate, bad_polys = [], [], []
-    per_class = dict.fromkeys(classes, 0)
-    for ann in anns:
-        aid = ann.get('id')
-        img = images.get(ann.get('image_id'))
-        if img is None:
-            broken.append(f'annotation {aid}: unknown image_id '
-                          f'{ann.get("image_id")}')
-            continue
-        if ann.get('category_id') not in cat_names:
-            broken.append(f'annotation {aid} refers to unknown category_id '
-                          f'{ann.get("category_id")} (categories: '
-                          f'{sorted(cat_names)})')
-            continue
-        box = ann.get('bbox')
-        if not (isinstance(box, list) and len(box) == 4
-                and all(isinstance(v, (int, float)) for v in box)):
-            broken.append(f'annotation {aid}: bbox {box!r} is not '
-                          f'[x, y, width, height]')
-            continue
-        if ann['category_id'] not in wanted:
-            continue  # mmdet skips classes not configured: a subset
-        # what mmdet's CocoDataset drops, in its order
-        x, y, w, h = box
-        inter_w = max(0, min(x + w, img.get('width', 0)) - max(x, 0))
-        inter_h = max(0, min(y + h, img.get('height', 0)) - max(y, 0))
-        if inter_w * inter_h == 0 or ann.get('area', 1) <= 0 or w < 1 \
-                or h < 1:
-            degenerate.append(f'annotation {aid} (bbox {box})')
-            continue
-        segm = ann.get('segmentation')
-        if isinstance(segm, list) and any(
-                len(p) < 6 or len(p) % 2 for p in segm):
-            bad_polys.append(f'annotation {aid} (image {img["file_name"]}): '
-                             f'a polygon of {min(len(p) for p in segm)} '
-                             f'coordinates')
-        elif isinstance(segm, dict) and rle_size(segm) != [
-                img.get('height'), img.get('width')
-        ]:
-            broken.append(f'annotation {aid}: RLE mask size '
-                          f'{segm.get("size")} is not the image\'s '
-                          f'[height, width] [{img.get("height")}, '
-                          f'{img.get("width")}]')
-        per_class[cat_names[ann['category_id']]] += 1
+    # mmdet skips annotations of an unknown image or category silently
+    broken = [
+        f'annotation {a.get("id")}: unknown image_id {a.get("image_id")}'
+        for a in anns if a.get('image_id') not in coco.imgs
+    ] + [
+        f'annotation {a.get("id")} refers to unknown category_id '
+        f'{a.get("category_id")} (categories: {sorted(coco.cats)})'
+        for a in anns if a.get('category_id') not in coco.cats
+    ]
+    wanted = set(ds.cat_ids)
+    degenerate, bad_polys = [], []
+    for raw, kept, unreadable in parsed:
+        broken += unreadable
+        img = raw['raw_img_info']
+        for ann, keep in zip(raw['raw_ann_info'], kept):
+            if not keep:
+                # a configured class, yet dropped by mmdet's parse
+                if ann.get('category_id') in wanted and isinstance(
+                        ann.get('bbox'), list):
+                    degenerate.append(f'annotation {ann.get("id")} '
+                                      f'(bbox {ann["bbox"]})')
+                continue
+            segm = ann.get('segmentation')
+            if isinstance(segm, list) and any(
+                    not isinstance(p, list) or len(p) < 6 or len(p) % 2
+                    for p in segm):
+                shortest = min(
+                    len(p) if isinstance(p, list) else 0 for p in segm)
+                bad_polys.append(f'annotation {ann.get("id")} (image '
+                                 f'{img["file_name"]}): a polygon of '
+                                 f'{shortest} coordinates')
+            elif isinstance(
+                    segm,
+                    dict) and rle_size(segm) != [img['height'], img['width']]:
+                broken.append(f'annotation {ann.get("id")}: RLE mask size '
+                              f'{segm.get("size")} is not the image\'s '
+                              f'[height, width] [{img["height"]}, '
+                              f'{img["width"]}]')
     if broken:
         raise DataError(f'{show(ann_file)}: {len(broken)} broken '
                         f'annotations: {_some(broken)}')
@@ -433,6 +541,10 @@ def _coco_digest(ann_file, classes, role, format_only):
             f'{_some(bad_polys)}')
     warnings.append(('annotations with a polygon of fewer than 3 points, '
                      'which mmdet ignores whole (box included)', bad_polys))
+    per_class = dict.fromkeys(classes, 0)
+    for info in data_list:
+        for inst in info['instances']:
+            per_class[classes[inst['bbox_label']]] += 1
     if role == 'train':
         if anns and not any(per_class.values()):
             raise DataError(f'{show(ann_file)}: no usable annotation of the '
@@ -440,87 +552,99 @@ def _coco_digest(ann_file, classes, role, format_only):
                             f'to train on')
         warnings.append(('configured classes without any instance',
                          [c for c, n in per_class.items() if n == 0]))
-    listed = []
-    for im in images.values():
-        try:
-            listed.append(
-                (im['file_name'], [im['width'],
-                                   im['height']], f'image id {im["id"]}'))
-        except KeyError as e:
-            raise DataError(f'{show(ann_file)}: image {im.get("id")} has no '
-                            f'{e}') from None
+    images = [(d['img_path'], [d['width'],
+                               d['height']], f'image id {d["img_id"]}')
+              for d in data_list]
     return dict(
-        images=listed, warnings=warnings, objects=sum(per_class.values()))
+        images=images,
+        warnings=warnings,
+        objects=sum(per_class.values()),
+        classes=len(classes),
+        left_out=_left_out(ds, len(parsed))), [ann_file]
 
 
-def check_coco(cfg, cls, role, facts, warnings, evaluator=None):
-    ann_file = _join(cfg, cfg['ann_file'])
-    if not osp.isfile(ann_file):
-        raise DataError(f'annotation file not found: {show(ann_file)}')
-    classes = _classes(cfg, cls)
+def check_coco(ds, cfg, role, facts, warnings, evaluator=None):
     evaluators = evaluator if isinstance(evaluator,
                                          (list, tuple)) else [evaluator or {}]
     format_only = any(e.get('format_only') for e in evaluators)
-    digest = facts.get(
+    ann_file = ds.ann_file
+    if not osp.isfile(ann_file):
+        raise DataError(f'annotation file not found: {show(ann_file)}')
+    digest = facts.digest(
         'coco',
         ann_file,
-        lambda p: _coco_digest(p, classes, role, format_only),
-        extra=json.dumps([classes, role, format_only]))
+        lambda p: coco_digest(ds, role, format_only),
+        extra=_config_key(cfg, role, format_only))
     report = Report(show(ann_file))
     for what, items in digest['warnings']:
         report.add(what, items)
-    img_dir = _join(cfg, (cfg.get('data_prefix') or {}).get('img', ''))
-    check_images([(osp.join(img_dir, name), wh, ident)
-                  for name, wh, ident in digest['images']], ann_file, facts,
-                 report, 'the annotation')
+    check_images(digest['images'], ann_file, facts, report, 'the annotation')
     report.log(warnings)
-    # (a digest cached by an older version has no count)
-    objects = digest.get('objects', '?')
-    return (f'{show(ann_file)}: {len(digest["images"])} images, {objects} '
-            f'annotations of {len(classes)} classes')
+    return (f'{show(ann_file)}: {len(digest["images"])} images'
+            f'{digest["left_out"]}, {digest["objects"]} annotations of '
+            f'{digest["classes"]} classes')
 
 
 # ------------------------------------------------------------------- VOC
-def check_voc(cfg, cls, role, facts, warnings):
-    list_file = _join(cfg, cfg['ann_file'])
-    if not osp.isfile(list_file):
-        raise DataError(f'image list not found: {show(list_file)}')
-    sub = _join(cfg, (cfg.get('data_prefix') or {}).get('sub_data_root', ''))
-    classes = _classes(cfg, cls)
-    min_size = (cfg.get('filter_cfg') or {}).get('bbox_min_size')
-    ids = [ln.strip() for ln in read_text(list_file).splitlines()]
-    xmls = [osp.join(sub, 'Annotations', i + '.xml') for i in ids if i]
-    for line, img_id in enumerate(ids, start=1):
-        xml = osp.join(sub, 'Annotations', img_id + '.xml')
-        if img_id and not osp.isfile(xml):
-            raise DataError(f'{show(list_file)}, line {line}: {img_id} has '
-                            f'no annotation file {show(xml)}')
-    parsed = facts.many('voc', xmls, voc_facts)
-    per_class = dict.fromkeys(classes, 0)
-    skipped, degenerate, broken, images = {}, [], [], []
-    for xml, got in zip(xmls, parsed):
-        if isinstance(got, ET.ParseError):
-            raise DataError(f'{show(xml)}: not valid XML ({got})')
-        if isinstance(got, Exception):
-            raise DataError(f'{show(xml)}: cannot be read ({got})')
-        for k, (name, box) in enumerate(got['objects'], start=1):
-            if name not in classes:  # mmdet skips them: a classes subset
+def voc_digest(ds, role):
+    """Loads an XMLDataset with mmdet's ``load_data_list``; returns (what
+    the check reports about it, the files read)."""
+    list_file = ds.ann_file
+    parsed = []  # (xml path, its objects' names, mmdet's parse)
+    names = []
+    parse, parse_objects = ds.parse_data_info, ds._parse_instance_info
+
+    def parse_named(img_info):
+        """mmdet's parse of one XML; its errors name no file."""
+        xml = img_info['xml_path']
+        try:
+            info = parse(img_info)
+        except ET.ParseError as e:
+            raise DataError(f'{show(xml)}: not valid XML ({e})') from None
+        except FileNotFoundError as e:
+            if show(e.filename or xml) != show(xml):
+                raise DataError(f'{show(xml)} has no <size>, and its image '
+                                f'{show(e.filename)} is missing') from None
+            raise DataError(f'{show(list_file)}, line {len(parsed) + 1}: '
+                            f'{img_info["img_id"]} has no annotation file '
+                            f'{show(xml)}') from None
+        except Exception as e:
+            raise DataError(
+                f'{show(xml)}: mmdet cannot read it ({type(e).__name__}: '
+                f'{e}); a VOC XML needs <size> with integer <width> and '
+                f'<height>, and in each <object> a <name> and a <bndbox> '
+                f'with numbers xmin, ymin, xmax, ymax') from e
+        parsed.append((xml, names[-1], info))
+        return info
+
+    def read_objects(tree, *args, **kwargs):
+        # mmdet skips objects of classes not configured without a trace:
+        # their names are kept for the counts and the typo hint
+        names.append([obj.findtext('name') for obj in tree.findall('object')])
+        return parse_objects(tree, *args, **kwargs)
+
+    # instance attributes shadow the class's methods for this object only:
+    # mmdet's load_data_list calls them (each XML read once, by mmdet)
+    ds.parse_data_info, ds._parse_instance_info = parse_named, read_objects
+    data_list = load_data_list(ds, list_file, 'image list',
+                               'a VOC image list (one image id a line)')
+    classes = tuple(ds.metainfo['classes'])
+    min_size = ds.bbox_min_size or 1
+    skipped, degenerate = {}, []
+    for xml, objects, info in parsed:
+        for name in objects:
+            if name not in classes:  # a classes subset: legal
                 skipped[name] = skipped.get(name, 0) + 1
-                continue
-            if box is None:
-                broken.append(f'{show(xml)}: object {k} ({name}) has no '
-                              f'numeric bndbox xmin/ymin/xmax/ymax')
-                continue
-            w, h = box[2] - box[0], box[3] - box[1]
-            if w < (min_size or 1) or h < (min_size or 1):
-                degenerate.append(f'{show(xml)}: object {k} {box}')
-            per_class[name] += 1
-        img = osp.join(sub, 'JPEGImages', osp.basename(xml)[:-4] + '.jpg')
-        images.append((img, got['size'], show(xml)))
-    if broken:
-        raise DataError(f'{len(broken)} broken VOC objects: '
-                        f'{_some(broken)}')
-    report = Report(show(list_file))
+        for inst in info['instances']:
+            x1, y1, x2, y2 = inst['bbox']
+            if x2 - x1 < min_size or y2 - y1 < min_size:
+                degenerate.append(f'{show(xml)}: '
+                                  f'{classes[inst["bbox_label"]]} '
+                                  f'{inst["bbox"]}')
+    per_class = dict.fromkeys(classes, 0)
+    for info in data_list:
+        for inst in info['instances']:
+            per_class[classes[inst['bbox_label']]] += 1
     typos = [
         f'{c!r}{_typo_hint(c, skipped)}' for c, n in per_class.items()
         if n == 0 and _typo_hint(c, skipped)
@@ -529,21 +653,45 @@ def check_voc(cfg, cls, role, facts, warnings):
         raise DataError(f'{show(list_file)}: configured classes without any '
                         f'object, while objects of a similar name are '
                         f'skipped: {", ".join(typos)}')
+    warnings = []
     if role == 'train':
         if not any(per_class.values()):
             raise DataError(f'{show(list_file)}: no object of the configured'
                             f' classes {list(classes)}: nothing to train on')
-        report.add('configured classes without any object',
-                   [c for c, n in per_class.items() if n == 0])
-    report.add('objects of classes not configured, skipped',
-               [f'{n} x {c!r}' for c, n in sorted(skipped.items())])
-    report.add(
-        'boxes mmdet ignores (empty, inverted or under the '
-        'minimum size)', degenerate)
-    check_images(images, list_file, facts, report, 'its XML')
+        warnings.append(('configured classes without any object',
+                         [c for c, n in per_class.items() if n == 0]))
+    warnings.append(('objects of classes not configured, skipped',
+                     [f'{n} x {c!r}' for c, n in sorted(skipped.items())]))
+    warnings.append(('boxes mmdet ignores (empty, inverted or under the '
+                     'minimum size)', degenerate))
+    images = [(d['img_path'], [d['width'], d['height']], show(d['xml_path']))
+              for d in data_list]
+    return dict(
+        images=images,
+        warnings=warnings,
+        objects=sum(per_class.values()),
+        classes=len(classes),
+        left_out=_left_out(
+            ds, len(parsed))), [list_file] + [xml for xml, _, _ in parsed]
+
+
+def check_voc(ds, cfg, role, facts, warnings):
+    list_file = ds.ann_file
+    if not osp.isfile(list_file):
+        raise DataError(f'image list not found: {show(list_file)}')
+    digest = facts.digest(
+        'voc',
+        list_file,
+        lambda p: voc_digest(ds, role),
+        extra=_config_key(cfg, role))
+    report = Report(show(list_file))
+    for what, items in digest['warnings']:
+        report.add(what, items)
+    check_images(digest['images'], list_file, facts, report, 'its XML')
     report.log(warnings)
-    return (f'{show(list_file)}: {len(images)} images, '
-            f'{sum(per_class.values())} objects of {len(classes)} classes')
+    return (f'{show(list_file)}: {len(digest["images"])} images'
+            f'{digest["left_out"]}, {digest["objects"]} objects of '
+            f'{digest["classes"]} classes')
 
 
 # ---------------------------------------------------------- segmentation
@@ -554,13 +702,10 @@ def _label_backend(cfg):
     return 'pillow'
 
 
-def check_segmentation(cfg, cls, role, facts, warnings):
-    prefix = cfg.get('data_prefix') or {}
-    img_dir = _join(cfg, prefix.get('img_path', ''))
-    seg_dir = _join(cfg, prefix.get('seg_map_path', ''))
-    img_suffix = _default(cfg, cls, 'img_suffix')
-    seg_suffix = _default(cfg, cls, 'seg_map_suffix')
-    reduce_zero = _default(cfg, cls, 'reduce_zero_label')
+def check_segmentation(ds, cfg, role, facts, warnings):
+    img_dir = ds.data_prefix.get('img_path') or ''
+    seg_dir = ds.data_prefix.get('seg_map_path') or ''
+    reduce_zero = ds.reduce_zero_label
     for step in cfg.get('pipeline') or []:
         if isinstance(step, dict) and step.get('type') == 'LoadAnnotations' \
                 and step.get('reduce_zero_label') not in (None, reduce_zero):
@@ -573,27 +718,23 @@ def check_segmentation(cfg, cls, role, facts, warnings):
                 f'the dataset)')
     if not osp.isdir(img_dir):
         raise DataError(f'image folder not found: {show(img_dir)}')
-    ann_file = _join(cfg, cfg.get('ann_file', ''))
-    if cfg.get('ann_file') and osp.isfile(ann_file):  # a split list
-        names = [
-            ln.strip() for ln in read_text(ann_file).splitlines()
-            if ln.strip()
-        ]
-    else:  # what mmseg lists: every image under the folder
-        names = sorted(
-            osp.relpath(osp.join(d, f), img_dir)[:-len(img_suffix)]
-            for d, _, files in os.walk(img_dir) for f in files
-            if f.endswith(img_suffix))
-    if not names:
-        raise DataError(f'no *{img_suffix} images in {show(img_dir)}')
-    num_classes = len(_classes(cfg, cls))
+    data_list = load_data_list(
+        ds, ds.ann_file or img_dir, 'image list', 'a list of image names '
+        'without suffix, one a line')
+    if not data_list:
+        raise DataError(f'no *{ds.img_suffix} images in {show(img_dir)}')
+    num_classes = len(ds.metainfo['classes'])
     # stored values: 0..C-1 (or 1..C with 0 = unlabelled when labels are
     # reduced by one), plus the ignore value 255
     valid = set(range(1, num_classes + 1)) | {0} if reduce_zero else \
         set(range(num_classes))
     valid.add(255)
-    imgs = [osp.join(img_dir, n + img_suffix) for n in names]
-    segs = [osp.join(seg_dir, n + seg_suffix) for n in names]
+    imgs = [d['img_path'] for d in data_list]
+    segs = [d.get('seg_map_path') for d in data_list]
+    if None in segs:  # no seg_map_path configured: images only
+        check_images([(i, None, '') for i in imgs], img_dir, facts,
+                     Report(show(img_dir)), 'its label map')
+        return f'{show(img_dir)}: {len(imgs)} images without label maps'
     missing = [
         f'{show(s)} (for {show(i)})' for i, s in zip(imgs, segs)
         if not osp.isfile(s)
@@ -633,24 +774,59 @@ def check_segmentation(cfg, cls, role, facts, warnings):
             f'{num_classes} classes')
 
 
+# ------------------------------------------------------- other datasets
+def check_other(ds, cfg, role, facts, warnings):
+    """A dataset class without a check of its own: the images its data
+    list names (and their sizes, where it gives them)."""
+    source = ds.ann_file or ds.data_root or ''
+    data_list = load_data_list(ds, source, 'annotation file',
+                               f'what {type(ds).__name__} reads')
+    images = [
+        (d['img_path'],
+         [d['width'], d['height']] if 'width' in d and 'height' in d else None,
+         f'entry {i}') for i, d in enumerate(data_list) if d.get('img_path')
+    ]
+    if not images:
+        return 'not checked (its data list names no image files)'
+    report = Report(show(source))
+    check_images(images, source, facts, report, 'its data list')
+    report.log(warnings)
+    return f'{show(source)}: {len(images)} images'
+
+
+def _check_for(ds):
+    """The check for a dataset object, by its class."""
+    kinds = []
+    try:
+        from mmdet.datasets import CocoDataset, XMLDataset
+        kinds += [(CocoDataset, 'coco'), (XMLDataset, 'voc')]
+    except ImportError:  # a segmentation-only environment
+        pass
+    try:
+        from mmseg.datasets import BaseSegDataset
+        kinds.append((BaseSegDataset, 'seg'))
+    except ImportError:  # a detection-only environment
+        pass
+    return next((kind for cls, kind in kinds if isinstance(ds, cls)), None)
+
+
 # --------------------------------------------------------------- driver
 def check_dataset(cfg, scope, role, evaluator, facts, warnings):
     """Checks one dataloader's dataset (``role``: 'train' or 'eval');
     returns a line per leaf dataset saying what it counted."""
-    from mmdet.datasets import CocoDataset, XMLDataset
     counted = []
     for leaf in leaf_datasets(cfg):
-        cls = _registry_class(leaf, scope)
         try:
-            if scope == 'mmdet' and issubclass(cls, CocoDataset):
-                found = check_coco(leaf, cls, role, facts, warnings, evaluator)
-            elif scope == 'mmdet' and issubclass(cls, XMLDataset):
-                found = check_voc(leaf, cls, role, facts, warnings)
-            elif scope == 'mmseg':
-                found = check_segmentation(leaf, cls, role, facts, warnings)
+            ds = build_dataset(leaf, scope)
+            kind = _check_for(ds)
+            if kind == 'coco':
+                found = check_coco(ds, leaf, role, facts, warnings, evaluator)
+            elif kind == 'voc':
+                found = check_voc(ds, leaf, role, facts, warnings)
+            elif kind == 'seg':
+                found = check_segmentation(ds, leaf, role, facts, warnings)
             else:
-                found = 'not checked (a dataset class the check does not ' \
-                    'know)'
+                found = check_other(ds, leaf, role, facts, warnings)
             counted.append(f'{leaf.get("type")} {found}')
         except (DataError, FileNotFoundError):
             raise

@@ -26,7 +26,7 @@ mmpretrain is imported when the first such backbone is built (it needs
 torchvision: ``tools/install.sh --stack vision``).
 """
 import copy
-from typing import Optional, Union
+from typing import Union
 
 import torch
 from mmengine.registry import MODELS
@@ -104,19 +104,17 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
     """
     TRUNK_NAME = 'ViT'
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'base',
-                 frozen: bool = False,
-                 lean_checkpoint: bool = True,
-                 init_cfg: Optional[dict] = None,
-                 with_cp: Union[bool, str] = False,
-                 **vit_args):
-        # the trunk is built here, not by the mmseg ViT's __init__
-        PretrainedTrunk.__init__(self, frozen, lean_checkpoint, init_cfg,
-                                 with_cp)
-        if vit_args.pop('pretrained', None):
-            raise ValueError('use init_cfg=dict(type="Pretrained", '
-                             'checkpoint=...) instead of `pretrained`')
+    def __init__(self, **kwargs):
+        # PretrainedTrunk builds the trunk (build_trunk); the mmseg-ViT
+        # wrapper's __init__ reads mmseg's attributes, so it is skipped
+        PretrainedTrunk.__init__(self, **kwargs)
+        self.num_blocks = len(self.vit.layers)
+        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
+        # one stage, one width: the CSN layout's view of a plain ViT
+        self.depths = (self.num_blocks, )
+        self.channels = (self.vit.embed_dims, )
+
+    def build_trunk(self, arch: Union[str, dict] = 'base', **vit_args):
         for name, ok in (('out_type', 'featmap'), ('frozen_stages', -1)):
             if vit_args.pop(name, ok) != ok:
                 raise ValueError(
@@ -125,23 +123,17 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
                     f'`frozen` freezes the whole trunk')
         out_indices = vit_args.pop('out_indices', -1)
         args = mmpretrain_vit_args(dict(vit_args, arch=copy.deepcopy(arch)))
-        self.vit = mmpretrain_vision_transformer_class()(
-            out_type='featmap', **args)
-        self.num_blocks = len(self.vit.layers)
+        vit = mmpretrain_vision_transformer_class()(out_type='featmap', **args)
         # checked here: mmpretrain's own check lets index N through
+        n = len(vit.layers)
         indices = [out_indices] if isinstance(out_indices, int) else \
             list(out_indices)
-        bad = [
-            i for i in indices if not -self.num_blocks <= i < self.num_blocks
-        ]
+        bad = [i for i in indices if not -n <= i < n]
         if bad:
-            raise ValueError(f'out_indices {bad} are not blocks 0..'
-                             f'{self.num_blocks - 1} of this ViT')
-        self.vit.out_indices = [i % self.num_blocks for i in indices]
-        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
-        self.depths = (self.num_blocks, )
-        self.channels = (self.vit.embed_dims, )
-        self._adopt_trunk()
+            raise ValueError(f'out_indices {bad} are not blocks 0..{n - 1} '
+                             f'of this ViT')
+        vit.out_indices = [i % n for i in indices]
+        return vit
 
     @classmethod
     def frozen_only(cls, cls_name, kwargs):

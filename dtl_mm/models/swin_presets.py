@@ -48,7 +48,7 @@ TINY_SWIN_CHANNELS = stage_channels(TINY_SWIN)
 
 # The Swin recipes exempt these from weight decay. mmengine matches the keys
 # as substrings of parameter names; no CSN parameter name contains them
-# (tests/test_configs.py checks it).
+# (tests/test_configs/test_swin_configs.py checks it).
 DECAY_EXEMPTIONS = {
     'absolute_pos_embed': dict(decay_mult=0.),
     'relative_position_bias_table': dict(decay_mult=0.),

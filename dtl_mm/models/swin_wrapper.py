@@ -6,8 +6,6 @@ swaps ``type='SwinTransformer'`` for one of ours and inherits the rest. What
 it shares with the ViT backbones (freezing in ``__init__``, pretrained
 loading, lean checkpoints) is :class:`PretrainedTrunk`.
 """
-from typing import Optional, Union
-
 from mmdet.models.backbones.swin import SwinTransformer
 from mmengine.registry import MODELS
 
@@ -48,24 +46,17 @@ class PretrainedSwinTransformer(PretrainedTrunk):
     TRUNK = 'swin'
     TRUNK_NAME = 'Swin'
 
-    def __init__(self,
-                 frozen: bool = False,
-                 lean_checkpoint: bool = True,
-                 init_cfg: Optional[dict] = None,
-                 with_cp: Union[bool, str] = False,
-                 **swin_args):
-        super().__init__(frozen, lean_checkpoint, init_cfg, with_cp)
-        swin_args.pop('convert_weights', None)
-        if swin_args.get('pretrained'):
-            raise ValueError('use init_cfg=dict(type="Pretrained", '
-                             'checkpoint=...) instead of `pretrained`')
-        # the blocks are checkpointed here (run_block), not by mmdet's
-        # reentrant with_cp
-        self.swin = SwinTransformer(with_cp=False, **swin_args)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self.out_indices = tuple(self.swin.out_indices)
         self.depths = tuple(len(s.blocks) for s in self.swin.stages)
         self.channels = tuple(self.swin.num_features)
-        self._adopt_trunk()
+
+    def build_trunk(self, convert_weights=None, **swin_args):
+        # convert_weights: the layout is detected from the file instead.
+        # The blocks are checkpointed here (run_block), not by mmdet's
+        # reentrant with_cp.
+        return SwinTransformer(with_cp=False, **swin_args)
 
     def load_trunk_weights(self, filename: str) -> dict:
         return load_swin_weights(self.swin, filename, keys=self.trunk_keys)

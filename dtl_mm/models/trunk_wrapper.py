@@ -29,8 +29,9 @@ from .recompute import check_cp_policy
 class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
     """The frozen-or-not wrapped trunk, its pretrained file and checkpoints.
 
-    Subclasses build the trunk as ``self.<TRUNK>``, call
-    :meth:`_adopt_trunk` and implement :meth:`load_trunk_weights`.
+    Subclasses implement :meth:`build_trunk` (from the library backbone's
+    own arguments) and :meth:`load_trunk_weights`; the trunk is then
+    ``self.<TRUNK>``.
 
     Args:
         frozen (bool): freeze every trunk parameter and run the trunk
@@ -49,6 +50,7 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
             (recompute each region in backward) or 'selective' (keep the
             wide matrix products' outputs). Subclasses run their regions
             through ``recompute.recompute`` under :attr:`cp_policy`.
+        **trunk_args: the wrapped library backbone's arguments.
     """
     TRUNK = 'trunk'  # the attribute holding the wrapped backbone
     TRUNK_NAME = 'trunk'  # how messages call it ('Swin', 'ViT')
@@ -57,7 +59,8 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
                  frozen: bool = False,
                  lean_checkpoint: bool = True,
                  init_cfg: Optional[dict] = None,
-                 with_cp: Union[bool, str] = False):
+                 with_cp: Union[bool, str] = False,
+                 **trunk_args):
         super().__init__(init_cfg=None)
         self.with_cp = check_cp_policy(with_cp)
         if init_cfg is not None and (init_cfg.get('type') != 'Pretrained'
@@ -71,14 +74,21 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
         # {'source': file, 'sha256': fingerprint} once the trunk holds the
         # weights of a file; None while it is random
         self.trunk_record: Optional[dict] = None
-
-    def _adopt_trunk(self):
-        """Called once ``self.<TRUNK>`` is built: records its own keys
-        (before any variant adds modules to it) and freezes it."""
+        if trunk_args.get('pretrained'):
+            raise ValueError('use init_cfg=dict(type="Pretrained", '
+                             'checkpoint=...) instead of `pretrained` (set '
+                             'model.pretrained=None in mmseg configs)')
+        trunk_args.pop('pretrained', None)
+        setattr(self, self.TRUNK, self.build_trunk(**trunk_args))
+        # the trunk's own keys, before any variant adds modules to it
         self.trunk_keys = tuple(self.trunk.state_dict())
         if self.frozen:
             self.trunk.requires_grad_(False)
         self.register_lean_checkpoint_hooks()
+
+    def build_trunk(self, **trunk_args) -> BaseModule:
+        """The wrapped library backbone (not yet pretrained)."""
+        raise NotImplementedError
 
     @property
     def trunk(self):

@@ -20,7 +20,6 @@ DeiT III; registers; a distillation token) are refused by name.
 """
 import math
 import re
-from collections import OrderedDict
 from functools import partial
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
@@ -30,8 +29,8 @@ from torch import nn
 
 from ..checkpoint.safe_load import load_checkpoint_file
 from .weight_loading import (CheckpointLayoutError, extract_state_dict,
-                             lean_trunk_record, load_via_lean_record,
-                             swin_fingerprint)
+                             fill_trunk, lean_trunk_record,
+                             load_via_lean_record)
 
 # (prefix, ViT key): the keys a ViT's weights have in any supported layout
 _VIT_KEY = re.compile(
@@ -177,36 +176,13 @@ def load_vit_weights(vit: nn.Module,
     if 'pos_embed' in sd:
         sd['pos_embed'] = fit_pos(vit, sd['pos_embed'], filename)
 
-    target = vit.state_dict()
-    if keys is not None:
-        target = OrderedDict((k, target[k]) for k in keys)
-    params = {name for name, _ in vit.named_parameters()} & set(target)
-    mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
-        for k, v in sd.items() if k in target and v.shape != target[k].shape
-    ]
-    if mismatched:
-        raise CheckpointLayoutError(
-            f'{filename}: {len(mismatched)} ViT weight(s) have the wrong '
-            f'shape for this config (another ViT size or patch size?): ' +
-            '; '.join(mismatched[:5]))
-    missing = sorted(params - set(sd))
-    if missing:
-        raise CheckpointLayoutError(
-            f'{filename} ({layout} layout): {len(missing)} frozen ViT '
-            f'weight(s) are missing and would stay random, e.g. '
-            f'{missing[:5]}')
-    filled = OrderedDict((k, v) for k, v in sd.items() if k in target)
-    vit.load_state_dict(filled, strict=False)
-    ignored += len(set(sd) - set(target))
-    report = dict(
-        layout=layout,
-        filled=len(set(filled) & params),
-        ignored=ignored,
-        sha256=swin_fingerprint(target))
-    print_log(
-        f'Loaded ViT weights from {filename} ({layout} layout): filled '
-        f'{report["filled"]}/{len(params)} backbone parameter tensors' +
-        (f'; ignored {ignored} other keys of the file' if ignored else ''),
-        logger=logger)
-    return report
+    return fill_trunk(
+        vit,
+        sd,
+        filename,
+        layout,
+        ignored,
+        logger,
+        keys,
+        name='ViT',
+        shape_hint='another ViT size or patch size?')

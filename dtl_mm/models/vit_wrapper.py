@@ -13,7 +13,7 @@ in attention but is not an output.
 mmseg is imported when the first ViT backbone is built, so dtl_mm's Swin
 detectors still need no mmseg.
 """
-from typing import Optional, Set, Union
+from typing import Set
 
 import torch
 from mmengine.registry import MODELS
@@ -60,25 +60,8 @@ class PretrainedVisionTransformer(PretrainedTrunk):
     TRUNK = 'vit'
     TRUNK_NAME = 'ViT'
 
-    def __init__(self,
-                 frozen: bool = False,
-                 lean_checkpoint: bool = True,
-                 init_cfg: Optional[dict] = None,
-                 with_cp: Union[bool, str] = False,
-                 **vit_args):
-        super().__init__(frozen, lean_checkpoint, init_cfg, with_cp)
-        if vit_args.pop('pretrained', None):
-            raise ValueError('use init_cfg=dict(type="Pretrained", '
-                             'checkpoint=...) instead of `pretrained` (set '
-                             'model.pretrained=None in mmseg ViT configs)')
-        for name in ('output_cls_token', 'out_origin'):
-            if vit_args.get(name):
-                raise ValueError(
-                    f'{type(self).__name__}: `{name}` is not supported: the '
-                    f'backbone outputs patch-token maps for a neck')
-        # the blocks are checkpointed here (run_block), not by mmseg's
-        # reentrant with_cp
-        self.vit = vision_transformer_class()(with_cp=False, **vit_args)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         # blocks numbered 1..N as in CSNLayout; out_indices count from 0
         self.num_blocks = len(self.vit.layers)
         bad = [i for i in self.vit.out_indices if not 0 <= i < self.num_blocks]
@@ -89,7 +72,16 @@ class PretrainedVisionTransformer(PretrainedTrunk):
         # one stage, one width: the CSN layout's view of a plain ViT
         self.depths = (self.num_blocks, )
         self.channels = (self.vit.cls_token.shape[-1], )
-        self._adopt_trunk()
+
+    def build_trunk(self, **vit_args):
+        for name in ('output_cls_token', 'out_origin'):
+            if vit_args.get(name):
+                raise ValueError(
+                    f'{type(self).__name__}: `{name}` is not supported: the '
+                    f'backbone outputs patch-token maps for a neck')
+        # the blocks are checkpointed here (run_block), not by mmseg's
+        # reentrant with_cp
+        return vision_transformer_class()(with_cp=False, **vit_args)
 
     def load_trunk_weights(self, filename: str) -> dict:
         return load_vit_weights(self.vit, filename, keys=self.trunk_keys)

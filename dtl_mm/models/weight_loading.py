@@ -30,7 +30,7 @@ from ..checkpoint.safe_load import load_checkpoint_file
 # Output norms (norm0..norm3) belong to the dense-prediction wrapper, not to
 # the ImageNet classifier: a classification checkpoint never has them. Left
 # at LayerNorm's deterministic init (weight 1, bias 0) they are well defined.
-_OUTPUT_NORM = re.compile(r'^norm\d+\.')
+OUTPUT_NORM = re.compile(r'^norm\d+\.')
 # (prefix, Swin key): stages/layers, patch embedding, output norms
 _SWIN_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:swin\.)?)'
                        r'((?:stages|layers)\.\d+\..*|patch_embed\..*|'
@@ -142,30 +142,63 @@ def load_swin_weights(swin: nn.Module,
         return load_via_lean_record(load_swin_weights, swin, filename, record,
                                     logger, keys)
     sd, layout, ignored = find_swin(state, filename)
+    return fill_trunk(
+        swin,
+        sd,
+        filename,
+        layout,
+        ignored,
+        logger,
+        keys,
+        name='Swin',
+        shape_hint='another Swin size or window size?',
+        may_default=OUTPUT_NORM.match,
+        default_note='output-norm tensors keep LayerNorm init (not part of '
+        'a classification checkpoint)')
 
-    target = swin.state_dict()
+
+def fill_trunk(trunk: nn.Module,
+               sd: Dict,
+               filename: str,
+               layout: str,
+               ignored: int,
+               logger,
+               keys: Optional[Iterable[str]],
+               name: str,
+               shape_hint: str,
+               may_default: Callable[[str], object] = lambda key: False,
+               default_note: str = '') -> Dict:
+    """Loads ``sd`` (a file's trunk, in the trunk's own keys) into every
+    parameter of ``trunk`` (of ``keys``, default: all of its state), or
+    raises naming the tensors: a wrong shape, or a parameter the file lacks
+    (except those ``may_default`` allows to keep their initialisation).
+
+    Returns a report dict: layout, filled, defaulted, ignored (count of
+    other keys in the file), sha256 of the result.
+    """
+    target = trunk.state_dict()
     if keys is not None:
         target = OrderedDict((k, target[k]) for k in keys)
-    params = {name for name, _ in swin.named_parameters()} & set(target)
+    params = {n for n, _ in trunk.named_parameters()} & set(target)
     mismatched = [
         f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}'
         for k, v in sd.items() if k in target and v.shape != target[k].shape
     ]
     if mismatched:
         raise CheckpointLayoutError(
-            f'{filename}: {len(mismatched)} Swin weight(s) have the wrong '
-            f'shape for this config (another Swin size or window size?): ' +
+            f'{filename}: {len(mismatched)} {name} weight(s) have the wrong '
+            f'shape for this config ({shape_hint}): ' +
             '; '.join(mismatched[:5]))
     missing = sorted(params - set(sd))
-    defaulted = [k for k in missing if _OUTPUT_NORM.match(k)]
-    missing = [k for k in missing if not _OUTPUT_NORM.match(k)]
+    defaulted = [k for k in missing if may_default(k)]
+    missing = [k for k in missing if not may_default(k)]
     if missing:
         raise CheckpointLayoutError(
-            f'{filename} ({layout} layout): {len(missing)} frozen Swin '
+            f'{filename} ({layout} layout): {len(missing)} frozen {name} '
             f'weight(s) are missing and would stay random, e.g. '
             f'{missing[:5]}')
     filled = OrderedDict((k, v) for k, v in sd.items() if k in target)
-    swin.load_state_dict(filled, strict=False)
+    trunk.load_state_dict(filled, strict=False)
     ignored += len(set(sd) - set(target))
     report = dict(
         layout=layout,
@@ -175,10 +208,9 @@ def load_swin_weights(swin: nn.Module,
         # target's tensors share storage with the loaded weights
         sha256=swin_fingerprint(target))
     print_log(
-        f'Loaded Swin weights from {filename} ({layout} layout): filled '
+        f'Loaded {name} weights from {filename} ({layout} layout): filled '
         f'{report["filled"]}/{len(params)} backbone parameter tensors' +
-        (f'; {len(defaulted)} output-norm tensors keep LayerNorm init '
-         f'(not part of a classification checkpoint)' if defaulted else '') +
+        (f'; {len(defaulted)} {default_note}' if defaulted else '') +
         (f'; ignored {ignored} other keys of the file' if ignored else ''),
         logger=logger)
     return report

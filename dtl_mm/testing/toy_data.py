@@ -73,6 +73,32 @@ def _bbox(mask):
     return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1  # x1 y1 x2 y2
 
 
+def coco_instance(anns, image_id, category_id, bbox, area, polygon):
+    """Appends a COCO instance annotation to ``anns``: ``bbox`` x y w h,
+    one polygon ``[x1, y1, x2, y2, ...]``, ids counted from 1."""
+    anns.append(
+        dict(
+            id=len(anns) + 1,
+            image_id=image_id,
+            category_id=category_id,
+            bbox=list(bbox),
+            area=area,
+            iscrowd=0,
+            segmentation=[list(polygon)]))
+
+
+def write_coco(path, images, anns, classes, **category_fields):
+    """A COCO instances file: ``classes`` are categories 1..K (with
+    ``category_fields``, e.g. a supercategory, on each)."""
+    cats = [
+        dict(id=k + 1, name=c, **category_fields)
+        for k, c in enumerate(classes)
+    ]
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=cats), f)
+
+
 def _samples(n, size, seed):
     rng = np.random.default_rng(seed)
     return [make_sample(rng, size) for _ in range(n)]
@@ -93,28 +119,18 @@ def make_coco(root, n_train=64, n_val=16, size=(128, 160), seed=0):
                 dict(id=i, file_name=name, height=size[0], width=size[1]))
             for kind, poly, mask in objects:
                 x1, y1, x2, y2 = _bbox(mask)
-                anns.append(
-                    dict(
-                        id=len(anns) + 1,
-                        image_id=i,
-                        category_id=kind + 1,
-                        bbox=[int(x1),
-                              int(y1),
-                              int(x2 - x1),
-                              int(y2 - y1)],
-                        area=int(mask.sum()),
-                        iscrowd=0,
-                        segmentation=[poly.reshape(-1).astype(float).tolist()
-                                      ]))
-        cats = [
-            dict(id=k + 1, name=c, supercategory='shape')
-            for k, c in enumerate(CLASSES)
-        ]
-        with open(
-                osp.join(root, 'annotations', f'instances_{split}.json'),
-                'w') as f:
-            json.dump(
-                dict(images=images, annotations=anns, categories=cats), f)
+                coco_instance(
+                    anns, i, kind + 1,
+                    [int(x1), int(y1),
+                     int(x2 - x1),
+                     int(y2 - y1)], int(mask.sum()),
+                    poly.reshape(-1).astype(float).tolist())
+        write_coco(
+            osp.join(root, 'annotations', f'instances_{split}.json'),
+            images,
+            anns,
+            CLASSES,
+            supercategory='shape')
     return root
 
 

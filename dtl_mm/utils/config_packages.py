@@ -51,8 +51,9 @@ def _resolves(package):
 # mmengine looks a distribution up in site-packages, where an editable
 # install (tools/install.sh's) has no dtl_mm folder; a name that is no
 # distribution makes it fall back to the module's own folder, i.e. the
-# dtl_mm package actually imported (a wheel's copy, a checkout's links)
-CONFIG_MODULE = 'dtl_mm.utils.package_files'
+# dtl_mm package actually imported (a wheel's copy, a checkout's links).
+# Any module directly in that folder serves; mmengine takes its folder.
+CONFIG_MODULE = 'dtl_mm.version'
 
 
 def register_own_configs():

@@ -3,7 +3,7 @@ installed package (setup.py puts them there, as mmdet's does), else the
 checkout this package is imported from."""
 import os.path as osp
 
-PACKAGE = osp.dirname(osp.abspath(__file__))
+PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))  # dtl_mm/
 MIM = osp.join(PACKAGE, '.mim')
 CHECKOUT = osp.dirname(PACKAGE)
 

@@ -12,7 +12,6 @@ The files are read back from the page cache (just written), as on a machine
 where the data was read before; a cold network file system is slower.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import tempfile
@@ -24,6 +23,7 @@ from PIL import Image
 
 import dtl_mm  # noqa: F401  (registers the datasets' scopes)
 from dtl_mm.checks.data_check import check_config_data
+from dtl_mm.testing.toy_data import coco_instance, write_coco
 
 COCO_IMAGES, ADE_IMAGES = 118287, 20210
 
@@ -41,19 +41,10 @@ def make_coco(root, n, rng):
         for _ in range(7):
             x, y = rng.uniform(0, 40, 2).round(2).tolist()
             poly = (np.array([x, y] * 12) + rng.uniform(0, 20, 24)).round(2)
-            anns.append(
-                dict(
-                    id=len(anns) + 1,
-                    image_id=i,
-                    category_id=int(rng.integers(1, 81)),
-                    bbox=[x, y, 20.0, 20.0],
-                    area=400.0,
-                    iscrowd=0,
-                    segmentation=[poly.tolist()]))
-    cats = [dict(id=k + 1, name=c) for k, c in enumerate(names)]
-    os.makedirs(osp.join(root, 'annotations'))
-    with open(osp.join(root, 'annotations', 'train.json'), 'w') as f:
-        json.dump(dict(images=images, annotations=anns, categories=cats), f)
+            coco_instance(anns, i, int(rng.integers(1, 81)),
+                          [x, y, 20.0, 20.0], 400.0, poly.tolist())
+    write_coco(
+        osp.join(root, 'annotations', 'train.json'), images, anns, names)
     return Config(
         dict(
             default_scope='mmdet',

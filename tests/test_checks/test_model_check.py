@@ -1,0 +1,42 @@
+"""The model config check: bad options and mismatched heads are named."""
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from dtl_mm.checks.model_check import check_model_config
+from dtl_mm.testing.tool_utils import DEMO, ROOT
+
+
+def demo(task='voc', **backbone):
+    cfg = Config.fromfile(osp.join(ROOT, DEMO[task]))
+    cfg.model.backbone.update(backbone)
+    return cfg
+
+
+@pytest.mark.parametrize('backbone, message', [
+    (dict(frozen_stages=9), r'model.backbone.frozen_stages=9: must be a '
+     r'whole number in -1..4 .*freeze the whole Swin anyway'),
+    (dict(first_g_block=0), r'model.backbone.first_g_block=0: must be a '
+     r'whole block number in 1..12'),
+    (dict(first_g_block=7.0), r'model.backbone.first_g_block=7.0: must be a '
+     r'whole block number in 1..12'),
+    (dict(first_g_block=10, g_blocks=[8, 12]),
+     r'first_g_block=10 and g_blocks=\[8, 12\] conflict: .* at 8'),
+])
+def test_block_options_are_checked_by_name(backbone, message):
+    with pytest.raises(ValueError, match=message):
+        check_model_config(demo(**backbone))
+
+
+# ------------------------------------------------------------- bad configs
+def test_out_indices_must_match_neck(tmp_path):
+    cfg = Config.fromfile(osp.join(ROOT, DEMO['voc']))
+    check_model_config(cfg)
+    cfg.model.backbone.out_indices = (0, 1, 2)
+    with pytest.raises(ValueError, match='neck.in_channels'):
+        check_model_config(cfg)
+    cfg = Config.fromfile(osp.join(ROOT, DEMO['ade20k']))
+    cfg.model.decode_head.in_channels = [32, 64, 128]
+    with pytest.raises(ValueError, match='decode_head.in_channels'):
+        check_model_config(cfg)

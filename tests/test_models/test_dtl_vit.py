@@ -1,0 +1,195 @@
+"""Plain ViT trunks (mmseg's VisionTransformer): the frozen wrapper and DTL
+on it. Identity at init, where the signal enters, what autograd keeps,
+gradients, activation checkpointing, bad options."""
+import pytest
+import torch
+
+from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
+from dtl_mm.models.csn_layout import VARIANTS
+from dtl_mm.testing.vit_utils import (TINY, plain_vit, randomise_all,
+                                      saved_per_block)
+
+
+def same_trunk(model, plain):
+    model.vit.load_state_dict(plain.state_dict())
+    return model
+
+
+def dtl_and_plain(variant='dtlv2-ls', **opts):
+    """A DTL ViT and mmseg's own ViT holding the same weights."""
+    plain = plain_vit()
+    model = DTLVisionTransformer(variant=variant, rank=8, **TINY, **opts)
+    return same_trunk(model, plain), plain
+
+
+def assert_equal_outputs(outs, ref):
+    assert len(outs) == len(ref) == 4
+    for a, b in zip(outs, ref):
+        assert a.shape == b.shape and torch.equal(a, b)
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_identity_at_init(variant):
+    model, plain = dtl_and_plain(variant)
+    # 64x64 is the configured size; 48x80 resizes the position embedding
+    for shape in ((2, 3, 64, 64), (1, 3, 48, 80)):
+        x = torch.randn(*shape)
+        for train in (False, True):
+            model.train(train), plain.train(train)
+            assert_equal_outputs(model(x), plain(x))
+
+
+def test_frozen_and_full_wrappers_compute_mmsegs_vit():
+    x = torch.randn(2, 3, 64, 64)
+    for frozen in (True, False):
+        # the last output after the final LN
+        plain = plain_vit(frozen, final_norm=True)
+        model = same_trunk(
+            PretrainedVisionTransformer(
+                frozen=frozen, **dict(TINY, final_norm=True)), plain)
+        assert_equal_outputs(model(x), plain(x))
+        assert all(p.requires_grad != frozen for p in model.parameters())
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_signal_enters_only_after_first_add_back(variant):
+    model, plain = dtl_and_plain(variant)
+    randomise_all(model.csn)
+    model.eval(), plain.eval()
+    first_g = model.layout.first_g
+    assert first_g == 7  # the middle of 12 blocks, as the paper's ViT-B
+
+    def record(vit, store):
+        for i, layer in enumerate(vit.layers, start=1):
+            layer.register_forward_pre_hook(
+                lambda m, a, i=i: store.__setitem__(i, a[0].clone()))
+
+    seen_dtl, seen_plain = {}, {}
+    record(model.vit, seen_dtl)
+    record(plain, seen_plain)
+    x = torch.randn(1, 3, 64, 64)
+    outs, ref = model(x), plain(x)
+    # outputs of blocks 3 and 6 come before M; 9 and 12 after
+    assert torch.equal(outs[0], ref[0]) and torch.equal(outs[1], ref[1])
+    assert not torch.allclose(outs[2], ref[2])
+    assert not torch.allclose(outs[3], ref[3])
+    for i in range(1, first_g + 1):  # block inputs up to block M
+        assert torch.equal(seen_dtl[i], seen_plain[i]), i
+    after = first_g + 1  # G adds to the patch tokens, not the class token
+    assert torch.equal(seen_dtl[after][:, 0], seen_plain[after][:, 0])
+    assert not torch.allclose(seen_dtl[after][:, 1:], seen_plain[after][:, 1:])
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_gradients_and_no_graph_before_first_add_back(variant):
+    model, _ = dtl_and_plain(variant)
+    randomise_all(model.csn)
+    model.train()
+    x = torch.randn(2, 3, 64, 64)
+    saved, outs = saved_per_block(model, lambda: model(x))
+    sum(o.square().mean() for o in outs).backward()
+
+    first_g = model.layout.first_g
+    assert not [i for i in saved if i <= first_g]
+    assert all(saved.get(i, 0) > 0 for i in range(first_g + 1, 13))
+    for name, p in model.vit.named_parameters():
+        assert not p.requires_grad and p.grad is None, name
+    csn = list(model.csn.named_parameters())
+    assert csn and len(csn) == len(
+        [p for p in model.parameters() if p.requires_grad])
+    for name, p in csn:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_every_csn_parameter_gets_a_gradient_at_init():
+    """From the zero initialisation, as DDP's first step sees it (no
+    find_unused_parameters): every CSN parameter is in the graph."""
+    model, _ = dtl_and_plain('dtlv2-ls')
+    model.train()
+    sum(o.square().mean() for o in model(torch.randn(1, 3, 64, 64))) \
+        .backward()
+    for name, p in model.csn.named_parameters():
+        assert p.grad is not None, name
+
+
+def test_with_cp_same_results_fewer_saved_tensors():
+    model, _ = dtl_and_plain('dtlv2-ls')
+    randomise_all(model.csn)
+    model.train()
+    x = torch.randn(2, 3, 64, 64)
+    results = {}
+    for with_cp in (False, True):
+        model.with_cp = with_cp
+        model.zero_grad()
+        saved, outs = saved_per_block(model, lambda: model(x))
+        sum(o.square().mean() for o in outs).backward()
+        results[with_cp] = (saved, outs,
+                            [p.grad.clone() for p in model.csn.parameters()])
+    (plain_saved, plain_outs, plain_grads) = results[False]
+    (cp_saved, cp_outs, cp_grads) = results[True]
+    for a, b in zip(plain_outs, cp_outs):
+        assert torch.equal(a, b)
+    for a, b in zip(plain_grads, cp_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    # a checkpointed block keeps only its input
+    m = model.layout.first_g
+    assert sum(cp_saved.values()) < sum(plain_saved.values())
+    assert all(cp_saved.get(i, 0) <= 1 for i in range(m + 1, 13))
+
+
+def test_train_does_not_unfreeze():
+    model, _ = dtl_and_plain('dtlv2')
+    model.train()
+    model.init_weights()
+    assert not any(p.requires_grad for p in model.vit.parameters())
+    assert all(p.requires_grad for p in model.csn.parameters())
+
+
+def test_layout_is_one_stage_without_bridges():
+    model, _ = dtl_and_plain('dtlv2-ls')
+    lay = model.layout
+    assert (lay.depths, lay.channels) == ((12, ), (64, ))
+    assert lay.w_blocks == (1, 6, 12) and lay.g_blocks == (7, 9, 12)
+    assert lay.bridge_stages == () and lay.lshare_blocks == (9, )
+    assert set(lay.fusion_keys.values()) == {'s0'}
+
+
+@pytest.mark.parametrize('opts,field', [
+    (dict(variant='dtlv3'), 'variant'),
+    (dict(rank=0), 'rank'),
+    (dict(first_g_block=13), 'first_g_block'),
+    (dict(g_blocks=[7, 13]), 'g_blocks'),
+    (dict(w_blocks=[9], g_blocks=[7]), 'w_blocks'),
+    (dict(kernel_size=4), 'kernel_size'),
+    (dict(bridge='group'), 'bridge'),
+    (dict(csn='stage_local'), 'csn'),
+])
+def test_bad_options_name_the_field(opts, field):
+    opts = dict(dict(variant='dtlv2', rank=8), **opts)
+    with pytest.raises(ValueError, match=f'`{field}`'):
+        DTLVisionTransformer(**opts, **TINY)
+
+
+def test_dtl_refuses_unfreezing():
+    with pytest.raises(ValueError, match='PretrainedVisionTransformer'):
+        DTLVisionTransformer(frozen=False, **TINY)
+
+
+@pytest.mark.parametrize('opts,match', [
+    (dict(output_cls_token=True), 'output_cls_token'),
+    (dict(out_origin=True), 'out_origin'),
+    (dict(pretrained='x.pth'), 'init_cfg'),
+    (dict(out_indices=(2, 12)), 'out_indices'),
+])
+def test_wrapper_refuses_what_it_cannot_serve(opts, match):
+    with pytest.raises(ValueError, match=match):
+        PretrainedVisionTransformer(**dict(TINY, **opts))
+
+
+def test_csn_works_at_any_input_size():
+    model, plain = dtl_and_plain('dtlv1')
+    randomise_all(model.csn)
+    x = torch.randn(1, 3, 72, 40)  # a 9 x 5 patch grid
+    outs = model(x)
+    assert [o.shape[-2:] for o in outs] == [(9, 5)] * 4
+    sum(o.sum() for o in outs).backward()

@@ -1,0 +1,393 @@
+"""docs/custom_dataset.md followed literally on data sets of one's own.
+
+The configs, the small-run commands and the error messages are read out of
+the guide's code blocks (each marked ``<!-- guide-test: NAME -->``), so the
+guide and this test cannot drift apart. The data are generated here: a
+COCO-format instance-segmentation set of 'bolt's and 'nut's (JPEGs, polygon
+annotations) and a semantic-segmentation set of 'crack's and 'stain's
+(JPEGs, single-channel label PNGs). The commands run as subprocesses in a
+folder laid out like the checkout the guide speaks of (tools/ and the
+shipped configs linked in, configs/custom/ and data/ of its own).
+"""
+import json
+import os
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from dtl_mm.testing.tool_utils import ROOT
+from dtl_mm.testing.toy_data import coco_instance, write_coco
+
+GUIDE = osp.join(ROOT, 'docs', 'custom_dataset.md')
+
+SIZE = (160, 128)  # width, height of the generated images
+
+DET_CLASSES = ('bolt', 'nut')
+
+SEG_CLASSES = ('background', 'crack', 'stain')
+
+# the file names the guide's config headings give
+COCO_CONFIG = 'configs/custom/parts_cascade-mask-rcnn_swin-b_dtlv2-ls.py'
+
+SEG_CONFIG = 'configs/custom/cracks_upernet_swin-b_dtlv2-ls.py'
+
+
+# ------------------------------------------------------------- the guide
+def guide_block(name):
+    with open(GUIDE, encoding='utf-8') as f:
+        text = f.read()
+    m = re.search(
+        r'<!-- guide-test: ' + re.escape(name) + r' -->\n```\w*\n(.*?)```',
+        text, re.S)
+    assert m, f'no code block marked {name!r} in {GUIDE}'
+    return m.group(1)
+
+
+def guide_commands(name):
+    return [
+        ln for ln in guide_block(name).splitlines()
+        if ln.strip() and not ln.startswith('#')
+    ]
+
+
+def config_path(commands):
+    """The config the guide's commands run (the first argument)."""
+    return shlex.split(commands[0])[2]
+
+
+def small_config(real, base_block):
+    """The guide's small config: the real one with its _base_ line
+    replaced by the guide's."""
+    text, n = re.subn(
+        r'^_base_ = .*$', base_block.strip(), real, count=1, flags=re.M)
+    assert n == 1
+    return text
+
+
+def test_guide_names_its_config_files():
+    with open(GUIDE, encoding='utf-8') as f:
+        text = f.read()
+    assert f'`{COCO_CONFIG}`' in text and f'`{SEG_CONFIG}`' in text
+    assert 'SPEC' not in text
+
+
+# -------------------------------------------------------------- the data
+def _background(rng):
+    w, h = SIZE
+    return Image.fromarray(rng.integers(90, 150, (h, w, 3), dtype=np.uint8))
+
+
+def _polygon(kind, cx, cy, r, rng):
+    if kind == 'bolt':  # an elongated, rotated rectangle
+        a = rng.uniform(0, np.pi)
+        d = np.array([np.cos(a), np.sin(a)])
+        e = np.array([-np.sin(a), np.cos(a)])
+        c = np.array([cx, cy], float)
+        pts = [
+            c + s * r * d + t * 0.35 * r * e
+            for s, t in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+        ]
+    else:  # a nut: a hexagon
+        t = rng.uniform(0, np.pi / 3) + np.arange(6) * np.pi / 3
+        pts = list(zip(cx + r * np.cos(t), cy + r * np.sin(t)))
+    return [(round(float(x), 1), round(float(y), 1)) for x, y in pts]
+
+
+def make_coco(root, n_train=4, n_val=2, seed=0):
+    """data/parts as the guide lays it out: annotations/{train,val}.json,
+    {train,val}/NNNN.jpg, two objects per image."""
+    rng = np.random.default_rng(seed)
+    colours = {'bolt': (200, 40, 40), 'nut': (40, 60, 210)}
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    for split, n in (('train', n_train), ('val', n_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, anns = [], []
+        for i in range(n):
+            img = _background(rng)
+            draw = ImageDraw.Draw(img)
+            for k in range(2):
+                kind = DET_CLASSES[(i + k) % 2]
+                r = int(rng.integers(16, 24))
+                cx = 40 + 80 * k + int(rng.integers(-8, 9))
+                cy = int(rng.integers(r + 4, SIZE[1] - r - 4))
+                poly = _polygon(kind, cx, cy, r, rng)
+                draw.polygon(poly, fill=colours[kind])
+                xs, ys = [p[0] for p in poly], [p[1] for p in poly]
+                x0, y0 = max(min(xs), 0), max(min(ys), 0)
+                w = min(max(xs), SIZE[0]) - x0
+                h = min(max(ys), SIZE[1]) - y0
+                coco_instance(anns, i + 1,
+                              DET_CLASSES.index(kind) + 1, [x0, y0, w, h],
+                              round(0.7 * w * h, 1),
+                              [c for p in poly for c in p])
+            name = f'{i:04d}.jpg'
+            img.save(osp.join(root, split, name), quality=95)
+            images.append(
+                dict(id=i + 1, file_name=name, width=SIZE[0], height=SIZE[1]))
+        write_coco(
+            osp.join(root, 'annotations', f'{split}.json'), images, anns,
+            DET_CLASSES)
+
+
+def make_seg(root, n_train=4, n_val=2, seed=1):
+    """data/cracks as the guide lays it out: images/{train,val}/NNNN.jpg
+    and labels/{train,val}/NNNN.png, 0 = background, 1 = crack, 2 = stain.
+    """
+    rng = np.random.default_rng(seed)
+    for split, n in (('train', n_train), ('val', n_val)):
+        os.makedirs(osp.join(root, 'images', split), exist_ok=True)
+        os.makedirs(osp.join(root, 'labels', split), exist_ok=True)
+        for i in range(n):
+            img = _background(rng)
+            label = Image.new('L', SIZE, 0)
+            di, dl = ImageDraw.Draw(img), ImageDraw.Draw(label)
+            x = int(rng.integers(20, 60))
+            crack = [(x, 5), (x + 15, 60), (x + 5, 120)]
+            di.line(crack, fill=(30, 30, 30), width=5)
+            dl.line(crack, fill=1, width=5)
+            cx, cy = int(rng.integers(90, 130)), int(rng.integers(35, 95))
+            stain = [cx - 22, cy - 16, cx + 22, cy + 16]
+            di.ellipse(stain, fill=(170, 120, 40))
+            dl.ellipse(stain, fill=2)
+            img.save(
+                osp.join(root, 'images', split, f'{i:04d}.jpg'), quality=95)
+            label.save(osp.join(root, 'labels', split, f'{i:04d}.png'))
+
+
+def make_workspace(ws):
+    """A folder like the checkout: tools/ and the shipped configs linked
+    in; the user's configs, data and outputs of its own. Writes the guide's
+    two configs and the two small ones, and both data sets."""
+    os.symlink(osp.join(ROOT, 'tools'), ws / 'tools')
+    (ws / 'configs' / 'custom').mkdir(parents=True)
+    for d in ('_base_', 'coco', 'voc', 'ade20k', 'demo'):
+        os.symlink(osp.join(ROOT, 'configs', d), ws / 'configs' / d)
+    for real, name, base in ((COCO_CONFIG, 'coco-config', 'coco-small-base'),
+                             (SEG_CONFIG, 'seg-config', 'seg-small-base')):
+        text = guide_block(name)
+        (ws / real).write_text(text)
+        small = config_path(
+            guide_commands(name.replace('config', 'small-commands')))
+        (ws / small).write_text(small_config(text, guide_block(base)))
+    make_coco(str(ws / 'data' / 'parts'))
+    make_seg(str(ws / 'data' / 'cracks'))
+    return ws
+
+
+def run(ws, line):
+    """One of the guide's command lines, with this python."""
+    argv = shlex.split(line)
+    assert argv[0] == 'python', line
+    proc = subprocess.run([sys.executable, *argv[1:]],
+                          cwd=ws,
+                          capture_output=True,
+                          text=True,
+                          timeout=600,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def run_ok(ws, line):
+    rc, out = run(ws, line)
+    assert rc == 0, f'{line}\nfailed:\n{out[-4000:]}'
+    return out
+
+
+def metric(out, key):
+    found = re.findall(re.escape(key) + r': (-?[\d.]+)', out)
+    assert found, f'{key} not in the output:\n{out[-3000:]}'
+    return float(found[-1])
+
+
+# ----------------------------------------------------------- the configs
+def test_guide_configs_set_every_head_and_split(tmp_path):
+    """The real-size configs of the guide (not trained here: Swin-B from
+    a URL) and their small versions: the user's classes in every head and
+    dataset, the user's files in every split and evaluator."""
+    from mmengine.config import Config
+
+    import dtl_mm  # noqa: F401  (mmseg:: base configs on the fork)
+    ws = make_workspace(tmp_path)
+    coco_small = config_path(guide_commands('coco-small-commands'))
+    seg_small = config_path(guide_commands('seg-small-commands'))
+    for path in (COCO_CONFIG, coco_small):
+        cfg = Config.fromfile(str(ws / path))
+        heads = list(
+            cfg.model.roi_head.bbox_head) + [cfg.model.roi_head.mask_head]
+        assert [h.num_classes for h in heads] == [2, 2, 2, 2]
+        for split, ann in (('train', 'train'), ('val', 'val'), ('test',
+                                                                'val')):
+            ds = cfg[f'{split}_dataloader'].dataset
+            assert ds.metainfo.classes == DET_CLASSES
+            assert (ds.data_root, ds.ann_file,
+                    ds.data_prefix.img) == ('data/parts/',
+                                            f'annotations/{ann}.json',
+                                            f'{ann}/')
+        for ev in (cfg.val_evaluator, cfg.test_evaluator):
+            assert ev.ann_file == 'data/parts/annotations/val.json'
+        assert cfg.custom_imports.imports == [
+            'dtl_mm', 'dtl_mm.process_changes'
+        ]
+    real = Config.fromfile(str(ws / COCO_CONFIG))
+    assert real.model.backbone.type == 'DTLSwinTransformer'
+    assert real.model.roi_head.bbox_head[0].fc_out_channels == 1024
+    for path in (SEG_CONFIG, seg_small):
+        cfg = Config.fromfile(str(ws / path))
+        assert cfg.model.decode_head.num_classes == 3
+        assert cfg.model.auxiliary_head.num_classes == 3
+        for split in ('train', 'val', 'test'):
+            ds = cfg[f'{split}_dataloader'].dataset
+            assert ds.type == 'BaseSegDataset'
+            assert ds.metainfo.classes == SEG_CLASSES
+            assert ds.reduce_zero_label is False
+            loads = [s for s in ds.pipeline if s.type == 'LoadAnnotations']
+            assert loads == [dict(type='LoadAnnotations')]
+        assert cfg.custom_imports.imports == [
+            'dtl_mm', 'dtl_mm.process_changes'
+        ]
+    assert Config.fromfile(str(ws / SEG_CONFIG)).model.backbone.type == \
+        'DTLSwinTransformer'
+
+
+# ------------------------------------------------------- the small runs
+@pytest.mark.slow
+def test_small_coco_run_train_test_infer(tmp_path):
+    ws = make_workspace(tmp_path)
+    train, test, infer = guide_commands('coco-small-commands')
+    out = run_ok(ws, train)
+    assert 'checking the train/val data files' in out
+    ckpt = shlex.split(test)[3]
+    assert osp.isfile(ws / ckpt)
+    out = run_ok(ws, test)
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
+        assert 0 <= metric(out, key) <= 1
+    run_ok(ws, infer)
+    argv = shlex.split(infer)
+    out_dir = ws / argv[argv.index('--out-dir') + 1]
+    names = sorted(p.stem for p in (ws / 'data/parts/val').glob('*.jpg'))
+    assert sorted(p.stem for p in out_dir.glob('*.json')) == names
+    assert sorted(p.stem for p in out_dir.glob('*.jpg')) == names
+    for name in names:
+        pred = json.loads((out_dir / f'{name}.json').read_text())
+        assert pred['classes'] == list(DET_CLASSES)
+        assert len(pred['labels']) == len(pred['scores']) == \
+            len(pred['bboxes']) == len(pred['masks']) > 0
+        assert set(pred['labels']) <= {0, 1}
+
+
+@pytest.mark.slow
+def test_small_segmentation_run_train_test_infer(tmp_path):
+    ws = make_workspace(tmp_path)
+    train, test, infer = guide_commands('seg-small-commands')
+    out = run_ok(ws, train)
+    assert 'checking the train/val data files' in out
+    assert osp.isfile(ws / shlex.split(test)[3])
+    out = run_ok(ws, test)
+    assert 0 <= metric(out, 'mIoU') <= 100
+    # the per-class table, by the user's class names
+    for name in SEG_CLASSES:
+        assert re.search(r'\|\s*' + name + r'\s*\|', out), out[-3000:]
+    run_ok(ws, infer)
+    argv = shlex.split(infer)
+    out_dir = ws / argv[argv.index('--out-dir') + 1]
+    names = sorted(p.stem for p in (ws / 'data/cracks/images/val').iterdir())
+    assert sorted(p.stem for p in out_dir.glob('*.json')) == names
+    assert sorted(p.stem for p in out_dir.glob('*.jpg')) == names
+    for name in names:
+        pred = json.loads((out_dir / f'{name}.json').read_text())
+        assert pred['classes'] == list(SEG_CLASSES)
+        label = np.array(pred['sem_seg'])
+        assert label.shape == (SIZE[1], SIZE[0])
+        assert set(np.unique(label)) <= {0, 1, 2}
+
+
+# ------------------------------------------------------------ the check
+def _missing_image(ws):
+    os.remove(ws / 'data/parts/val/0001.jpg')
+
+
+def _class_typo(ws):
+    path = ws / config_path(guide_commands('coco-small-commands'))
+    text = path.read_text()
+    assert "__classes = ('bolt', 'nut')" in text
+    path.write_text(
+        text.replace("__classes = ('bolt', 'nut')",
+                     "__classes = ('Bolt', 'nut')"))
+
+
+def _categories_reversed(ws):
+    path = ws / 'data/parts/annotations/train.json'
+    data = json.loads(path.read_text())
+    data['categories'] = data['categories'][::-1]
+    path.write_text(json.dumps(data))
+
+
+def _mask_head_left_at_80(ws):
+    path = ws / config_path(guide_commands('coco-small-commands'))
+    text = path.read_text()
+    old = 'mask_head=dict(num_classes=len(__classes))'
+    assert old in text
+    path.write_text(text.replace(old, 'mask_head=dict(num_classes=80)'))
+
+
+def _label_value_3(ws):
+    path = ws / 'data/cracks/labels/train/0002.png'
+    label = np.array(Image.open(path))
+    label[:4, :4] = 3
+    Image.fromarray(label).save(path)
+
+
+def _pipeline_reduces_zero_label(ws):
+    path = ws / config_path(guide_commands('seg-small-commands'))
+    text = path.read_text()
+    old = "__labels = dict(type='LoadAnnotations')"
+    assert old in text
+    path.write_text(
+        text.replace(
+            old, "__labels = dict(type='LoadAnnotations'"
+            ", reduce_zero_label=True)"))
+
+
+# a fault per error line the guide shows, by a phrase of the line
+FAULTS = {
+    'are missing': ('coco', _missing_image),
+    'not among its categories': ('coco', _class_typo),
+    'list them as': ('coco', _categories_reversed),
+    'num_classes=80': ('coco', _mask_head_left_at_80),
+    'label values [3]': ('seg', _label_value_3),
+    'LoadAnnotations has reduce_zero_label':
+    ('seg', _pipeline_reduces_zero_label),
+}
+
+ERRORS = [ln for ln in guide_block('errors').splitlines() if ln.strip()]
+
+
+def test_every_error_shown_is_tested():
+    assert len(ERRORS) == len(FAULTS)
+    for line in ERRORS:
+        assert sum(phrase in line for phrase in FAULTS) == 1, line
+
+
+@pytest.mark.slow  # runs tools/train.py
+@pytest.mark.parametrize(
+    'line', ERRORS, ids=[next(p for p in FAULTS if p in ln) for ln in ERRORS])
+def test_check_stops_the_run_with_the_error_shown(tmp_path, line):
+    """The fault behind each error of the guide, made on the generated
+    data: the guide's small training command stops before building the
+    model, with that message as its last line."""
+    ws = make_workspace(tmp_path)
+    task, fault = next(v for p, v in FAULTS.items() if p in line)
+    fault(ws)
+    train = guide_commands(f'{task}-small-commands')[0]
+    rc, out = run(ws, train)
+    assert rc != 0
+    assert out.rstrip().splitlines()[-1].endswith(line), out[-3000:]
+    assert not (ws / 'work_dirs').exists() or not any(
+        (ws / 'work_dirs').rglob('*.pth'))
+    assert 'Parameters (trainable / frozen)' not in out
