@@ -14,6 +14,11 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# The process as the shipped configs set it up (custom_imports), in every
+# test, whatever ran before; test_registration.py checks that `import
+# dtl_mm` alone changes nothing.
+import dtl_mm.process_changes  # noqa: E402,F401
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # the benchmark scripts' measurement module
 sys.path.insert(0, os.path.join(os.path.dirname(TESTS), 'tools', 'benchmarks'))
@@ -183,3 +188,12 @@ def toy(tmp_path, monkeypatch):
         return Config.fromfile(os.path.join(ROOT, DEMO[name]))
 
     return make
+
+
+@pytest.fixture
+def voc_run(short_run):
+    """The session's short VOC demo run (conftest.short_run): (config
+    path, work dir); tests that change the work dir take a copy
+    (dtl_mm.testing.tool_utils.own_copy)."""
+    from dtl_mm.testing.tool_utils import DEMO, ROOT
+    return os.path.join(ROOT, DEMO["voc"]), short_run("voc")

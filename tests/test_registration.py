@@ -47,3 +47,39 @@ def test_detection_needs_no_mmseg():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[-2:] == ['DTLSwinTransformer', 'False']
+
+
+# what `import dtl_mm` changes in mmengine, and what the configs' second
+# import does
+PROCESS = """
+import sys
+from mmengine.config import utils
+from mmengine.fileio.backends import backends
+from mmengine.runner.checkpoint import CheckpointLoader
+
+def state():
+    return (CheckpointLoader._schemes['http://'].__module__,
+            backends['local'].__name__,
+            'dtl_mm' in utils.MODULE2PACKAGE)
+
+before = state()
+import dtl_mm
+after_import = state()
+import dtl_mm.process_changes
+print(before == after_import, after_import == state(), state())
+"""
+
+
+def test_import_registers_only_and_process_changes_are_a_named_import():
+    out = subprocess.run([sys.executable, '-c', PROCESS],
+                         capture_output=True,
+                         text=True,
+                         cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    unchanged, changed_by_second, now = out.stdout.split(' ', 2)
+    assert unchanged == 'True'  # import dtl_mm: nothing changed
+    assert changed_by_second == 'False'
+    assert now.split() == [
+        "('dtl_mm.checkpoint.schemes',", "'AtomicLocalBackend',", 'True)'
+    ]

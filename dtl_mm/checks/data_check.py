@@ -567,22 +567,16 @@ def check_coco(ds, cfg, role, facts, warnings, evaluator=None):
     evaluators = evaluator if isinstance(evaluator,
                                          (list, tuple)) else [evaluator or {}]
     format_only = any(e.get('format_only') for e in evaluators)
-    ann_file = ds.ann_file
-    if not osp.isfile(ann_file):
-        raise DataError(f'annotation file not found: {show(ann_file)}')
-    digest = facts.digest(
+    return _check_annotated(
         'coco',
-        ann_file,
+        ds.ann_file,
+        'annotation file',
         lambda p: coco_digest(ds, role, format_only),
-        extra=_config_key(cfg, role, format_only))
-    report = Report(show(ann_file))
-    for what, items in digest['warnings']:
-        report.add(what, items)
-    check_images(digest['images'], ann_file, facts, report, 'the annotation')
-    report.log(warnings)
-    return (f'{show(ann_file)}: {len(digest["images"])} images'
-            f'{digest["left_out"]}, {digest["objects"]} annotations of '
-            f'{digest["classes"]} classes')
+        _config_key(cfg, role, format_only),
+        facts,
+        warnings,
+        where='the annotation',
+        objects='annotations')
 
 
 # ------------------------------------------------------------------- VOC
@@ -676,21 +670,32 @@ def voc_digest(ds, role):
 
 
 def check_voc(ds, cfg, role, facts, warnings):
-    list_file = ds.ann_file
-    if not osp.isfile(list_file):
-        raise DataError(f'image list not found: {show(list_file)}')
-    digest = facts.digest(
+    return _check_annotated(
         'voc',
-        list_file,
+        ds.ann_file,
+        'image list',
         lambda p: voc_digest(ds, role),
-        extra=_config_key(cfg, role))
-    report = Report(show(list_file))
+        _config_key(cfg, role),
+        facts,
+        warnings,
+        where='its XML',
+        objects='objects')
+
+
+def _check_annotated(kind, ann_file, file_role, make_digest, config_key, facts,
+                     warnings, where, objects):
+    """A detection data set's annotation digest (cached per file), its
+    warnings and its images checked; returns the count line."""
+    if not osp.isfile(ann_file):
+        raise DataError(f'{file_role} not found: {show(ann_file)}')
+    digest = facts.digest(kind, ann_file, make_digest, extra=config_key)
+    report = Report(show(ann_file))
     for what, items in digest['warnings']:
         report.add(what, items)
-    check_images(digest['images'], list_file, facts, report, 'its XML')
+    check_images(digest['images'], ann_file, facts, report, where)
     report.log(warnings)
-    return (f'{show(list_file)}: {len(digest["images"])} images'
-            f'{digest["left_out"]}, {digest["objects"]} objects of '
+    return (f'{show(ann_file)}: {len(digest["images"])} images'
+            f'{digest["left_out"]}, {digest["objects"]} {objects} of '
             f'{digest["classes"]} classes')
 
 

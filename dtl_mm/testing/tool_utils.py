@@ -132,3 +132,12 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def own_copy(voc_run, tmp_path):
+    """A copy of the shared VOC run (the voc_run fixture) for a test that
+    changes its work dir."""
+    cfg, src = voc_run
+    wd = copy_run(src, tmp_path / 'wd')
+    assert (wd / 'last_checkpoint').read_text() == str(wd / 'epoch_1.pth')
+    return cfg, wd

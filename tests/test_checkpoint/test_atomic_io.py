@@ -39,7 +39,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
 @pytest.mark.slow  # runs the tools as subprocesses
 def test_killed_save_never_leaves_a_truncated_file(tmp_path, monkeypatch):
     path = tmp_path / 'big.pth'
-    code = ('import dtl_mm, torch, sys\n'
+    code = ('import dtl_mm.process_changes, torch, sys\n'
             'from mmengine.runner.checkpoint import save_checkpoint\n'
             'print("go", flush=True)\n'
             'save_checkpoint({"w": torch.ones(120_000_000)}, '

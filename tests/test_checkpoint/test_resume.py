@@ -14,7 +14,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 from dtl_mm.apis.runner_setup import load_config
 from dtl_mm.checkpoint import resume
 from dtl_mm.checkpoint.resume import latest_checkpoint, refuse_to_overwrite
-from dtl_mm.testing.tool_utils import DEMO, ROOT, copy_run, run_tool, tool
+from dtl_mm.testing.tool_utils import DEMO, ROOT, own_copy, run_tool, tool
 from dtl_mm.testing.toy_data import MAKERS
 
 
@@ -88,21 +88,6 @@ def test_killed_and_resumed_run_equals_straight_run(toy, tmp_path):
                 torch.as_tensor(s[name]),
                 torch.as_tensor(b['optimizer']['state'][pid][name])), (pid,
                                                                        name)
-
-
-@pytest.fixture
-def voc_run(short_run):
-    """The session's short VOC demo run (conftest.short_run): (config
-    path, work dir); tests that change the work dir take a copy
-    (own_copy)."""
-    return osp.join(ROOT, DEMO['voc']), short_run('voc')
-
-
-def own_copy(voc_run, tmp_path):
-    cfg, src = voc_run
-    wd = copy_run(src, tmp_path / 'wd')
-    assert (wd / 'last_checkpoint').read_text() == str(wd / 'epoch_1.pth')
-    return cfg, wd
 
 
 def test_resume_without_checkpoint_says_so(tmp_path, monkeypatch):

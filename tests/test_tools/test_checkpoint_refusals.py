@@ -110,14 +110,6 @@ def test_checkpoints_of_another_model_are_refused_everywhere(workspace):
     assert 'Epoch(train)' not in out
 
 
-@pytest.fixture
-def voc_run(short_run):
-    """The session's short VOC demo run (conftest.short_run): (config
-    path, work dir); tests that change the work dir take a copy
-    (own_copy)."""
-    return osp.join(ROOT, DEMO['voc']), short_run('voc')
-
-
 # ------------------------------------------------ checkpoints at test time
 @pytest.mark.slow
 def test_checkpoint_without_frozen_backbone_is_refused(voc_run, tmp_path):

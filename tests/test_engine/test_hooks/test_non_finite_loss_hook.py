@@ -1,7 +1,6 @@
 """NonFiniteLossHook: non-finite losses and weights stop the run, the last
 good checkpoint is kept."""
 import os
-import os.path as osp
 import re
 import subprocess
 import sys
@@ -13,22 +12,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 
 from dtl_mm.engine.hooks import NonFiniteLossHook
 from dtl_mm.testing.hook_utils import FakeRunner
-from dtl_mm.testing.tool_utils import DEMO, ROOT, copy_run, tool
-
-
-@pytest.fixture
-def voc_run(short_run):
-    """The session's short VOC demo run (conftest.short_run): (config
-    path, work dir); tests that change the work dir take a copy
-    (own_copy)."""
-    return osp.join(ROOT, DEMO['voc']), short_run('voc')
-
-
-def own_copy(voc_run, tmp_path):
-    cfg, src = voc_run
-    wd = copy_run(src, tmp_path / 'wd')
-    assert (wd / 'last_checkpoint').read_text() == str(wd / 'epoch_1.pth')
-    return cfg, wd
+from dtl_mm.testing.tool_utils import ROOT, own_copy, tool
 
 
 @pytest.mark.slow
