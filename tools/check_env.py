@@ -87,7 +87,12 @@ def check_imports():
             problems.append('mmengine 0.10 needs pkg_resources, which '
                             'setuptools 82 removed: pip install '
                             '"setuptools<82"')
-    for module in IMPORTS:
+    modules = list(IMPORTS)
+    if any(d == ('mmpretrain', ) for d, _ in wanted()):
+        # the vision stack: mmpretrain imports torchvision, whose ops must
+        # match torch's build; its models are what the ViT trunks use
+        modules += ['torchvision', 'mmpretrain', 'mmpretrain.models']
+    for module in modules:
         try:
             importlib.import_module(module)
         except Exception as e:  # any failure means the plugin cannot run

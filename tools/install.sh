@@ -2,7 +2,8 @@
 # Installs the OpenMMLab stack dtl_mm needs, once, and prints the python to
 # use on its last line (for the Makefile).
 #
-#   tools/install.sh [--stack pinned|onedl|torch2.1|installed] [--venv DIR]
+#   tools/install.sh [--stack pinned|onedl|torch2.1|vision|installed]
+#                    [--venv DIR]
 #                    [--python PY] [--tests] [--yes]
 #
 # Stacks (see the README's compatibility table):
@@ -14,6 +15,13 @@
 #              onedl-mmsegmentation 1.4.2; torch as for `pinned`.
 #   torch2.1   torch 2.1.2 + numpy 1.26.4 + the pinned OpenMMLab versions
 #              (python <= 3.11), where OpenMMLab's mmcv 2.1.0 users are.
+#   vision     torch 2.14.1 + torchvision 0.29.1 + the pinned OpenMMLab
+#              versions + mmpretrain 1.2.0 (for the mmpretrain ViT /
+#              DINOv2 trunks).  mmpretrain imports torchvision, and PyPI's
+#              torchvision does not load beside the CPU torch 2.13.0 of
+#              `pinned` (`operator torchvision::nms does not exist`), so
+#              this stack brings its own matching pair; CI runs the tests
+#              marked `mmpretrain` in it.
 #   installed  use what is installed: check the versions and say what is
 #              missing; changes nothing.
 #
@@ -31,7 +39,7 @@ cd "$ROOT"
 
 STACK="${DTL_MM_STACK:-pinned}"; VENV=""; BASE_PY=python3
 TESTS=0; YES=0
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stack) STACK="$2"; shift 2 ;;
@@ -51,8 +59,9 @@ CACHE_ROOT="${DTL_MM_CACHE:-$HOME/.cache/dtl_mm}"
 # mmcv is pinned to 2.1.0; it ships no wheels for current torch, so it is
 # built from source with its ops.  mmengine 0.10.7 is its last release.
 TORCH_SPEC=">=2.1"; TORCH_DEFAULT="2.13.0"; NUMPY_SPEC=""; RANGES=()
+VISION=""  # torchvision, installed with torch (they must match)
 case "$STACK" in
-  pinned|torch2.1)
+  pinned|torch2.1|vision)
     MMCV_DIST=mmcv; MMCV=2.1.0
     PKGS=("mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2")
     # mmcv's runtime needs (its wheel is installed with --no-deps);
@@ -66,6 +75,12 @@ case "$STACK" in
     RANGES=("setuptools <82")
     if [[ "$STACK" == torch2.1 ]]; then
       TORCH_SPEC="==2.1.2"; TORCH_DEFAULT="2.1.2"; NUMPY_SPEC="==1.26.4"
+    fi
+    if [[ "$STACK" == vision ]]; then
+      # the newest torch / torchvision pair pip finds here; mmpretrain's
+      # own runtime needs come with it
+      TORCH_SPEC="==2.14.1"; TORCH_DEFAULT="2.14.1"
+      VISION="torchvision==0.29.1"; PKGS+=("mmpretrain==1.2.0")
     fi ;;
   onedl)
     MMCV_DIST=onedl-mmcv; MMCV=2.3.6
@@ -75,13 +90,15 @@ case "$STACK" in
            matplotlib)
     CONFLICTS=(mmengine mmcv mmdet mmsegmentation) ;;
   installed) MMCV_DIST=""; PKGS=(); EXTRA=(); CONFLICTS=() ;;
-  *) say "unknown stack '$STACK' (pinned, onedl, torch2.1, installed)"
+  *) say "unknown stack '$STACK' (pinned, onedl, torch2.1, vision," \
+       "installed)"
      exit 2 ;;
 esac
 WANT=()  # what the check expects: "distribution specifier"
 for p in "${PKGS[@]}"; do WANT+=("${p%%==*} ==${p##*==}"); done
 [[ -n "$MMCV_DIST" ]] && WANT+=("$MMCV_DIST ==$MMCV")
 WANT+=("torch $TORCH_SPEC" "${RANGES[@]}")
+[[ -n "$VISION" ]] && WANT+=("${VISION%%==*} ==${VISION##*==}")
 [[ -n "$NUMPY_SPEC" ]] && WANT+=("numpy $NUMPY_SPEC")
 
 # ---- the environment
@@ -137,6 +154,13 @@ then
   PLAN+=("torch==$TORCH_DEFAULT")
   [[ "${NOW[torch]}" != - ]] && REPLACE+=("torch ${NOW[torch]}")
 fi
+# torchvision goes in with torch, in one pip call: a torchvision that does
+# not match torch's build fails at import
+if [[ -n "$VISION" && ( "${NOW[torchvision]:--}" != "${VISION##*==}" \
+    || " ${PLAN[*]} " == *" torch=="* ) ]]; then
+  PLAN+=("$VISION"); [[ "${NOW[torchvision]:--}" != - ]] \
+    && REPLACE+=("torchvision ${NOW[torchvision]}")
+fi
 for r in "${RANGES[@]}"; do
   if ! DTL_WANT="$r" DTL_STACK="$STACK" \
       "$PY" "$ROOT/tools/check_env.py" --quiet --only; then
@@ -182,7 +206,8 @@ echo "numpy${NUMPY_SPEC:-<2.5}" >>"$CONSTRAINTS"
 # initialize NumPy" on every import)
 FIRST=()
 for p in "${PLAN[@]}"; do
-  [[ "$p" == torch==* || "$p" == numpy* ]] && FIRST+=("$p")
+  [[ "$p" == torch==* || "$p" == torchvision==* || "$p" == numpy* ]] \
+    && FIRST+=("$p")
 done
 if [[ -z "$NUMPY_SPEC" ]] && ! "$PY" -c 'import numpy' 2>/dev/null; then
   FIRST=(numpy "${FIRST[@]}")
@@ -192,6 +217,9 @@ if [[ ${#FIRST[@]} -gt 0 ]]; then
   pip_ -q -c "$CONSTRAINTS" "${FIRST[@]}"
 fi
 "$PY" -c 'import torch; print("torch==" + torch.__version__)' \
+  >>"$CONSTRAINTS"
+[[ -n "$VISION" ]] && "$PY" -c \
+  'import torchvision; print("torchvision==" + torchvision.__version__)' \
   >>"$CONSTRAINTS"
 
 # ---- mmcv with its compiled ops, from a wheel cached per build
@@ -251,6 +279,32 @@ build_progress() {
       "about $(( el * (total - done) / done )) s left"
 }
 
+# What pip builds mmcv from: its release on PyPI, or, when torch's headers
+# need C++20 (torch 2.14: "C++20 or later compatible compiler is required
+# to use ATen") while mmcv's setup.py asks for -std=c++17, a copy of its
+# source release with that flag raised to c++20.
+mmcv_source() {
+  local tools="$1" dir="$2" header
+  header="$("$PY" -c 'import os, torch
+print(os.path.join(os.path.dirname(torch.__file__), "include/ATen/ATen.h"))')"
+  if ! grep -q 'C++20 or later' "$header" 2>/dev/null; then
+    echo "$MMCV_DIST==$MMCV"; return
+  fi
+  local src="$dir/src-c++20"
+  if [[ ! -f "$src/setup.py" ]]; then
+    rm -rf "$src" "$dir/sdist"; mkdir -p "$src" "$dir/sdist"
+    PYTHONPATH="$tools${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pip download \
+      -q --disable-pip-version-check --no-deps --no-build-isolation \
+      --no-binary :all: -d "$dir/sdist" "$MMCV_DIST==$MMCV" >&2
+    tar xzf "$dir"/sdist/*.tar.gz -C "$src" --strip-components=1
+    sed -i 's/-std=c++1[47]/-std=c++20/g' "$src/setup.py"
+    say "building $MMCV_DIST from its source release with -std=c++20" \
+        "(torch $("$PY" -c 'import torch; print(torch.__version__)')" \
+        "needs C++20)"
+  fi
+  echo "$src"
+}
+
 if ! mmcv_ready; then
   # CUDA ops need a CUDA torch and an nvcc of the same major version
   # (torch refuses to build with another); else CPU ops only
@@ -258,12 +312,19 @@ if ! mmcv_ready; then
   TORCH_CUDA="$("$PY" -c 'import torch; print(torch.version.cuda or "")')"
   if [[ -n "$TORCH_CUDA" ]] && command -v nvcc >/dev/null; then
     NVCC_CUDA="$(nvcc --version | grep -oE 'release [0-9.]+' | cut -d' ' -f2)"
-    if [[ "${NVCC_CUDA%%.*}" == "${TORCH_CUDA%%.*}" ]]; then
-      CUDA_OPS=1
-    else
+    if [[ "${NVCC_CUDA%%.*}" != "${TORCH_CUDA%%.*}" ]]; then
       say "nvcc is CUDA $NVCC_CUDA, torch was built with CUDA $TORCH_CUDA:"
       say "  building CPU ops only (put a CUDA $TORCH_CUDA nvcc first on"
       say "  PATH, or set CUDA_HOME, for CUDA ops)"
+    elif [[ -z "${TORCH_CUDA_ARCH_LIST:-}" ]] && ! "$PY" -c \
+        'import sys, torch; sys.exit(torch.cuda.device_count() == 0)'; then
+      # torch compiles for the visible GPUs; with none and no
+      # TORCH_CUDA_ARCH_LIST it stops (an empty arch list), e.g. the
+      # `vision` stack's CUDA torch on a CPU machine
+      say "no GPU visible and no TORCH_CUDA_ARCH_LIST: building CPU ops"
+      say "  only (set TORCH_CUDA_ARCH_LIST, e.g. '9.0', for CUDA ops)"
+    else
+      CUDA_OPS=1
     fi
   fi
   CACHE="${DTL_MM_WHEEL_CACHE:-$CACHE_ROOT/wheels}/$(wheel_key $CUDA_OPS)"
@@ -280,7 +341,8 @@ if ! mmcv_ready; then
     # would hand a CPU build to a CUDA environment
     PYTHONPATH="$TOOLS${PYTHONPATH:+:$PYTHONPATH}" PATH="$TOOLS/bin:$PATH" \
       "$PY" -m pip wheel --no-cache-dir --no-build-isolation --no-deps -v \
-      -c "$CONSTRAINTS" -w "$CACHE" "$MMCV_DIST==$MMCV" >"$LOG" 2>&1 &
+      -c "$CONSTRAINTS" -w "$CACHE" "$(mmcv_source "$TOOLS" "$CACHE")" \
+      >"$LOG" 2>&1 &
     BUILD=$!; START=$SECONDS
     while kill -0 $BUILD 2>/dev/null; do
       sleep 30; kill -0 $BUILD 2>/dev/null && build_progress "$LOG" $START

@@ -36,8 +36,15 @@ TASKS = {
         'mIoU': None
     })]),
 }
-NAME = re.compile(r'_(swin-[bl]|deit-b)_([a-z0-9-]+?)(_fpn|_160k|_mln)')
-BACKBONES = {'swin-b': 'Swin-B', 'swin-l': 'Swin-L', 'deit-b': 'DeiT-B'}
+NAME = re.compile(
+    r'_(swin-[bl]|deit-b|vit-b|dinov2-l)_([a-z0-9-]+?)(_fpn|_160k|_mln)')
+BACKBONES = {
+    'swin-b': 'Swin-B',
+    'swin-l': 'Swin-L',
+    'deit-b': 'DeiT-B',
+    'vit-b': 'ViT-B',
+    'dinov2-l': 'DINOv2-L'
+}
 
 
 def task_of(folder, name):

@@ -28,6 +28,9 @@ from ..models import (DTLSwinTransformer, DTLVisionTransformer,
                       PretrainedVisionTransformer, swin_fingerprint)
 from ..models.dtl_vit import run_frozen_vit, run_vit_from_trunk
 from ..models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
+from ..models.mmpretrain_vit import (PretrainedMMPretrainViT,
+                                     mmpretrain_vit_architecture,
+                                     use_mmpretrain_vit_of)
 # the output norms (norm0..3) exist only for a model's out_indices and act
 # on stage outputs, which every task normalises itself
 from ..models.weight_loading import OUTPUT_NORM
@@ -123,13 +126,19 @@ TRUNK_KINDS = {
     PretrainedVisionTransformer:
     TrunkKind('ViT', run_frozen_vit, run_vit_from_trunk, vit_architecture,
               use_vit_of, VIT_FINAL_NORM),
+    PretrainedMMPretrainViT:
+    TrunkKind('mmpretrain ViT', run_frozen_vit, run_vit_from_trunk,
+              mmpretrain_vit_architecture, use_mmpretrain_vit_of,
+              VIT_FINAL_NORM),
 }
 
 
 def trunk_kind(backbone) -> TrunkKind:
-    for cls, kind in TRUNK_KINDS.items():
-        if isinstance(backbone, cls):
-            return kind
+    # the most specific kind (an mmpretrain ViT is also an mmseg-ViT
+    # wrapper)
+    for cls in type(backbone).__mro__:
+        if cls in TRUNK_KINDS:
+            return TRUNK_KINDS[cls]
     raise TypeError(f'{type(backbone).__name__} is not a dtl_mm backbone')
 
 

@@ -199,7 +199,8 @@ def check_pretrained_trunk(cfg):
             or cfg.get('resume') or cfg.get('load_from'):
         return
     name = 'ViT' if kind in VIT_TYPES else 'Swin'
-    full = kind in ('PretrainedSwinTransformer', 'PretrainedVisionTransformer')
+    full = kind in ('PretrainedSwinTransformer', 'PretrainedVisionTransformer',
+                    'PretrainedMMPretrainViT')
     init = bb.get('init_cfg')
     if init is None or not init.get('checkpoint'):
         raise ValueError(

@@ -22,7 +22,9 @@ def swin_defaults():
 SWIN_TYPES = ('SwinTransformer', 'PretrainedSwinTransformer',
               'DTLSwinTransformer', 'LoRASwinTransformer',
               'AdapterSwinTransformer', 'AdaptFormerSwinTransformer')
-VIT_TYPES = ('PretrainedVisionTransformer', 'DTLVisionTransformer')
+VIT_TYPES = ('PretrainedVisionTransformer', 'DTLVisionTransformer',
+             'PretrainedMMPretrainViT', 'DTLMMPretrainViT',
+             'LoRAMMPretrainViT')
 
 # the heads whose num_classes is the data set's number of classes
 CLASS_HEADS = ('roi_head.bbox_head', 'roi_head.mask_head', 'bbox_head',

@@ -1,4 +1,5 @@
-"""DTL and PETL-baseline backbones on mmdet's Swin; DTL on mmseg's plain ViT.
+"""DTL and PETL-baseline backbones on mmdet's Swin; DTL on mmseg's and
+mmpretrain's plain ViTs (LoRA on mmpretrain's).
 
 Each backbone registers itself in mmengine's root ``MODELS`` registry where
 it is defined; mmdet's and mmseg's ``MODELS`` registries are its children and
@@ -8,8 +9,10 @@ find it from either scope, so Swin detection never needs mmseg installed
 from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
 from .dtl_vit import DTLVisionTransformer
+from .mmpretrain_vit import DTLMMPretrainViT, PretrainedMMPretrainViT
 from .petl_baselines import (AdapterSwinTransformer,
                              AdaptFormerSwinTransformer, LoRASwinTransformer)
+from .petl_vit import LoRAMMPretrainViT
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 from .trunk_wrapper import PretrainedTrunk
@@ -24,5 +27,6 @@ __all__ = [
     'CompactSideNetwork', 'CSNLayout', 'DTLOptions', 'build_layout',
     'load_swin_weights', 'load_vit_weights', 'CheckpointLayoutError',
     'swin_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
-    'AdaptFormerSwinTransformer'
+    'AdaptFormerSwinTransformer', 'PretrainedMMPretrainViT',
+    'DTLMMPretrainViT', 'LoRAMMPretrainViT'
 ]

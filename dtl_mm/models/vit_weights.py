@@ -20,7 +20,8 @@ DeiT III; registers; a distillation token) are refused by name.
 """
 import math
 import re
-from typing import Dict, Iterable, Optional, Tuple
+from functools import partial
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -152,9 +153,15 @@ def fit_pos_embed(vit: nn.Module, pos_embed: torch.Tensor,
 def load_vit_weights(vit: nn.Module,
                      filename: str,
                      logger='current',
-                     keys: Optional[Iterable[str]] = None) -> Dict:
+                     keys: Optional[Iterable[str]] = None,
+                     find: Callable = find_vit,
+                     fit_pos: Callable = fit_pos_embed) -> Dict:
     """Fill every parameter of mmseg's ``VisionTransformer`` ``vit``
     (of ``keys``, default: all of its state) from ``filename`` or raise.
+
+    ``find(state_dict, filename)`` and ``fit_pos(vit, pos_embed, filename)``
+    put a file's ViT into the model's keys and patch grid (another
+    library's ViT passes its own).
 
     Returns a report dict: layout, filled, ignored (count of other keys in
     the file), sha256 of the result.
@@ -163,11 +170,11 @@ def load_vit_weights(vit: nn.Module,
     state = extract_state_dict(ckpt, filename)
     record = lean_trunk_record(state, is_vit_block_key)
     if record is not None:
-        return load_via_lean_record(load_vit_weights, vit, filename, record,
-                                    logger, keys)
-    sd, layout, ignored = find_vit(state, filename)
+        load = partial(load_vit_weights, find=find, fit_pos=fit_pos)
+        return load_via_lean_record(load, vit, filename, record, logger, keys)
+    sd, layout, ignored = find(state, filename)
     if 'pos_embed' in sd:
-        sd['pos_embed'] = fit_pos_embed(vit, sd['pos_embed'], filename)
+        sd['pos_embed'] = fit_pos(vit, sd['pos_embed'], filename)
 
     return fill_trunk(
         vit,

@@ -28,6 +28,25 @@ def randomise_all(module, std=0.05):
             p.normal_(0, std)
 
 
+def saved_per_block(model, run):
+    """Tensors autograd saves for backward while each block runs."""
+    current, saved = {'block': None}, {}
+    for i, layer in enumerate(model.vit.layers, start=1):
+        layer.register_forward_pre_hook(
+            lambda m, a, i=i: current.__setitem__('block', i))
+        layer.register_forward_hook(
+            lambda m, a, o: current.__setitem__('block', None))
+
+    def pack(t):
+        if current['block'] is not None:
+            saved[current['block']] = saved.get(current['block'], 0) + 1
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outs = run()
+    return saved, outs
+
+
 # mmseg key -> timm's / mmpretrain's (the inverse of the loader's mapping)
 _TO_TIMM = (
     (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),

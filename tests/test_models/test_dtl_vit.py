@@ -6,7 +6,8 @@ import torch
 
 from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
 from dtl_mm.models.csn_layout import VARIANTS
-from dtl_mm.testing.vit_utils import TINY, plain_vit, randomise_all
+from dtl_mm.testing.vit_utils import (TINY, plain_vit, randomise_all,
+                                      saved_per_block)
 
 
 def same_trunk(model, plain):
@@ -77,25 +78,6 @@ def test_signal_enters_only_after_first_add_back(variant):
     after = first_g + 1  # G adds to the patch tokens, not the class token
     assert torch.equal(seen_dtl[after][:, 0], seen_plain[after][:, 0])
     assert not torch.allclose(seen_dtl[after][:, 1:], seen_plain[after][:, 1:])
-
-
-def saved_per_block(model, run):
-    """Tensors autograd saves for backward while each block runs."""
-    current, saved = {'block': None}, {}
-    for i, layer in enumerate(model.vit.layers, start=1):
-        layer.register_forward_pre_hook(
-            lambda m, a, i=i: current.__setitem__('block', i))
-        layer.register_forward_hook(
-            lambda m, a, o: current.__setitem__('block', None))
-
-    def pack(t):
-        if current['block'] is not None:
-            saved[current['block']] = saved.get(current['block'], 0) + 1
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        outs = run()
-    return saved, outs
 
 
 @pytest.mark.parametrize('variant', VARIANTS)

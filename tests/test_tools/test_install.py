@@ -57,3 +57,17 @@ def test_replacing_needs_consent():
     assert 'not replacing packages in your environment without --yes' in err
     assert 'nothing was changed' in err
     assert 'installing' not in err
+
+
+def test_vision_stack_plans_torch_with_its_torchvision():
+    """The vision stack (mmpretrain's ViTs) needs a torchvision built for
+    its torch: both are planned together, with mmpretrain, and nothing is
+    replaced in a user's environment unasked."""
+    import torch
+    rc, out, err = run_install('--stack', 'vision')
+    assert rc == 1, err
+    plan = next(ln for ln in err.splitlines() if 'will install:' in ln)
+    assert 'torch==2.14.1 torchvision==0.29.1' in plan
+    assert 'mmpretrain==1.2.0' in plan
+    assert f'will replace: torch {torch.__version__}' in err
+    assert 'nothing was changed' in err and 'installing' not in err

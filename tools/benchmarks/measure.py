@@ -46,7 +46,21 @@ FAMILIES = {
     dict(
         config='configs/ade20k/upernet_swin-l_{}_160k_ade20k-512x512.py',
         size=paper_results.TABLES['ade20k']['size']),
+    # not a set-up of the paper's dense-prediction tables (run it with
+    # --family); needs mmpretrain (the `vision` stack)
+    'ade20k-vit-b':
+    dict(
+        config='configs/vit_mmpretrain/'
+        'upernet_vit-b_{}_160k_ade20k-512x512.py',
+        size=(512, 512),
+        title='UperNet + ViT-B/16 (mmpretrain, MultiLevelNeck)'),
 }
+PAPER_FAMILIES = tuple(f for f in FAMILIES if 'title' not in FAMILIES[f])
+
+
+def describe(family):
+    """A family's heading: the paper's table, or its own title."""
+    return FAMILIES[family].get('title') or paper_results.describe(family)
 
 
 def parse_variant(variant):

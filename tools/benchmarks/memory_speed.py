@@ -6,7 +6,9 @@ side by side, measured in one run.
         [--variants full full+cp dtlv2-ls+cp+heads ...]
 
 For each family (COCO Cascade Mask R-CNN Swin-B, VOC RetinaNet Swin-L,
-ADE20K UperNet Swin-L) and each configuration (a variant, then '+cp' or
+ADE20K UperNet Swin-L; and, asked for by name, `ade20k-vit-b`: UperNet +
+mmpretrain's ViT-B/16, which needs the `vision` stack) and each
+configuration (a variant, then '+cp' or
 '+sel' for the backbone checkpointed fully or selectively, then '+heads'
 for the neck and heads checkpointed; measure.VARIANTS), on the same
 synthetic batch: trainable parameters; model-state bytes (weights, and
@@ -27,7 +29,8 @@ import os.path as osp
 import subprocess
 import sys
 
-from measure import FAMILIES, VARIANTS, measure, parse_variant, save_results
+from measure import (FAMILIES, PAPER_FAMILIES, VARIANTS, describe, measure,
+                     parse_variant, save_results)
 
 from dtl_mm import paper_results
 from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
@@ -37,7 +40,12 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', help='folder for the results')
     p.add_argument(
-        '--family', nargs='+', default=list(FAMILIES), choices=list(FAMILIES))
+        '--family',
+        nargs='+',
+        default=list(PAPER_FAMILIES),
+        choices=list(FAMILIES),
+        help='default: the paper\'s (%(default)s); ade20k-vit-b needs '
+        'mmpretrain')
     p.add_argument(
         '--variants',
         nargs='+',
@@ -189,7 +197,7 @@ def table(family, rows):
     clock = 'wall' if on_gpu else 'CPU time'
     mb = 2**20
     out = [
-        f'### {family}: {paper_results.describe(family)}, '
+        f'### {family}: {describe(family)}, '
         f'batch {r0["batch"]}, {r0["size"][0]}x{r0["size"][1]}, '
         f'{r0["device"]}', '',
         '| configuration | #p trainable (M) | model state (MB) | saved for '
@@ -201,7 +209,7 @@ def table(family, rows):
     for r in rows:
         base = parse_variant(r['variant'])[0]
         paper = (
-            paper_results.MEMORY_GB[family].get(base, '')
+            paper_results.MEMORY_GB.get(family, {}).get(base, '')
             if base == r['variant'] else '')
         if is_dtl(r['variant']):
             beaten = ''
@@ -267,7 +275,7 @@ def chart(results, path):
         ax.set_ylabel('GPU peak of one training step (MB)'
                       if on_gpu else 'model state + saved for backward (MB)')
         ax.set_title(
-            f'{fam}: {paper_results.describe(fam)}\nbatch {r0["batch"]} at '
+            f'{fam}: {describe(fam)}\nbatch {r0["batch"]} at '
             f'{r0["size"][0]}x{r0["size"][1]}, '
             f'{"GPU" if on_gpu else "CPU"}',
             fontsize=9)
@@ -310,6 +318,9 @@ def main():
             (lambda path: chart(results, path), 'frontier.png'))
     if not args.out:
         sys.exit('--out is required')
+    if args.tiny and set(args.family) - set(PAPER_FAMILIES):
+        sys.exit(f'--tiny swaps in a small Swin: only for the families '
+                 f'{", ".join(PAPER_FAMILIES)}')
     os.makedirs(args.out, exist_ok=True)
     results = {}
     for family in args.family:

@@ -1,0 +1,210 @@
+"""Plain ViTs from mmpretrain (DeiT, ViT-B/L, DINOv2 S/B/L/g) as frozen
+dense-prediction trunks, with or without a Compact Side Network.
+
+``PretrainedMMPretrainViT`` is the mmseg-ViT wrapper
+(:class:`PretrainedVisionTransformer`) over mmpretrain's
+``VisionTransformer`` instead: only the construction, the embedding and the
+weight loading differ, so the blocks, output maps, checkpointing, lean
+checkpoints and multi-task sharing are the same code.
+``DTLMMPretrainViT`` combines it with :class:`DTLVisionTransformer`, whose
+side network, no-grad trunk and ``forward_shared`` / ``forward_rest`` split
+work on any such wrapper.
+
+Tokens. mmpretrain's ViT puts ``num_extra_tokens`` tokens (the class token;
+none with ``with_cls_token=False``) before the patch tokens. w reads and G
+adds to the patch tokens only, as on mmseg's ViT; extra tokens take part in
+attention but get nothing added. mmpretrain 1.2.0 has no register tokens, so
+DINOv2 releases with registers are refused by the loader, by name.
+
+Layer scale (DINOv2, DeiT III) sits inside each frozen block
+(``attn.gamma1``, ``ffn.gamma2`` scale the two residual branches) and is
+loaded and frozen with the block. G adds to the block's *output*, after
+both scaled residuals, so its signal is not scaled by the frozen gammas
+(~1e-5 at DINOv2's init, O(0.1-1) after its training).
+
+mmpretrain is imported when the first such backbone is built (it needs
+torchvision: ``tools/install.sh --stack vision``).
+"""
+import copy
+from typing import Union
+
+import torch
+from mmengine.registry import MODELS
+
+from .dtl_vit import DTLVisionTransformer
+from .mmpretrain_vit_weights import load_mmpretrain_vit_weights
+from .trunk_wrapper import PretrainedTrunk
+from .vit_wrapper import PretrainedVisionTransformer
+
+# DINOv2 as mmpretrain's configs build it (configs/dinov2/*): patch 14,
+# layer scale, the giant with a fused SwiGLU MLP; base and large are
+# mmpretrain's 'base' / 'large' archs
+_DINOV2 = dict(patch_size=14, layer_scale_init_value=1e-5)
+DINOV2_ARCHS = {
+    'dinov2-small':
+    dict(arch='dinov2-small'),
+    'dinov2-base':
+    dict(arch='base'),
+    'dinov2-large':
+    dict(arch='large'),
+    'dinov2-giant':
+    dict(arch='dinov2-giant', layer_cfgs=dict(ffn_type='swiglu_fused')),
+}
+for _short in ('s', 'b', 'l', 'g'):
+    DINOV2_ARCHS['dinov2-' + _short] = next(
+        v for k, v in DINOV2_ARCHS.items() if k.startswith('dinov2-' + _short))
+
+
+def mmpretrain_vit_args(vit_args: dict) -> dict:
+    """The arguments for mmpretrain's ``VisionTransformer``: a ``dinov2-*``
+    arch expands to mmpretrain's arch plus DINOv2's patch size and layer
+    scale (explicit arguments win)."""
+    args = dict(vit_args)
+    arch = args.get('arch', 'base')
+    if isinstance(arch, str) and arch.lower() in DINOV2_ARCHS:
+        preset = dict(_DINOV2, **DINOV2_ARCHS[arch.lower()])
+        args = dict(preset, **{k: v for k, v in args.items() if k != 'arch'})
+        args['arch'] = preset['arch']
+    return args
+
+
+def mmpretrain_vision_transformer_class():
+    """mmpretrain's VisionTransformer, or an error saying what to install."""
+    try:
+        from mmpretrain.models import VisionTransformer
+    except Exception as e:  # also torchvision's failure to load its ops
+        raise ImportError(
+            f'the mmpretrain ViT backbones of dtl_mm build mmpretrain\'s '
+            f'VisionTransformer, which does not import here '
+            f'({type(e).__name__}: {e}); use an environment with mmpretrain '
+            f'1.2.0 and a torchvision that matches torch: tools/install.sh '
+            f'--stack vision') from e
+    return VisionTransformer
+
+
+@MODELS.register_module()
+class PretrainedMMPretrainViT(PretrainedVisionTransformer):
+    """mmpretrain's ViT with all-or-nothing weight loading, optionally
+    frozen; outputs the patch-token maps of ``out_indices`` for a neck.
+
+    Args:
+        arch (str | dict): an mmpretrain arch ('deit-small', 'deit-base',
+            'base', 'large', ...) or 'dinov2-small' / 'dinov2-base' /
+            'dinov2-large' / 'dinov2-giant' (patch 14, layer scale, the
+            giant's SwiGLU MLP, as mmpretrain's DINOv2 configs).
+        frozen, lean_checkpoint, with_cp: see
+            :class:`PretrainedVisionTransformer`.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
+            in mmpretrain's, timm's or the official DINOv2 release's layout
+            (``mmpretrain_vit_weights``); the position embedding is resized
+            to ``img_size`` as mmpretrain resizes it.
+        **vit_args: mmpretrain ``VisionTransformer`` arguments
+            (``img_size``, ``patch_size``, ``out_indices``, ``final_norm``,
+            ``drop_path_rate``, ``with_cls_token``, ``layer_cfgs``, ...).
+    """
+    TRUNK_NAME = 'ViT'
+
+    def __init__(self, **kwargs):
+        # PretrainedTrunk builds the trunk (build_trunk); the mmseg-ViT
+        # wrapper's __init__ reads mmseg's attributes, so it is skipped
+        PretrainedTrunk.__init__(self, **kwargs)
+        self.num_blocks = len(self.vit.layers)
+        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
+        # one stage, one width: the CSN layout's view of a plain ViT
+        self.depths = (self.num_blocks, )
+        self.channels = (self.vit.embed_dims, )
+
+    def build_trunk(self, arch: Union[str, dict] = 'base', **vit_args):
+        for name, ok in (('out_type', 'featmap'), ('frozen_stages', -1)):
+            if vit_args.pop(name, ok) != ok:
+                raise ValueError(
+                    f'{type(self).__name__}: `{name}` is not supported: the '
+                    f'backbone outputs patch-token maps for a neck, and '
+                    f'`frozen` freezes the whole trunk')
+        out_indices = vit_args.pop('out_indices', -1)
+        args = mmpretrain_vit_args(dict(vit_args, arch=copy.deepcopy(arch)))
+        vit = mmpretrain_vision_transformer_class()(out_type='featmap', **args)
+        # checked here: mmpretrain's own check lets index N through
+        n = len(vit.layers)
+        indices = [out_indices] if isinstance(out_indices, int) else \
+            list(out_indices)
+        bad = [i for i in indices if not -n <= i < n]
+        if bad:
+            raise ValueError(f'out_indices {bad} are not blocks 0..{n - 1} '
+                             f'of this ViT')
+        vit.out_indices = [i % n for i in indices]
+        return vit
+
+    @classmethod
+    def frozen_only(cls, cls_name, kwargs):
+        """For the frozen-only subclasses (DTL, LoRA): reject
+        frozen=False, naming this class for full fine-tuning."""
+        if kwargs.pop('frozen', True) is not True:
+            raise ValueError(f'{cls_name} always freezes the ViT; use '
+                             f'PretrainedMMPretrainViT(frozen=False) for '
+                             f'full fine-tuning')
+        return kwargs
+
+    def load_trunk_weights(self, filename: str) -> dict:
+        return load_mmpretrain_vit_weights(
+            self.vit, filename, keys=self.trunk_keys)
+
+    @property
+    def num_extra_tokens(self) -> int:
+        """Tokens before the patch tokens in the blocks: the class token
+        unless ``with_cls_token=False``."""
+        return self.vit.num_extra_tokens
+
+    def embed(self, x):
+        """mmpretrain's forward up to the first block: patch embedding,
+        class token, position embedding resized to the input's patch grid,
+        dropout, pre-norm. Returns (tokens (B, E + H*W, C), (H, W))."""
+        from mmpretrain.models.utils import resize_pos_embed
+        vit = self.vit
+        x, hw_shape = vit.patch_embed(x)
+        if vit.cls_token is not None:
+            x = torch.cat((vit.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        x = x + resize_pos_embed(
+            vit.pos_embed,
+            vit.patch_resolution,
+            hw_shape,
+            mode=vit.interpolate_mode,
+            num_extra_tokens=vit.num_extra_tokens)
+        return vit.pre_norm(vit.drop_after_pos(x)), tuple(hw_shape)
+
+
+@MODELS.register_module()
+class DTLMMPretrainViT(DTLVisionTransformer, PretrainedMMPretrainViT):
+    """DTL (DTLv1 / DTLv2 / DTLv2-LS) on a frozen mmpretrain ViT: the
+    options, side network and guarantees of :class:`DTLVisionTransformer`
+    (M defaults to the middle block: 7 of 12, 13 of 24, 21 of 40), with the
+    ViT of :class:`PretrainedMMPretrainViT`."""
+
+
+def mmpretrain_vit_architecture(backbone: PretrainedMMPretrainViT) -> dict:
+    """What makes two mmpretrain ViTs compute the same function from the
+    same weights (shapes are compared by the fingerprint): for multi-task
+    sharing."""
+    vit = backbone.vit
+    proj = vit.patch_embed.projection
+    return dict(
+        library='mmpretrain',
+        depths=tuple(backbone.depths),
+        channels=tuple(backbone.channels),
+        patch=(tuple(proj.kernel_size), tuple(proj.stride)),
+        num_heads=tuple(layer.attn.num_heads for layer in vit.layers),
+        extra_tokens=backbone.num_extra_tokens,
+        pos_embed_grid=tuple(vit.patch_resolution),
+        interpolate_mode=vit.interpolate_mode,
+        pre_norm=type(vit.pre_norm).__name__,
+        ffn=tuple(type(layer.ffn).__name__ for layer in vit.layers))
+
+
+def use_mmpretrain_vit_of(backbone: PretrainedMMPretrainViT,
+                          trunk: PretrainedMMPretrainViT):
+    """Point ``backbone`` at ``trunk``'s frozen embeddings and blocks; its
+    final norm stays its own."""
+    vit, shared = backbone.vit, trunk.vit
+    for name in ('patch_embed', 'cls_token', 'pos_embed', 'pre_norm',
+                 'layers'):
+        setattr(vit, name, getattr(shared, name))
