@@ -555,12 +555,19 @@ def coco_digest(ds, role, format_only):
     images = [(d['img_path'], [d['width'],
                                d['height']], f'image id {d["img_id"]}')
               for d in data_list]
+    return _detection_digest(ds, parsed, images, warnings, per_class,
+                             classes), [ann_file]
+
+
+def _detection_digest(ds, parsed, images, warnings, per_class, classes):
+    """What is cached of a detection annotation file: its images (path,
+    size, where named), warnings and counts."""
     return dict(
         images=images,
         warnings=warnings,
         objects=sum(per_class.values()),
         classes=len(classes),
-        left_out=_left_out(ds, len(parsed))), [ann_file]
+        left_out=_left_out(ds, len(parsed)))
 
 
 def check_coco(ds, cfg, role, facts, warnings, evaluator=None):
@@ -660,13 +667,9 @@ def voc_digest(ds, role):
                      'minimum size)', degenerate))
     images = [(d['img_path'], [d['width'], d['height']], show(d['xml_path']))
               for d in data_list]
-    return dict(
-        images=images,
-        warnings=warnings,
-        objects=sum(per_class.values()),
-        classes=len(classes),
-        left_out=_left_out(
-            ds, len(parsed))), [list_file] + [xml for xml, _, _ in parsed]
+    return _detection_digest(
+        ds, parsed, images, warnings, per_class,
+        classes), [list_file] + [xml for xml, _, _ in parsed]
 
 
 def check_voc(ds, cfg, role, facts, warnings):

@@ -34,7 +34,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .vit_weights import _BLOCK_KEY, load_vit_weights
-from .weight_loading import CheckpointLayoutError
+from .weight_loading import CheckpointLayoutError, find_trunk
 
 # (prefix, ViT key) in any supported layout (mmpretrain's pre-norm too)
 _VIT_KEY = re.compile(
@@ -102,28 +102,10 @@ def to_mmpretrain_key(key: str) -> str:
 def find_mmpretrain_vit(vit: nn.Module, state_dict: Dict,
                         filename: str) -> Tuple[Dict, str, int]:
     """(the file's ViT in mmpretrain keys, layout, #ignored keys)."""
-    groups = {}
-    for key, value in state_dict.items():
-        found = _VIT_KEY.match(key)
-        if found and isinstance(value, torch.Tensor):
-            groups.setdefault(found.group(1), {})[found.group(2)] = value
-    trunks = {
-        p: sd
-        for p, sd in groups.items() if any(_BLOCK_KEY.match(k) for k in sd)
-    }
-    if len(trunks) > 1:
-        raise CheckpointLayoutError(
-            f'{filename}: ViT weights under several prefixes '
-            f'({", ".join(repr(p) for p in trunks)}); cannot tell which is '
-            f'the backbone')
-    if not trunks:
-        sample = ', '.join(list(state_dict)[:5])
-        raise CheckpointLayoutError(
-            f'{filename}: not a ViT checkpoint: expected keys '
-            f"'[module.][backbone.][vit.]layers.N.*' (mmpretrain, mmseg, "
-            f"dtl_mm) or 'blocks.N.*' (timm, DeiT, DINOv2 releases), found "
-            f'e.g. {sample}')
-    _, sd = trunks.popitem()
+    _, sd = find_trunk(
+        state_dict, filename, _VIT_KEY, lambda k: bool(_BLOCK_KEY.match(k)),
+        'ViT', "'[module.][backbone.][vit.]layers.N.*' (mmpretrain, mmseg, "
+        "dtl_mm) or 'blocks.N.*' (timm, DeiT, DINOv2 releases)")
     for key in sd:
         if key in _UNSUPPORTED:
             raise CheckpointLayoutError(

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..checkpoint.safe_load import load_checkpoint_file
 from .weight_loading import (CheckpointLayoutError, extract_state_dict,
-                             fill_trunk, lean_trunk_record,
+                             fill_trunk, find_trunk, lean_trunk_record,
                              load_via_lean_record)
 
 # (prefix, ViT key): the keys a ViT's weights have in any supported layout
@@ -73,28 +73,10 @@ def is_vit_block_key(key: str) -> bool:
 
 def find_vit(state_dict: Dict, filename: str) -> Tuple[Dict, str, int]:
     """(ViT state dict in mmseg keys, layout, #ignored keys)."""
-    groups = {}
-    for key, value in state_dict.items():
-        found = _VIT_KEY.match(key)
-        if found and isinstance(value, torch.Tensor):
-            groups.setdefault(found.group(1), {})[found.group(2)] = value
-    trunks = {
-        p: sd
-        for p, sd in groups.items() if any(_BLOCK_KEY.match(k) for k in sd)
-    }
-    if len(trunks) > 1:
-        raise CheckpointLayoutError(
-            f'{filename}: ViT weights under several prefixes '
-            f'({", ".join(repr(p) for p in trunks)}); cannot tell which is '
-            f'the backbone')
-    if not trunks:
-        sample = ', '.join(list(state_dict)[:5])
-        raise CheckpointLayoutError(
-            f'{filename}: not a ViT checkpoint: expected keys '
-            f"'[module.][backbone.][vit.]layers.N.*' (mmseg, mmpretrain, "
-            f"dtl_mm) or 'blocks.N.*' (timm, DeiT, ViT releases), found e.g. "
-            f'{sample}')
-    _, sd = trunks.popitem()
+    _, sd = find_trunk(
+        state_dict, filename, _VIT_KEY, lambda k: bool(_BLOCK_KEY.match(k)),
+        'ViT', "'[module.][backbone.][vit.]layers.N.*' (mmseg, mmpretrain, "
+        "dtl_mm) or 'blocks.N.*' (timm, DeiT, ViT releases)")
     for key in sd:
         for pattern, what in _UNSUPPORTED:
             if pattern.search(key):

@@ -18,7 +18,7 @@ import json
 import os.path as osp
 import re
 from collections import Counter, OrderedDict
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from mmdet.models.backbones.swin import swin_converter
@@ -71,30 +71,38 @@ def extract_state_dict(ckpt, filename: str) -> Dict[str, torch.Tensor]:
     return ckpt
 
 
-def find_swin(state_dict: Dict, filename: str):
-    """Returns (Swin state dict in mmdet keys, layout, #ignored keys)."""
+def find_trunk(state_dict: Dict, filename: str, key_re, is_trunk, name: str,
+               expected: str) -> Tuple[str, Dict]:
+    """(prefix, the trunk's tensors by their keys under it) of the one
+    trunk in a file: keys match ``key_re`` (groups: prefix, key) and some
+    key satisfies ``is_trunk``; none or several is an error naming the file
+    (``expected``: the key patterns to name)."""
     groups = {}
     for key, value in state_dict.items():
-        found = _SWIN_KEY.match(key)
+        found = key_re.match(key)
         if found and isinstance(value, torch.Tensor):
             groups.setdefault(found.group(1), {})[found.group(2)] = value
-    trunks = {
-        p: sd
-        for p, sd in groups.items() if any(
-            k.startswith(('stages.', 'layers.')) for k in sd)
-    }
+    trunks = {p: sd for p, sd in groups.items() if any(map(is_trunk, sd))}
     if len(trunks) > 1:
         raise CheckpointLayoutError(
-            f'{filename}: Swin weights under several prefixes '
+            f'{filename}: {name} weights under several prefixes '
             f'({", ".join(repr(p) for p in trunks)}); cannot tell which is '
             f'the backbone')
     if not trunks:
         sample = ', '.join(list(state_dict)[:5])
         raise CheckpointLayoutError(
-            f'{filename}: not a Swin checkpoint: expected keys '
-            f"'[module.][backbone.][swin.]stages.*' (OpenMMLab, dtl_mm) or "
-            f"'layers.*' (Microsoft release), found e.g. {sample}")
-    prefix, sd = trunks.popitem()
+            f'{filename}: not a {name} checkpoint: expected keys '
+            f'{expected}, found e.g. {sample}')
+    return trunks.popitem()
+
+
+def find_swin(state_dict: Dict, filename: str):
+    """Returns (Swin state dict in mmdet keys, layout, #ignored keys)."""
+    prefix, sd = find_trunk(
+        state_dict, filename, _SWIN_KEY, lambda k: k.startswith(
+            ('stages.', 'layers.')), 'Swin',
+        "'[module.][backbone.][swin.]stages.*' (OpenMMLab, dtl_mm) or "
+        "'layers.*' (Microsoft release)")
     ignored = len(state_dict) - len(sd)
     if any(k.startswith('layers.') for k in sd):
         converted = swin_converter(sd)  # adds 'backbone.'

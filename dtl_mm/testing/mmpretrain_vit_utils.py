@@ -1,10 +1,9 @@
 """Small mmpretrain ViTs and their checkpoints in the release layouts
 (mmpretrain's, timm's, the official DINOv2 release's, mmseg's)."""
-import re
 
 import torch
 
-from dtl_mm.testing.vit_utils import randomise_all
+from dtl_mm.testing.vit_utils import randomise_all, rename_keys
 
 # 12 blocks, 64 wide, patch 8, 64x64 images (M = 7 as for ViT-B), with
 # DINOv2's layer scale
@@ -59,22 +58,10 @@ _TO_MMSEG = (
 )
 
 
-def _rename(state, rules):
-    out = {}
-    for k, v in state.items():
-        for pattern, repl in rules:
-            new, n = re.subn(pattern, repl, k)
-            if n:
-                k = new
-                break
-        out[k] = v.clone()
-    return out
-
-
 def to_dinov2_layout(state):
     """The official DINOv2 release: a bare state dict, ``blocks.N.*``,
     ``ls1.gamma``, and the pre-training ``mask_token``."""
-    out = _rename(state, _TO_TIMM)
+    out = rename_keys(state, _TO_TIMM)
     out['mask_token'] = torch.randn(1, state['cls_token'].shape[-1])
     return out
 
@@ -82,9 +69,9 @@ def to_dinov2_layout(state):
 def to_timm_layout(state, deit3=False):
     """A timm release (``{'model': ...}`` with a classifier head); DeiT III
     names layer scale ``gamma_1`` / ``gamma_2``."""
-    out = _rename(state, _TO_TIMM)
+    out = rename_keys(state, _TO_TIMM)
     if deit3:
-        out = _rename(out, _TO_DEIT3)
+        out = rename_keys(out, _TO_DEIT3)
     out['head.weight'] = torch.zeros(10, state['cls_token'].shape[-1])
     return {'model': out}
 
@@ -97,4 +84,4 @@ def to_mmpretrain_layout(state):
 
 
 def to_mmseg_layout(state):
-    return {'state_dict': _rename(state, _TO_MMSEG)}
+    return {'state_dict': rename_keys(state, _TO_MMSEG)}

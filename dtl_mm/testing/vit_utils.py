@@ -66,7 +66,9 @@ _TO_MMPRETRAIN = (
 )
 
 
-def _rename(state, rules):
+def rename_keys(state, rules):
+    """A copy of ``state`` with each key renamed by the first matching
+    (pattern, replacement) of ``rules``."""
     out = {}
     for k, v in state.items():
         for pattern, repl in rules:
@@ -80,7 +82,7 @@ def _rename(state, rules):
 
 def to_timm_layout(mm_state):
     """A timm-style release: ``{'model': ...}`` with a classifier head."""
-    out = _rename(mm_state, _TO_TIMM)
+    out = rename_keys(mm_state, _TO_TIMM)
     width = mm_state['cls_token'].shape[-1]
     out['head.weight'] = torch.zeros(10, width)
     out['head.bias'] = torch.zeros(10)
@@ -91,7 +93,7 @@ def to_mmpretrain_layout(mm_state):
     """An mmpretrain classifier: ``backbone.*`` beside its head."""
     out = {
         'backbone.' + k: v
-        for k, v in _rename(mm_state, _TO_MMPRETRAIN).items()
+        for k, v in rename_keys(mm_state, _TO_MMPRETRAIN).items()
     }
     out['head.layers.head.weight'] = torch.zeros(10, 4)
     return {'state_dict': out}
