@@ -9,7 +9,6 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..checks.data_check import check_data
-from ..process_changes import apply_process_changes
 
 SCOPES = ('mmdet', 'mmseg')
 
@@ -20,7 +19,10 @@ def read_config(path):
     a package base config that cannot be read for lack of pkg_resources
     names the fix. Applies the process changes first (safe checkpoint
     loading, atomic writes, ``dtl_mm::`` / forked ``mmseg::`` bases)."""
-    apply_process_changes()
+    # here, not at this module's import: a program importing the apis for
+    # their classes keeps mmengine's behaviour until it reads a config
+    from ..process_changes import apply_process_changes
+    apply_process_changes()  # idempotent
     from ..utils.config_packages import explain_config_error
     from ..utils.package_files import find_config
     found = find_config(path)
