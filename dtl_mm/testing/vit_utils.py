@@ -97,3 +97,78 @@ def to_mmpretrain_layout(mm_state):
     }
     out['head.layers.head.weight'] = torch.zeros(10, 4)
     return {'state_dict': out}
+
+
+def check_side_network_isolated(model, x):
+    """One backward through a DTL ViT with a randomised side network: no
+    tensor saved in blocks 1..M, some in every later block, no gradient in
+    the frozen ViT, and a nonzero one on every side-network parameter, the
+    only ones that train."""
+    saved, outs = saved_per_block(model, lambda: model(x))
+    sum(o.square().mean() for o in outs).backward()
+    first_g = model.layout.first_g
+    assert not [i for i in saved if i <= first_g]
+    assert all(saved.get(i, 0) > 0 for i in range(first_g + 1, 13))
+    for name, p in model.vit.named_parameters():
+        assert not p.requires_grad and p.grad is None, name
+    csn = list(model.csn.named_parameters())
+    assert csn and len(csn) == len(
+        [p for p in model.parameters() if p.requires_grad])
+    for name, p in csn:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def check_every_csn_parameter_in_graph(model):
+    """From the zero initialisation, as DDP's first step sees it (no
+    find_unused_parameters): every side-network parameter gets a
+    gradient."""
+    model.train()
+    sum(o.square().mean() for o in model(torch.randn(1, 3, 64, 64))) \
+        .backward()
+    for name, p in model.csn.named_parameters():
+        assert p.grad is not None, name
+
+
+def check_lean_round_trip(model, path, build, wrong_path):
+    """``model`` was loaded from the release file ``path``;
+    ``build(checkpoint)`` makes a new model of its config from another
+    file (None: none); ``wrong_path`` holds other trunk weights.
+
+    With its trainable weights randomised, ``model``'s state dict leaves
+    the trunk out and records ``path`` and the trunk's fingerprint; a new
+    model from the same file loads it into the same state and outputs; one
+    from other weights or from no file refuses it. Returns the new model.
+    """
+    from dtl_mm.models.weight_loading import (CheckpointLayoutError,
+                                              decode_trunk_record,
+                                              swin_fingerprint)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.requires_grad:
+                p.normal_()
+    state = model.state_dict()
+    assert not any(
+        k.startswith('vit.') and k[4:] in model.trunk_keys for k in state)
+    assert set(trainable) <= set(state)
+    record = decode_trunk_record(state['_extra_state'])
+    assert record == dict(
+        source=path, sha256=swin_fingerprint(model.trunk_state()))
+
+    other = build(path)
+    other.load_state_dict(state)
+    for (n, a), (_, b) in zip(
+            model.state_dict(keep_vars=True).items(),
+            other.state_dict(keep_vars=True).items()):
+        assert torch.equal(a, b), n
+    x = torch.randn(1, 3, 64, 64)
+    model.eval(), other.eval()
+    assert all(torch.equal(a, b) for a, b in zip(model(x), other(x)))
+
+    import pytest  # only when a test calls this
+    with pytest.raises(CheckpointLayoutError, match='different weights'):
+        build(wrong_path).load_state_dict(state)
+    # no pretrained file at all: refused, not a random trunk
+    with pytest.raises(CheckpointLayoutError, match='no pretrained file'):
+        build(None).load_state_dict(state)
+    return other

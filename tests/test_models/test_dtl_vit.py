@@ -6,8 +6,9 @@ import torch
 
 from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
 from dtl_mm.models.csn_layout import VARIANTS
-from dtl_mm.testing.vit_utils import (TINY, plain_vit, randomise_all,
-                                      saved_per_block)
+from dtl_mm.testing.vit_utils import (TINY, check_every_csn_parameter_in_graph,
+                                      check_side_network_isolated, plain_vit,
+                                      randomise_all, saved_per_block)
 
 
 def same_trunk(model, plain):
@@ -85,31 +86,11 @@ def test_gradients_and_no_graph_before_first_add_back(variant):
     model, _ = dtl_and_plain(variant)
     randomise_all(model.csn)
     model.train()
-    x = torch.randn(2, 3, 64, 64)
-    saved, outs = saved_per_block(model, lambda: model(x))
-    sum(o.square().mean() for o in outs).backward()
-
-    first_g = model.layout.first_g
-    assert not [i for i in saved if i <= first_g]
-    assert all(saved.get(i, 0) > 0 for i in range(first_g + 1, 13))
-    for name, p in model.vit.named_parameters():
-        assert not p.requires_grad and p.grad is None, name
-    csn = list(model.csn.named_parameters())
-    assert csn and len(csn) == len(
-        [p for p in model.parameters() if p.requires_grad])
-    for name, p in csn:
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    check_side_network_isolated(model, torch.randn(2, 3, 64, 64))
 
 
 def test_every_csn_parameter_gets_a_gradient_at_init():
-    """From the zero initialisation, as DDP's first step sees it (no
-    find_unused_parameters): every CSN parameter is in the graph."""
-    model, _ = dtl_and_plain('dtlv2-ls')
-    model.train()
-    sum(o.square().mean() for o in model(torch.randn(1, 3, 64, 64))) \
-        .backward()
-    for name, p in model.csn.named_parameters():
-        assert p.grad is not None, name
+    check_every_csn_parameter_in_graph(dtl_and_plain('dtlv2-ls')[0])
 
 
 def test_with_cp_same_results_fewer_saved_tensors():

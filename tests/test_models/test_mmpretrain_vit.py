@@ -12,7 +12,9 @@ from dtl_mm.models import (DTLMMPretrainViT, LoRAMMPretrainViT,
 from dtl_mm.models.csn_layout import VARIANTS
 from dtl_mm.models.mmpretrain_vit import mmpretrain_vit_args
 from dtl_mm.testing.mmpretrain_vit_utils import KINDS, plain_vit, tiny
-from dtl_mm.testing.vit_utils import randomise_all, saved_per_block
+from dtl_mm.testing.vit_utils import (check_every_csn_parameter_in_graph,
+                                      check_side_network_isolated,
+                                      randomise_all, saved_per_block)
 
 pytestmark = pytest.mark.mmpretrain
 
@@ -144,28 +146,11 @@ def test_gradients_and_no_graph_before_first_add_back(kind):
     model, _ = dtl_and_plain('dtlv2-ls', kind)
     randomise_all(model.csn)
     model.train()
-    x = torch.randn(2, 3, 64, 64)
-    saved, outs = saved_per_block(model, lambda: model(x))
-    sum(o.square().mean() for o in outs).backward()
-    first_g = model.layout.first_g
-    assert not [i for i in saved if i <= first_g]
-    assert all(saved.get(i, 0) > 0 for i in range(first_g + 1, 13))
-    for name, p in model.vit.named_parameters():
-        assert not p.requires_grad and p.grad is None, name
-    csn = list(model.csn.named_parameters())
-    assert csn and len(csn) == len(
-        [p for p in model.parameters() if p.requires_grad])
-    for name, p in csn:
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    check_side_network_isolated(model, torch.randn(2, 3, 64, 64))
 
 
 def test_every_csn_parameter_gets_a_gradient_at_init():
-    model, _ = dtl_and_plain('dtlv2')
-    model.train()
-    sum(o.square().mean() for o in model(torch.randn(1, 3, 64, 64))) \
-        .backward()
-    for name, p in model.csn.named_parameters():
-        assert p.grad is not None, name
+    check_every_csn_parameter_in_graph(dtl_and_plain('dtlv2')[0])
 
 
 @pytest.mark.parametrize('with_cp', [True, 'selective'])

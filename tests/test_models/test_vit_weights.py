@@ -8,9 +8,8 @@ import torch
 from dtl_mm.models import (CheckpointLayoutError, DTLVisionTransformer,
                            PretrainedVisionTransformer, swin_fingerprint)
 from dtl_mm.models.vit_weights import find_vit
-from dtl_mm.models.weight_loading import decode_trunk_record
-from dtl_mm.testing.vit_utils import (TINY, plain_vit, to_mmpretrain_layout,
-                                      to_timm_layout)
+from dtl_mm.testing.vit_utils import (TINY, check_lean_round_trip, plain_vit,
+                                      to_mmpretrain_layout, to_timm_layout)
 
 
 def source_vit(**kw):
@@ -159,42 +158,17 @@ def test_lean_checkpoint_round_trip(tmp_path, cls):
     source = source_vit()
     path = save(tmp_path, 'release.pth', to_timm_layout(source.state_dict()))
     model = load_into_new(path, cls)
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if p.requires_grad:
-                p.normal_()
-    state = model.state_dict()
-    assert not any(
-        k.startswith('vit.') and k[4:] in model.trunk_keys for k in state)
-    assert set(trainable) <= set(state)
-    record = decode_trunk_record(state['_extra_state'])
-    assert record == dict(
-        source=path, sha256=swin_fingerprint(model.trunk_state()))
-
-    # a fresh model configured with the same file: exactly the same model
-    other = cls(init_cfg=dict(type='Pretrained', checkpoint=path), **TINY)
-    other.load_state_dict(state)
-    for (n, a), (_, b) in zip(
-            model.state_dict(keep_vars=True).items(),
-            other.state_dict(keep_vars=True).items()):
-        assert torch.equal(a, b), n
-    assert_same_trunk(other, source)
-    x = torch.randn(1, 3, 64, 64)
-    model.eval(), other.eval()
-    assert all(torch.equal(a, b) for a, b in zip(model(x), other(x)))
-
-    # a pretrained file with other weights is refused, naming both
+    # a release of the same shapes with other weights
     changed = dict(source.state_dict())
     changed['cls_token'] = changed['cls_token'] + 1
     wrong = save(tmp_path, 'wrong.pth', to_timm_layout(changed))
-    bad = cls(init_cfg=dict(type='Pretrained', checkpoint=wrong), **TINY)
-    with pytest.raises(CheckpointLayoutError, match='different weights'):
-        bad.load_state_dict(state)
-    # no pretrained file at all: refused, not a random trunk
-    none = cls(**TINY)
-    with pytest.raises(CheckpointLayoutError, match='no pretrained file'):
-        none.load_state_dict(state)
+
+    def build(checkpoint):
+        init = checkpoint and dict(type='Pretrained', checkpoint=checkpoint)
+        return cls(init_cfg=init, **TINY)
+
+    other = check_lean_round_trip(model, path, build, wrong)
+    assert_same_trunk(other, source)
 
 
 def test_lean_checkpoint_as_pretrained_file(tmp_path):
