@@ -78,15 +78,15 @@ add_mim_extension()
 setup(
     name='dtl_mm',
     version=read_version(),
-    description=('Disentangled Transfer Learning (DTL) for Swin backbones '
-                 'in mmdetection and mmsegmentation'),
+    description=('Disentangled Transfer Learning (DTL) for Swin, ViT / DeiT '
+                 'and DINOv2 backbones in mmdetection and mmsegmentation'),
     long_description=read_readme(),
     long_description_content_type='text/markdown',
     url='https://doi.org/10.1109/TPAMI.2025.3616318',
     project_urls={'Paper': 'https://doi.org/10.1109/TPAMI.2025.3616318'},
     license='Apache-2.0',
     keywords='parameter-efficient transfer learning, detection, '
-    'segmentation, swin, openmmlab',
+    'segmentation, swin, vit, deit, dinov2, openmmlab',
     classifiers=[
         'License :: OSI Approved :: Apache Software License',
         'Programming Language :: Python :: 3.11',

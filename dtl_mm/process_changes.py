@@ -1,6 +1,8 @@
 """The changes dtl_mm makes to mmengine and torch for the whole process.
 
-Importing ``dtl_mm`` only registers modules. These changes are made by
+Importing ``dtl_mm`` registers modules and adds the ``dtl_mm::`` config
+scope (change 5 below, a new entry in mmengine's table). The others are
+made by
 importing this module by name, which every shipped config does in its
 ``custom_imports`` (``imports=['dtl_mm', 'dtl_mm.process_changes']``), and
 by calling :func:`apply_process_changes`, which our tools and
@@ -47,7 +49,7 @@ it does not go through mmengine's loaders).
    changes where upstream mmsegmentation is installed. Why: ``mmseg::``
    base configs fail to resolve there otherwise.
 5. mmengine's ``MODULE2PACKAGE`` table gains ``dtl_mm`` (nothing else in
-   it changes), naming the module ``dtl_mm.version`` (any module in the
+   it changes; ``import dtl_mm`` already makes this one), naming the module ``dtl_mm.version`` (any module in the
    package folder) so that
    mmengine reads the configs beside the ``dtl_mm`` actually imported. Why:
    a user's config can then inherit ours with

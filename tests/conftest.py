@@ -91,7 +91,7 @@ def short_run(toy_workspace):
     (tools/test.py, the libraries' own test tools, conversion, resuming in
     a copy) shares it; a test that changes the work dir works on a copy
     (tool_utils.copy_run)."""
-    from dtl_mm.testing.tool_utils import FINAL, train
+    from helpers.tool_utils import FINAL, train
     runs = {}
 
     def get(task):
@@ -178,7 +178,7 @@ def toy(tmp_path, monkeypatch):
     config. Each call makes the data anew."""
     from mmengine.config import Config
 
-    from dtl_mm.testing.tool_utils import DEMO, ROOT
+    from helpers.tool_utils import DEMO, ROOT
     from dtl_mm.testing.toy_data import MAKERS
 
     def make(name, **kw):
@@ -194,6 +194,6 @@ def toy(tmp_path, monkeypatch):
 def voc_run(short_run):
     """The session's short VOC demo run (conftest.short_run): (config
     path, work dir); tests that change the work dir take a copy
-    (dtl_mm.testing.tool_utils.own_copy)."""
-    from dtl_mm.testing.tool_utils import DEMO, ROOT
+    (helpers.tool_utils.own_copy)."""
+    from helpers.tool_utils import DEMO, ROOT
     return os.path.join(ROOT, DEMO["voc"]), short_run("voc")

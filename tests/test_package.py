@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from dtl_mm.testing.tool_utils import DEMO, ROOT, tool
+from helpers.tool_utils import DEMO, ROOT, tool
 
 VOC_DEMO = osp.basename(DEMO['voc'])
 
@@ -73,6 +73,18 @@ def test_model_index_lists_every_config_with_the_papers_numbers():
             Metrics={'AP (paper)': 87.0})
     ]
     assert 'the paper (Table 9' in voc['Metadata']['Results Source']
+    # mim search tags each folder with the trunks its configs use
+    archs = {}
+    for meta in index['Import']:
+        with open(osp.join(ROOT, meta)) as f:
+            [coll] = yaml.safe_load(f)['Collections']
+        archs[osp.basename(osp.dirname(meta))] = coll['Metadata'][
+            'Architecture']
+    assert archs['voc'] == ['Swin Transformer', 'DTL']
+    assert archs['vit'] == archs['vit_mmpretrain'] == [
+        'Vision Transformer', 'DTL'
+    ]
+    assert archs['demo'] == ['Swin Transformer', 'Vision Transformer', 'DTL']
 
 
 @pytest.mark.slow  # runs the tools as subprocesses
@@ -269,6 +281,17 @@ def installed(tmp_path_factory):
     assert 'dtl_mm/.mim/model-index.yml' in names
     assert f'dtl_mm/.mim/{DEMO["voc"]}' in names
     assert 'dtl_mm/.mim/tools/train.py' in names
+    # the toy-data writer the tools use ships; the tests' helpers (tiny
+    # models, crafted checkpoints that run code) do not
+    assert 'dtl_mm/testing/toy_data.py' in names
+    shipped_py = {n for n in names if n.endswith('.py')}
+    assert not [n for n in shipped_py if 'helpers' in n.split('/')
+                or n.startswith(('tests/', 'dtl_mm/.mim/tests/'))]
+    assert sorted(n for n in shipped_py
+                  if n.startswith('dtl_mm/testing/')) == [
+                      'dtl_mm/testing/__init__.py',
+                      'dtl_mm/testing/toy_data.py'
+                  ]
 
     venv = tmp / 'venv'
     run([sys.executable, '-m', 'venv', str(venv)], tmp)

@@ -1,11 +1,12 @@
 """Registration: each backbone is in mmengine's root MODELS and found from
 mmdet's and mmseg's scopes; detection works where mmseg cannot import."""
+import os
 import subprocess
 import sys
 
 import pytest
 
-from dtl_mm.testing.tool_utils import DEMO, ROOT
+from helpers.tool_utils import DEMO, ROOT
 
 # mmseg made unimportable, as in a detection-only environment
 DETECTION_ONLY = f'''
@@ -57,31 +58,60 @@ from mmengine.config import utils
 from mmengine.fileio.backends import backends
 from mmengine.runner.checkpoint import CheckpointLoader
 
-def state():
+def loading():
     return (CheckpointLoader._schemes['http://'].__module__,
-            backends['local'].__name__,
-            'dtl_mm' in utils.MODULE2PACKAGE)
+            backends['local'].__name__)
 
-before = state()
+before = loading(), 'dtl_mm' in utils.MODULE2PACKAGE
 import dtl_mm
-import dtl_mm.apis.inferencer, dtl_mm.apis.runner_setup, dtl_mm.testing
-after_import = state()
+import dtl_mm.apis.inferencer, dtl_mm.apis.runner_setup, dtl_mm.testing.toy_data
+after_import = loading(), 'dtl_mm' in utils.MODULE2PACKAGE
 import dtl_mm.process_changes
-print(before == after_import, after_import == state(), state())
+print(before[0] == after_import[0], before[1], after_import[1],
+      after_import[0] == loading(), *loading())
 """
 
 
-def test_import_registers_only_and_process_changes_are_a_named_import():
+def test_import_adds_the_config_scope_and_process_changes_are_named():
     out = subprocess.run([sys.executable, '-c', PROCESS],
                          capture_output=True,
                          text=True,
                          cwd=ROOT,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    unchanged, changed_by_second, now = out.stdout.split(' ', 2)
-    # import dtl_mm and its apis: nothing changed
-    assert unchanged == 'True'
-    assert changed_by_second == 'False'
-    assert now.split() == [
-        "('dtl_mm.checkpoint.schemes',", "'AtomicLocalBackend',", 'True)'
-    ]
+    (loading_unchanged, scope_before, scope_after, unchanged_by_second,
+     http_loader, local_backend) = out.stdout.split()
+    # import dtl_mm and its apis: checkpoint loading and writing unchanged,
+    # the dtl_mm:: config scope added (only that)
+    assert loading_unchanged == 'True'
+    assert (scope_before, scope_after) == ('False', 'True')
+    # the named import changes loading and writing
+    assert unchanged_by_second == 'False'
+    assert (http_loader, local_backend) == ('dtl_mm.checkpoint.schemes',
+                                            'AtomicLocalBackend')
+
+
+USER_CONFIG_INHERITS = """
+import dtl_mm
+from mmengine.config import Config
+cfg = Config.fromfile(sys.argv[1])
+print(cfg.model.backbone.type, cfg.custom_value)
+"""
+
+
+def test_user_config_inherits_dtl_mm_after_import_dtl_mm(tmp_path):
+    """`_base_ = 'dtl_mm::...'` resolves in a program of the user's own
+    that imports dtl_mm (and nothing else of ours)."""
+    user = tmp_path / 'my_voc.py'
+    user.write_text("_base_ = 'dtl_mm::demo/retinanet_swin-t_dtlv2-ls_"
+                    "toy-voc.py'\ncustom_value = 7\n")
+    out = subprocess.run(
+        [sys.executable, '-c', 'import sys' + USER_CONFIG_INHERITS,
+         str(user)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ['DTLSwinTransformer', '7']

@@ -47,6 +47,21 @@ BACKBONES = {
 }
 
 
+# the trunk family a config name's backbone belongs to, as mim's
+# Architecture metadata names it
+ARCHITECTURES = (
+    (re.compile(r'_swin-'), 'Swin Transformer'),
+    (re.compile(r'_(deit|vit|dinov2|mmpretrain-vit)-'), 'Vision Transformer'),
+)
+
+
+def architectures(names):
+    """The trunk families among ``names`` (config names), then DTL."""
+    found = [arch for pattern, arch in ARCHITECTURES
+             if any(pattern.search(n) for n in names)]
+    return found + ['DTL']
+
+
 def task_of(folder, name):
     """The data set a config trains on: its folder's, or for the plain ViT
     configs (configs/vit/) the one its name ends with."""
@@ -112,7 +127,7 @@ def metafile(folder):
         models.append(entry)
     collection = dict(
         Name='DTL',
-        Metadata=dict(Architecture=['Swin Transformer', 'DTL']),
+        Metadata=dict(Architecture=architectures([m['Name'] for m in models])),
         Paper=PAPER,
         README='README.md')
     return dict(Collections=[collection], Models=models)

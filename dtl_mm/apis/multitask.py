@@ -25,7 +25,7 @@ from torch import nn
 
 from ..models import (DTLSwinTransformer, DTLVisionTransformer,
                       PretrainedSwinTransformer, PretrainedTrunk,
-                      PretrainedVisionTransformer, swin_fingerprint)
+                      PretrainedVisionTransformer, trunk_fingerprint)
 from ..models.dtl_vit import run_frozen_vit, run_vit_from_trunk
 from ..models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
 from ..models.mmpretrain_vit import (PretrainedMMPretrainViT,
@@ -48,7 +48,7 @@ def trunk_fingerprint(backbone: PretrainedTrunk) -> str:
     """sha256 of the frozen weights the tasks would share (the whole trunk
     but the output norms, which each task applies itself)."""
     own = trunk_kind(backbone).own
-    return swin_fingerprint({
+    return trunk_fingerprint({
         k: v
         for k, v in backbone.trunk.state_dict().items() if not own.match(k)
     })

@@ -190,13 +190,15 @@ def check_amp(cfg):
 def check_pretrained_trunk(cfg):
     """Training a frozen (or fine-tuned) Swin or ViT that loads no
     pretrained weights wastes the run: an error unless the config opts in
-    with ``allow_random_swin = True`` (the demo configs do, the ViT ones by
-    inheriting it: no pretrained tiny Swin or ViT exists). Resuming or
-    ``load_from`` bring the weights themselves."""
+    with ``allow_random_trunk = True`` (the demo configs do: no pretrained
+    tiny Swin or ViT exists). ``allow_random_swin``, its name before ViT
+    trunks came, is read too. Resuming or ``load_from`` bring the weights
+    themselves."""
     from ..checks.model_check import SWIN_TYPES, VIT_TYPES
     bb = cfg.model.get('backbone') or {}
     kind = bb.get('type')
     if kind not in SWIN_TYPES[1:] + VIT_TYPES \
+            or cfg.get('allow_random_trunk') \
             or cfg.get('allow_random_swin') \
             or cfg.get('resume') or cfg.get('load_from'):
         return
@@ -211,8 +213,8 @@ def check_pretrained_trunk(cfg):
             ('frozen ' if not full or bb.get('frozen') else '') +
             f'{name}. Set model.backbone.init_cfg.checkpoint to the '
             f'pretrained file or URL; to train on a random {name} '
-            f'deliberately, add allow_random_swin=True to the config (or '
-            f'--cfg-options allow_random_swin=True).')
+            f'deliberately, add allow_random_trunk=True to the config (or '
+            f'--cfg-options allow_random_trunk=True).')
 
 
 def build_model(cfg):

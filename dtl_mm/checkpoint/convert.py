@@ -26,7 +26,7 @@ from mmengine.registry import MODELS, init_default_scope
 from ..models.trunk_wrapper import PretrainedTrunk
 from ..models.weight_loading import (EXTRA_STATE, CheckpointLayoutError,
                                      decode_trunk_record, lean_trunk_missing,
-                                     pretrained_file_exists, swin_fingerprint)
+                                     pretrained_file_exists, trunk_fingerprint)
 from .atomic_io import atomic_write
 from .safe_load import CheckpointError
 
@@ -61,7 +61,7 @@ def to_lean(state, backbone, pretrained, name):
     if not all(k in state for k in trunk):
         raise CheckpointError(f'{name}: already lean (or not a full '
                               f'checkpoint of this config)')
-    sha = swin_fingerprint(
+    sha = trunk_fingerprint(
         {k[len(PREFIX + backbone.trunk_prefix):]: state[k]
          for k in trunk})
     record = decode_trunk_record(state.get(PREFIX + EXTRA_STATE))

@@ -263,10 +263,13 @@ class Report:
         self.source = source
         self.lines = []
 
-    def add(self, what, items):
+    def add(self, what, items, count=None):
+        """'<count> <what>, e.g. <items>'; ``count`` defaults to the
+        number of items (give it when an item stands for several)."""
         items = list(items)
         if items:
-            self.lines.append(f'{len(items)} {what}, e.g. {_some(items)}')
+            n = len(items) if count is None else count
+            self.lines.append(f'{n} {what}, e.g. {_some(items)}')
 
     def log(self, collected=None):
         for line in self.lines:
@@ -661,8 +664,10 @@ def voc_digest(ds, role):
                             f' classes {list(classes)}: nothing to train on')
         warnings.append(('configured classes without any object',
                          [c for c, n in per_class.items() if n == 0]))
+    # counted in objects; the examples name each class with its count
     warnings.append(('objects of classes not configured, skipped',
-                     [f'{n} x {c!r}' for c, n in sorted(skipped.items())]))
+                     [f'{n} x {c!r}' for c, n in sorted(skipped.items())],
+                     sum(skipped.values())))
     warnings.append(('boxes mmdet ignores (empty, inverted or under the '
                      'minimum size)', degenerate))
     images = [(d['img_path'], [d['width'], d['height']], show(d['xml_path']))
@@ -693,8 +698,8 @@ def _check_annotated(kind, ann_file, file_role, make_digest, config_key, facts,
         raise DataError(f'{file_role} not found: {show(ann_file)}')
     digest = facts.digest(kind, ann_file, make_digest, extra=config_key)
     report = Report(show(ann_file))
-    for what, items in digest['warnings']:
-        report.add(what, items)
+    for what, items, *count in digest['warnings']:
+        report.add(what, items, *count)
     check_images(digest['images'], ann_file, facts, report, where)
     report.log(warnings)
     return (f'{show(ann_file)}: {len(digest["images"])} images'

@@ -19,14 +19,14 @@ from .trunk_wrapper import PretrainedTrunk
 from .vit_weights import load_vit_weights
 from .vit_wrapper import PretrainedVisionTransformer
 from .weight_loading import (CheckpointLayoutError, load_swin_weights,
-                             swin_fingerprint)
+                             trunk_fingerprint)
 
 __all__ = [
     'PretrainedTrunk', 'PretrainedSwinTransformer', 'DTLSwinTransformer',
     'PretrainedVisionTransformer', 'DTLVisionTransformer',
     'CompactSideNetwork', 'CSNLayout', 'DTLOptions', 'build_layout',
     'load_swin_weights', 'load_vit_weights', 'CheckpointLayoutError',
-    'swin_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
+    'trunk_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
     'AdaptFormerSwinTransformer', 'PretrainedMMPretrainViT',
     'DTLMMPretrainViT', 'LoRAMMPretrainViT'
 ]

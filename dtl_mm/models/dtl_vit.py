@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from .csn_layout import DTLOptions, build_layout
+from .csn_layout import VIT_VARIANT_DEFAULTS, DTLOptions, build_layout
 from .frozen_trunk import NO_SIDE_NETWORK, TrunkState, grad_if
 from .side_network import CompactSideNetwork
 from .vit_wrapper import PretrainedVisionTransformer
@@ -126,7 +126,8 @@ class DTLVisionTransformer(PretrainedVisionTransformer):
             kwargs,
             variant,
             not_here=SWIN_ONLY_OPTIONS,
-            backbone='a plain ViT: it is one stage (no bridges)')
+            backbone='a plain ViT: it is one stage (no bridges)',
+            defaults=VIT_VARIANT_DEFAULTS)
         super().__init__(
             frozen=True, **self.frozen_only(type(self).__name__, kwargs))
         self.layout = build_layout(self.depths, self.channels, options)

@@ -30,17 +30,20 @@ from typing import Callable, Iterable, Union
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
-from torch.utils.checkpoint import (CheckpointPolicy, checkpoint,
-                                    create_selective_checkpoint_contexts)
+from torch.utils.checkpoint import checkpoint
 
 CP_POLICIES = (False, True, 'selective')
+# torch's selective activation checkpointing (CheckpointPolicy,
+# create_selective_checkpoint_contexts) first shipped in torch 2.4; the
+# package imports on older torch, and only 'selective' asks for it
+SELECTIVE_MIN_TORCH = (2, 4)
 _aten = torch.ops.aten
 # products: output = input x weight (the last dimension is the width)
 _LINEAR = {_aten.mm.default: 1, _aten.addmm.default: 2}
 _KEEP_ALWAYS = {_aten.convolution.default}
 
 
-def keep_widening_products(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+def keep_widening_products(ctx, op, *args, **kwargs):
     """Selective policy: keep what is expensive to recompute and needed.
 
     A product whose output is wider than its input (qkv: C -> 3C, fc1:
@@ -49,6 +52,7 @@ def keep_widening_products(ctx, op, *args, **kwargs) -> CheckpointPolicy:
     A narrowing product (proj, fc2) only feeds a residual add and the next
     LayerNorm, so it is recomputed from the kept wide outputs.
     """
+    from torch.utils.checkpoint import CheckpointPolicy
     if op in _KEEP_ALWAYS:
         return CheckpointPolicy.MUST_SAVE
     if op in _LINEAR:
@@ -58,9 +62,24 @@ def keep_widening_products(ctx, op, *args, **kwargs) -> CheckpointPolicy:
     return CheckpointPolicy.PREFER_RECOMPUTE
 
 
+def torch_version() -> tuple:
+    """(major, minor) of the torch in use."""
+    return tuple(int(p) for p in torch.__version__.split('.')[:2])
+
+
 def check_cp_policy(value, owner: str = 'with_cp'):
-    """``value`` if it is one of :data:`CP_POLICIES`, else a ValueError."""
-    if isinstance(value, bool) or value == 'selective':
+    """``value`` if it is one of :data:`CP_POLICIES` and this torch has
+    it, else a ValueError."""
+    if isinstance(value, bool):
+        return value
+    if value == 'selective':
+        if torch_version() < SELECTIVE_MIN_TORCH:
+            need = '.'.join(map(str, SELECTIVE_MIN_TORCH))
+            raise ValueError(
+                f'{owner}="selective" needs torch >= {need} (its selective '
+                f'activation checkpointing); this is torch '
+                f'{torch.__version__}. Use {owner}=True (recompute every '
+                f'region), which works on every supported torch.')
         return value
     raise ValueError(f'{owner} must be False, True or "selective", got '
                      f'{value!r}')
@@ -86,6 +105,8 @@ def recompute(policy: Union[bool, str], fn: Callable, *args, **kwargs):
 
     context = {}
     if policy == 'selective':
+        from torch.utils.checkpoint import \
+            create_selective_checkpoint_contexts
         # the module global, looked up at each call: the benchmark wraps it
         # to count what the policy keeps
         context['context_fn'] = partial(create_selective_checkpoint_contexts,

@@ -214,7 +214,7 @@ def fill_trunk(trunk: nn.Module,
         defaulted=defaulted,
         ignored=ignored,
         # target's tensors share storage with the loaded weights
-        sha256=swin_fingerprint(target))
+        sha256=trunk_fingerprint(target))
     print_log(
         f'Loaded {name} weights from {filename} ({layout} layout): filled '
         f'{report["filled"]}/{len(params)} backbone parameter tensors' +
@@ -284,10 +284,11 @@ def lean_trunk_missing(record: dict,
             f'those weights: {remedies}.')
 
 
-def swin_fingerprint(state: Dict[str, torch.Tensor]) -> str:
-    """sha256 (hex) of a Swin state dict in mmdet keys: names, dtypes,
-    shapes and bytes, in sorted key order. Equal fingerprints mean the same
-    frozen trunk, whichever file or model the tensors came from."""
+def trunk_fingerprint(state: Dict[str, torch.Tensor]) -> str:
+    """sha256 (hex) of a trunk's state dict (a Swin in mmdet keys, a ViT in
+    its library's keys): names, dtypes, shapes and bytes, in sorted key
+    order. Equal fingerprints mean the same frozen trunk, whichever file or
+    model the tensors came from."""
     digest = hashlib.sha256()
     for key in sorted(state):
         t = state[key].detach().cpu().contiguous()

@@ -1,2 +1,3 @@
-"""Support for the tests and the demo: toy data sets in the real on-disk
-formats, tiny models."""
+"""Toy data sets in the real on-disk formats (COCO, VOC, ADE20K), written
+by ``dtl-mm toy-data`` and the demo. The tests' own helpers live under
+``tests/``, outside the package."""

@@ -3,7 +3,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-PARTS = ('backbone (Swin)', 'side network', 'neck', 'heads')
+PARTS = ('trunk', 'side network', 'neck', 'heads')
 # where a dtl_mm backbone keeps its trunk (a plain ViT counts as the Swin row)
 TRUNKS = ('backbone.swin.', 'swin.', 'backbone.vit.', 'vit.')
 

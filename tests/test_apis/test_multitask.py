@@ -16,11 +16,11 @@ from PIL import Image
 from dtl_mm.apis.inferencer import MultiTaskInferencer, samples_for
 from dtl_mm.apis.multitask import MultiTaskModel, TrunkSharingError
 from dtl_mm.apis.runner_setup import build_model
-from dtl_mm.testing.multitask_utils import (SCOPES, alone, alone_on_images,
+from helpers.multitask_utils import (SCOPES, alone, alone_on_images,
                                             assert_same, build, config, images,
                                             task_workspace)
-from dtl_mm.testing.swin_utils import randomise
-from dtl_mm.testing.tool_utils import DEMO, ROOT, run_tool, tool
+from helpers.swin_utils import randomise
+from helpers.tool_utils import DEMO, ROOT, run_tool, tool
 
 
 def as_backbone(cfg, kind, **extra):

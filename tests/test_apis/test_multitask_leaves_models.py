@@ -10,7 +10,7 @@ from test_multitask import batch
 
 from dtl_mm.apis.multitask import MultiTaskModel, TrunkBranch
 from dtl_mm.apis.runner_setup import build_model
-from dtl_mm.testing.multitask_utils import (SCOPES, alone, assert_same, build,
+from helpers.multitask_utils import (SCOPES, alone, assert_same, build,
                                             config)
 
 

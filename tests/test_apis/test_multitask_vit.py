@@ -10,9 +10,9 @@ from mmengine.structures import BaseDataElement
 from dtl_mm.apis.inferencer import samples_for
 from dtl_mm.apis.multitask import MultiTaskModel, TrunkSharingError
 from dtl_mm.apis.runner_setup import build_model, load_config
-from dtl_mm.testing.config_utils import VIT_DEMO
-from dtl_mm.testing.tool_utils import DEMO, ROOT
-from dtl_mm.testing.vit_utils import randomise_all
+from helpers.config_utils import VIT_DEMO
+from helpers.tool_utils import DEMO, ROOT
+from helpers.vit_utils import randomise_all
 
 SCOPES = dict(coco='mmdet', ade20k='mmseg')
 

@@ -7,7 +7,7 @@ from mmengine.config import Config
 
 from dtl_mm.apis.runner_setup import (check_amp, check_pretrained_trunk,
                                       load_config)
-from dtl_mm.testing.tool_utils import DEMO, ROOT
+from helpers.tool_utils import DEMO, ROOT
 
 VOC = 'configs/voc/retinanet_swin-b_dtlv2-ls_fpn_voc0712.py'
 
@@ -19,9 +19,9 @@ def test_random_swin_needs_the_named_option():
         with pytest.raises(
                 ValueError,
                 match=r'model.backbone.init_cfg=.*random frozen Swin.*'
-                r'allow_random_swin=True'):
+                r'allow_random_trunk=True'):
             check_pretrained_trunk(cfg)
-        cfg.allow_random_swin = True
+        cfg.allow_random_trunk = True
         check_pretrained_trunk(cfg)
     for task in DEMO:  # no pretrained tiny Swin exists: they opt in
         check_pretrained_trunk(load_config(osp.join(ROOT, DEMO[task])))

@@ -13,7 +13,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 from dtl_mm.checkpoint import atomic_io
 from dtl_mm.checkpoint.atomic_io import AtomicLocalBackend
 from dtl_mm.checkpoint.safe_load import load_checkpoint_file
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.tool_utils import ROOT
 
 
 # ------------------------------------------------------ checkpoint writing

@@ -7,7 +7,7 @@ import torch
 
 from dtl_mm.checkpoint import convert
 from dtl_mm.checkpoint.safe_load import CheckpointError
-from dtl_mm.testing.checkpoint_utils import (lean_checkpoint, swin_file,
+from helpers.checkpoint_utils import (lean_checkpoint, swin_file,
                                              voc_config)
 
 

@@ -11,7 +11,7 @@ import torch
 from dtl_mm.checkpoint.safe_load import (CheckpointError,
                                          cached_checkpoint_path,
                                          load_checkpoint_file)
-from dtl_mm.testing.checkpoint_utils import file_bytes
+from helpers.checkpoint_utils import file_bytes
 
 
 def test_hash_in_the_name_is_checked_before_caching(tmp_path, server,

@@ -7,7 +7,7 @@ from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.checkpoint.fit_check import (check_checkpoint_fits,
                                          revise_keys_as_mmengine)
 from dtl_mm.checkpoint.safe_load import CheckpointError
-from dtl_mm.testing.multitask_utils import config
+from helpers.multitask_utils import config
 
 
 def test_revision_is_mmengines_default():

@@ -22,13 +22,13 @@ from dtl_mm.checkpoint import convert
 from dtl_mm.checkpoint.safe_load import (CheckpointError, _restricted_pickle,
                                          load_checkpoint_file)
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
-                           swin_fingerprint)
+                           trunk_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
-from dtl_mm.testing.checkpoint_utils import (DEMO_SWIN, _RunsCode,
+from helpers.checkpoint_utils import (DEMO_SWIN, _RunsCode,
                                              lean_checkpoint, run_failing,
                                              swin_file, voc_config)
-from dtl_mm.testing.swin_utils import plain_swin, to_microsoft_layout
-from dtl_mm.testing.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,
+from helpers.swin_utils import plain_swin, to_microsoft_layout
+from helpers.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,
                                        metrics_in, run_tool, tool)
 
 
@@ -55,7 +55,7 @@ def test_lean_checkpoint_whose_pretrained_file_moved(tmp_path):
     backbone, _ = convert.build_backbone_from(voc_config(moved))
     state = torch.load(lean)['state_dict']
     full = convert.to_full(state, backbone, None, lean, default=moved)
-    assert swin_fingerprint({
+    assert trunk_fingerprint({
         k[len('backbone.swin.'):]: v
         for k, v in full.items() if k.startswith('backbone.swin.')
         and k[len('backbone.swin.'):] in backbone.trunk_keys
@@ -151,7 +151,7 @@ def test_lean_checkpoint_holds_what_training_changed(lean_run):
         init_cfg=dict(
             type='Pretrained', checkpoint=str(lean_run['pretrained'])))
     backbone.init_weights()
-    assert record['sha256'] == swin_fingerprint(backbone.trunk_state())
+    assert record['sha256'] == trunk_fingerprint(backbone.trunk_state())
     assert osp.getsize(lean_run['lean']) < 0.5 * osp.getsize(lean_run['full'])
 
 

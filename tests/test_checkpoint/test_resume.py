@@ -14,7 +14,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 from dtl_mm.apis.runner_setup import load_config
 from dtl_mm.checkpoint import resume
 from dtl_mm.checkpoint.resume import latest_checkpoint, refuse_to_overwrite
-from dtl_mm.testing.tool_utils import DEMO, ROOT, own_copy, run_tool, tool
+from helpers.tool_utils import DEMO, ROOT, own_copy, run_tool, tool
 from dtl_mm.testing.toy_data import MAKERS
 
 

@@ -19,11 +19,11 @@ from dtl_mm.checkpoint.safe_load import (CheckpointError,
                                          download_checkpoint,
                                          load_checkpoint_file)
 from dtl_mm.models import DTLSwinTransformer
-from dtl_mm.testing.checkpoint_utils import (DEMO_SWIN, _RunsCode, file_bytes,
+from helpers.checkpoint_utils import (DEMO_SWIN, _RunsCode, file_bytes,
                                              swin_file, voc_config)
-from dtl_mm.testing.swin_utils import (plain_swin, skip_random_init,
+from helpers.swin_utils import (plain_swin, skip_random_init,
                                        to_microsoft_layout)
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.tool_utils import ROOT
 
 
 # ------------------------------------------------------------ the cache

@@ -12,7 +12,7 @@ from PIL import Image
 
 from dtl_mm.checks import data_check
 from dtl_mm.checks.data_check import DataError, check_config_data
-from dtl_mm.testing.tool_utils import DEMO
+from helpers.tool_utils import DEMO
 
 
 # ---------------------------------------------------------------- bad data
@@ -66,7 +66,9 @@ def test_bad_file_is_named(toy, task, edit, match, splits):
 def test_voc_xml_broken_and_unknown_class(toy):
     cfg = toy('voc')
     ann_dir = 'data/toy/voc/VOCdevkit/VOC2012/Annotations/'
-    xml = ann_dir + sorted(os.listdir(ann_dir))[0]
+    # the file with the most objects, so that objects and classes differ
+    xml = max((ann_dir + f for f in sorted(os.listdir(ann_dir))),
+              key=lambda f: open(f).read().count('<object>'))
     good = open(xml).read()
     # objects of other classes are skipped by mmdet (a classes subset):
     # legal, so a warning with counts
@@ -74,9 +76,13 @@ def test_voc_xml_broken_and_unknown_class(toy):
         good.replace('<name>square', '<name>hexagon').replace(
             '<name>circle', '<name>hexagon').replace('<name>triangle',
                                                      '<name>hexagon'))
+    n_objects = good.count('<object>')
+    assert n_objects > 1
     warnings = check_config_data(cfg, ('train', ))
-    assert any("objects of classes not configured, skipped" in w
-               and "x 'hexagon'" in w for w in warnings), warnings
+    # counted in objects (all of this file's), not in classes (one)
+    assert any(f"{n_objects} objects of classes not configured, skipped, "
+               f"e.g. {n_objects} x 'hexagon'" in w
+               for w in warnings), warnings
     open(xml, 'w').write(good[:len(good) // 2])
     with pytest.raises(
             DataError, match=osp.basename(xml) + ': not valid '

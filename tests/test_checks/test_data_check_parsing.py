@@ -12,7 +12,7 @@ import pytest
 from mmengine.config import Config
 
 from dtl_mm.checks.data_check import DataError, check_config_data
-from dtl_mm.testing.tool_utils import DEMO, ROOT
+from helpers.tool_utils import DEMO, ROOT
 from dtl_mm.testing.toy_data import MAKERS
 
 COCO_TRAIN = 'data/toy/coco/annotations/instances_train2017.json'

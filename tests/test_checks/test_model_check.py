@@ -5,7 +5,7 @@ import pytest
 from mmengine.config import Config
 
 from dtl_mm.checks.model_check import check_model_config
-from dtl_mm.testing.tool_utils import DEMO, ROOT
+from helpers.tool_utils import DEMO, ROOT
 
 
 def demo(task='voc', **backbone):

@@ -12,8 +12,8 @@ from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            DTLSwinTransformer, LoRASwinTransformer,
                            PretrainedSwinTransformer)
 from dtl_mm.models.recompute import enable_activation_checkpointing
-from dtl_mm.testing.swin_utils import skip_random_init
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.swin_utils import skip_random_init
+from helpers.tool_utils import ROOT
 from dtl_mm.utils.param_count import count_parameters
 
 ALL = sorted(
@@ -119,10 +119,10 @@ def test_config_builds_with_expected_trainable_parts(path):
     if task != 'ade20k':
         assert counts['neck']['trainable'] > 0
     if variant == 'full':
-        assert counts['backbone (Swin)']['frozen'] == 0
-        assert counts['backbone (Swin)']['trainable'] > 80e6
+        assert counts['trunk']['frozen'] == 0
+        assert counts['trunk']['trainable'] > 80e6
     else:
-        assert counts['backbone (Swin)']['trainable'] == 0
+        assert counts['trunk']['trainable'] == 0
     side = counts['side network']['trainable']
     assert (side > 0) == (variant not in ('full', 'fixed'))
     if (task, arch, variant) in SIDE:
@@ -195,6 +195,6 @@ def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
             format_python_code=False).dump(str(dumped))
         names = set(Config.fromfile(str(dumped)))
         # the demo configs train a random tiny Swin, and say so
-        opt_in = {'allow_random_swin'} if path in DEMO_CONFIGS else set()
+        opt_in = {'allow_random_trunk'} if path in DEMO_CONFIGS else set()
         ours = {'custom_imports', 'custom_hooks'} | opt_in
         assert names - upstream[task] == ours, path

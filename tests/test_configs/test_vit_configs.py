@@ -13,9 +13,9 @@ from mmengine.config import Config
 from dtl_mm.apis.runner_setup import (build_model, check_pretrained_trunk,
                                       load_config)
 from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
-from dtl_mm.testing.config_utils import VIT_DEMO
-from dtl_mm.testing.swin_utils import skip_random_init
-from dtl_mm.testing.tool_utils import (METRIC_KEYS, ROOT, metrics_in, run_tool,
+from helpers.config_utils import VIT_DEMO
+from helpers.swin_utils import skip_random_init
+from helpers.tool_utils import (METRIC_KEYS, ROOT, metrics_in, run_tool,
                                        tool)
 from dtl_mm.utils.param_count import count_parameters
 
@@ -61,7 +61,7 @@ def test_vit_config_builds_with_expected_trainable_parts(path):
                               else PretrainedVisionTransformer)
     assert backbone.channels == (768, ) and backbone.num_blocks == 12
     counts = count_parameters(model)
-    trunk = counts['backbone (Swin)']  # the trunk's row, Swin or ViT
+    trunk = counts['trunk']  # the trunk's row, Swin or ViT
     assert trunk['trainable' if variant == 'full' else 'frozen'] > 85e6
     assert trunk['frozen' if variant == 'full' else 'trainable'] == 0
     side = counts['side network']['trainable']
@@ -94,7 +94,7 @@ def test_random_vit_needs_the_named_option(path):
     with pytest.raises(
             ValueError,
             match=rf'no pretrained ViT, so training would start from a '
-            rf'random {frozen}ViT.*allow_random_swin=True'):
+            rf'random {frozen}ViT.*allow_random_trunk=True'):
         check_pretrained_trunk(cfg)
     for demo in VIT_DEMO.values():
         check_pretrained_trunk(load_config(osp.join(ROOT, demo)))

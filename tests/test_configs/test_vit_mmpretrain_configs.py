@@ -15,8 +15,8 @@ from dtl_mm.apis.runner_setup import (build_model, check_pretrained_trunk,
                                       load_config)
 from dtl_mm.models import (DTLMMPretrainViT, LoRAMMPretrainViT,
                            PretrainedMMPretrainViT)
-from dtl_mm.testing.swin_utils import skip_random_init
-from dtl_mm.testing.tool_utils import (METRIC_KEYS, ROOT, metrics_in, run_tool,
+from helpers.swin_utils import skip_random_init
+from helpers.tool_utils import (METRIC_KEYS, ROOT, metrics_in, run_tool,
                                        tool)
 from dtl_mm.utils.param_count import count_parameters
 
@@ -68,7 +68,7 @@ def test_config_builds_with_expected_trainable_parts(path):
     assert type(backbone) is TYPES[variant]
     assert backbone.channels == (width, ) and backbone.num_blocks == blocks
     counts = count_parameters(model)
-    trunk = counts['backbone (Swin)']  # the trunk's row, Swin or ViT
+    trunk = counts['trunk']  # the trunk's row, Swin or ViT
     assert trunk['trainable'] + trunk['frozen'] == trunk_params
     assert trunk['frozen' if variant == 'full' else 'trainable'] == 0
     side = counts['side network']['trainable']
@@ -93,7 +93,7 @@ def test_random_vit_needs_the_named_option(path):
     with pytest.raises(
             ValueError,
             match=rf'no pretrained ViT, so training would start from a '
-            rf'random {frozen}ViT.*allow_random_swin=True'):
+            rf'random {frozen}ViT.*allow_random_trunk=True'):
         check_pretrained_trunk(cfg)
     for demo in DEMOS:  # the demos opt in (no small pretrained ViT exists)
         check_pretrained_trunk(load_config(demo))

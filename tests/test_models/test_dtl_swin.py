@@ -5,7 +5,7 @@ import torch
 from dtl_mm import paper_results
 from dtl_mm.models import DTLSwinTransformer, build_layout
 from dtl_mm.models.csn_layout import BRIDGES, FUSION_OPS, VARIANTS
-from dtl_mm.testing.swin_utils import (SWIN_B, SWIN_L, TINY, plain_swin,
+from helpers.swin_utils import (SWIN_B, SWIN_L, TINY, plain_swin,
                                        randomise, skip_random_init)
 
 ALL_BRIDGES = [b for b in BRIDGES if b != 'frozen_patch_merging']

@@ -4,9 +4,11 @@ gradients, activation checkpointing, bad options."""
 import pytest
 import torch
 
+from dtl_mm import paper_results
 from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
 from dtl_mm.models.csn_layout import VARIANTS
-from dtl_mm.testing.vit_utils import (TINY, check_every_csn_parameter_in_graph,
+from helpers.swin_utils import skip_random_init
+from helpers.vit_utils import (TINY, check_every_csn_parameter_in_graph,
                                       check_side_network_isolated, plain_vit,
                                       randomise_all, saved_per_block)
 
@@ -130,8 +132,10 @@ def test_layout_is_one_stage_without_bridges():
     model, _ = dtl_and_plain('dtlv2-ls')
     lay = model.layout
     assert (lay.depths, lay.channels) == ((12, ), (64, ))
-    assert lay.w_blocks == (1, 6, 12) and lay.g_blocks == (7, 9, 12)
-    assert lay.bridge_stages == () and lay.lshare_blocks == (9, )
+    # w by the rule (m = 4), G after every block from M = 7 on
+    assert lay.w_blocks == (1, 6, 12) and lay.g_blocks == (7, 8, 9, 10, 11,
+                                                            12)
+    assert lay.bridge_stages == () and lay.lshare_blocks == (8, 9, 10, 11)
     assert set(lay.fusion_keys.values()) == {'s0'}
 
 
@@ -174,3 +178,52 @@ def test_csn_works_at_any_input_size():
     outs = model(x)
     assert [o.shape[-2:] for o in outs] == [(9, 5)] * 4
     sum(o.sum() for o in outs).backward()
+
+
+# ViT-B/16 as the paper's classification tables build it (d' = 2, M = 7);
+# 'dtlv1-sparse' is DTLv1 with w and G placed by the DTLv2 rule (m = 4,
+# n = 2; g stays one shared module, so n changes no count)
+VIT_B16 = dict(embed_dims=768, num_layers=12, num_heads=12, patch_size=16)
+PAPER_VIT_SETTINGS = {
+    'dtlv1': dict(variant='dtlv1'),
+    'dtlv1-sparse': dict(variant='dtlv1', w_every=4, g_every=2),
+    'dtlv2': dict(variant='dtlv2'),
+    'dtlv2-ls': dict(variant='dtlv2-ls'),
+}
+# the exact counts behind the paper's rounded figures
+VIT_B16_COUNTS = {
+    'dtlv1': 56064,
+    'dtlv1-sparse': 28416,
+    'dtlv2': 69120,
+    'dtlv2-ls': 37632,
+}
+
+
+def vit_b16_trainable(**opts):
+    with skip_random_init():  # only the sizes are counted
+        model = DTLVisionTransformer(
+            rank=paper_results.VIT_B16_RANK, init_cfg=None, **VIT_B16,
+            **opts)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == sum(p.numel() for p in model.csn.parameters())
+    return trainable
+
+
+@pytest.mark.parametrize('name', list(PAPER_VIT_SETTINGS))
+def test_vit_b16_parameter_counts_match_paper(name):
+    trainable = vit_b16_trainable(**PAPER_VIT_SETTINGS[name])
+    assert trainable == VIT_B16_COUNTS[name]
+    # the paper prints #p rounded to 0.01 M
+    assert round(trainable / 1e6, 2) == paper_results.VIT_B16_PARAMS_M[name]
+
+
+def test_vit_b16_imagenet_count_setting():
+    """Table 2's DTLv2-LS 0.07 M: w at every block, one shared G; our
+    L-Share adds gamma/beta only where the side state repeats, which it
+    never does with a w at every block, so this is 0.059 M, and the
+    paper's figure adds gamma/beta at the five later G (2 x 768 each)."""
+    trainable = vit_b16_trainable(variant='dtlv2-ls', w_every=1)
+    assert trainable == 59136
+    with_every_affine = trainable + 5 * 2 * 768
+    assert round(with_every_affine / 1e6, 2) == \
+        paper_results.VIT_B16_IMAGENET_DTLV2_LS_M

@@ -11,12 +11,12 @@ from dtl_mm.apis.multitask import (TrunkSharingError, check_same_trunk,
                                    trunk_fingerprint, trunk_kind)
 from dtl_mm.models import (CheckpointLayoutError, DTLMMPretrainViT,
                            PretrainedMMPretrainViT)
-from dtl_mm.testing.mmpretrain_vit_utils import (plain_vit, tiny,
+from helpers.mmpretrain_vit_utils import (plain_vit, tiny,
                                                  to_dinov2_layout,
                                                  to_mmpretrain_layout,
                                                  to_mmseg_layout,
                                                  to_timm_layout)
-from dtl_mm.testing.vit_utils import check_lean_round_trip
+from helpers.vit_utils import check_lean_round_trip
 
 pytestmark = pytest.mark.mmpretrain
 

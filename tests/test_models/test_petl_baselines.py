@@ -7,7 +7,7 @@ import torch
 from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            LoRASwinTransformer)
 from dtl_mm.models.swin_presets import stage_channels
-from dtl_mm.testing.swin_utils import TINY, plain_swin, randomise
+from helpers.swin_utils import TINY, plain_swin, randomise
 
 # per block of width C: LoRA on qkv r(C + 3C); Adapter two bottlenecks
 # 2 (2Cb + b + C); AdaptFormer one bottleneck 2Cb + b + C

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from dtl_mm.models import (CheckpointLayoutError, DTLVisionTransformer,
-                           PretrainedVisionTransformer, swin_fingerprint)
+                           PretrainedVisionTransformer, trunk_fingerprint)
 from dtl_mm.models.vit_weights import find_vit
-from dtl_mm.testing.vit_utils import (TINY, check_lean_round_trip, plain_vit,
+from helpers.vit_utils import (TINY, check_lean_round_trip, plain_vit,
                                       to_mmpretrain_layout, to_timm_layout)
 
 
@@ -102,7 +102,7 @@ def test_position_embedding_resized_to_the_training_size(tmp_path):
         if k != 'pos_embed':
             assert torch.equal(v, ref[k]), k
     # and the record is of the resized trunk the model runs
-    assert model.trunk_record['sha256'] == swin_fingerprint(
+    assert model.trunk_record['sha256'] == trunk_fingerprint(
         model.trunk_state())
 
 

@@ -12,8 +12,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from dtl_mm.checkpoint.safe_load import CheckpointError
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            PretrainedSwinTransformer)
-from dtl_mm.testing.checkpoint_utils import DEMO_SWIN
-from dtl_mm.testing.swin_utils import TINY, plain_swin, to_microsoft_layout
+from helpers.checkpoint_utils import DEMO_SWIN
+from helpers.swin_utils import TINY, plain_swin, to_microsoft_layout
 
 
 @pytest.fixture

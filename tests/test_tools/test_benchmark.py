@@ -9,7 +9,7 @@ import pytest
 from measure import measure
 
 from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.tool_utils import ROOT
 
 NECK = {'model.neck.in_channels': TINY_SWIN_CHANNELS[1:]}
 

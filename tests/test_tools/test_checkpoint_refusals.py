@@ -15,8 +15,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import get_state_dict, save_checkpoint
 
 from dtl_mm.checkpoint.safe_load import load_checkpoint_file
-from dtl_mm.testing.checkpoint_utils import _RunsCode, file_bytes, run_failing
-from dtl_mm.testing.tool_utils import DEMO, ROOT, SHORT, run_tool, tool
+from helpers.checkpoint_utils import _RunsCode, file_bytes, run_failing
+from helpers.tool_utils import DEMO, ROOT, SHORT, run_tool, tool
 
 
 @pytest.mark.slow  # tools/train.py and tools/test.py on a trained demo run

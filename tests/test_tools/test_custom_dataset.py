@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.tool_utils import ROOT
 from dtl_mm.testing.toy_data import coco_instance, write_coco
 
 GUIDE = osp.join(ROOT, 'docs', 'custom_dataset.md')

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.tool_utils import ROOT
 
 INSTALL = osp.join(ROOT, 'tools', 'install.sh')
 

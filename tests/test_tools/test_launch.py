@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dtl_mm.testing.tool_utils import (DEMO, ROOT, SHORT, dist_cmd, dist_env,
+from helpers.tool_utils import (DEMO, ROOT, SHORT, dist_cmd, dist_env,
                                        dist_train, tool)
 from dtl_mm.testing.toy_data import MAKERS
 

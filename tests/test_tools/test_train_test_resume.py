@@ -14,7 +14,7 @@ import mmseg
 import pytest
 import torch
 
-from dtl_mm.testing.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,
+from helpers.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,
                                        copy_run, dist_env, dist_train,
                                        metrics_in, run_tool, tool, train)
 
@@ -146,3 +146,22 @@ def test_two_process_distributed_training(toy_workspace, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     metrics_in(out, METRIC_KEYS['voc'])
+
+
+def test_same_command_gives_the_same_model_and_metric(toy_workspace,
+                                                      short_run):
+    """The shipped toy configs fix their seed: a second run of the same
+    command trains the same weights and prints the same metric."""
+    import glob
+    first = short_run('voc')
+    [log] = glob.glob(str(first / '*' / '*.log'))
+    again = toy_workspace / 'wd_voc_again'
+    out = train(toy_workspace, 'voc', again)
+    assert metrics_in(out, METRIC_KEYS['voc']) == metrics_in(
+        open(log).read(), METRIC_KEYS['voc'])
+    a = torch.load(first / FINAL['voc'], map_location='cpu',
+                   weights_only=False)['state_dict']
+    b = torch.load(again / FINAL['voc'], map_location='cpu',
+                   weights_only=False)['state_dict']
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -5,7 +5,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.config import utils as config_utils
 
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.tool_utils import ROOT
 from dtl_mm.utils.config_packages import resolve_forked_config_packages
 
 ADE20K = sorted(glob.glob(osp.join(ROOT, 'configs', 'ade20k', '*.py')))[0]

@@ -25,7 +25,7 @@ from mmengine.runner.checkpoint import (get_state_dict, save_checkpoint,
 
 import dtl_mm  # noqa: F401  (registers the backbones)
 from dtl_mm.apis.runner_setup import build_model
-from dtl_mm.models import swin_fingerprint
+from dtl_mm.models import trunk_fingerprint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LABELS = {
@@ -44,7 +44,7 @@ def build(family):
     backbone = model.backbone
     # what loading the release file would record; values do not matter
     backbone.trunk_record = dict(
-        source=source, sha256=swin_fingerprint(backbone.trunk_state()))
+        source=source, sha256=trunk_fingerprint(backbone.trunk_state()))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     for p in params:

@@ -434,7 +434,7 @@ def measure(family,
         device=str(device),
         batch=batch,
         size=list(size),
-        params_backbone_side=counts['backbone (Swin)']['trainable'] +
+        params_backbone_side=counts['trunk']['trainable'] +
         counts['side network']['trainable'],
         params_trainable=sum(c['trainable'] for c in counts.values()),
         params_total=sum(c['trainable'] + c['frozen']

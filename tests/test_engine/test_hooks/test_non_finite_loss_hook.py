@@ -11,8 +11,8 @@ import torch
 from mmengine.runner.checkpoint import save_checkpoint
 
 from dtl_mm.engine.hooks import NonFiniteLossHook
-from dtl_mm.testing.hook_utils import FakeRunner
-from dtl_mm.testing.tool_utils import ROOT, own_copy, tool
+from helpers.hook_utils import FakeRunner
+from helpers.tool_utils import ROOT, own_copy, tool
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dtl_mm.engine.hooks import RankConsistencyHook
-from dtl_mm.testing.hook_utils import FakeRunner
+from helpers.hook_utils import FakeRunner
 
 
 def test_rank_consistency_every_n_iterations(tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ from mmengine.config import Config
 
 from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
-from dtl_mm.testing.swin_utils import skip_random_init
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.swin_utils import skip_random_init
+from helpers.tool_utils import ROOT
 
 
 def small_optimizer(variant):

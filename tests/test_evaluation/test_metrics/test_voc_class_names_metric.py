@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dtl_mm.apis.runner_setup import load_config
-from dtl_mm.testing.tool_utils import DEMO, ROOT
+from helpers.tool_utils import DEMO, ROOT
 
 
 def test_voc_metric_prints_the_data_sets_class_names(monkeypatch):

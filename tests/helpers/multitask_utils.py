@@ -9,8 +9,8 @@ from mmengine.registry import DATASETS, init_default_scope
 from mmengine.runner import save_checkpoint
 
 from dtl_mm.apis.runner_setup import build_model, load_config
-from dtl_mm.testing.swin_utils import randomise
-from dtl_mm.testing.tool_utils import DEMO, ROOT
+from helpers.swin_utils import randomise
+from helpers.tool_utils import DEMO, ROOT
 from dtl_mm.testing.toy_data import MAKERS
 
 TASKS = ('voc', 'ade20k', 'coco')

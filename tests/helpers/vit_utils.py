@@ -141,7 +141,7 @@ def check_lean_round_trip(model, path, build, wrong_path):
     """
     from dtl_mm.models.weight_loading import (CheckpointLayoutError,
                                               decode_trunk_record,
-                                              swin_fingerprint)
+                                              trunk_fingerprint)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -153,7 +153,7 @@ def check_lean_round_trip(model, path, build, wrong_path):
     assert set(trainable) <= set(state)
     record = decode_trunk_record(state['_extra_state'])
     assert record == dict(
-        source=path, sha256=swin_fingerprint(model.trunk_state()))
+        source=path, sha256=trunk_fingerprint(model.trunk_state()))
 
     other = build(path)
     other.load_state_dict(state)

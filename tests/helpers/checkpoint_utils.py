@@ -8,9 +8,9 @@ import torch
 
 from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models.swin_presets import TINY_SWIN
-from dtl_mm.testing.multitask_utils import config
-from dtl_mm.testing.swin_utils import plain_swin
-from dtl_mm.testing.tool_utils import ROOT
+from helpers.multitask_utils import config
+from helpers.swin_utils import plain_swin
+from helpers.tool_utils import ROOT
 
 VOC_SWIN = dict(out_indices=(1, 2, 3))  # the VOC demo config's outputs
 

@@ -3,7 +3,7 @@
 
 import torch
 
-from dtl_mm.testing.vit_utils import randomise_all, rename_keys
+from helpers.vit_utils import randomise_all, rename_keys
 
 # 12 blocks, 64 wide, patch 8, 64x64 images (M = 7 as for ViT-B), with
 # DINOv2's layer scale

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 
-# the checkout: dtl_mm/testing/ -> the repository
+# the checkout: tests/helpers/ -> the repository
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = {
     'coco': 'configs/demo/cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py',
