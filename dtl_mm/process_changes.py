@@ -49,8 +49,8 @@ it does not go through mmengine's loaders).
    changes where upstream mmsegmentation is installed. Why: ``mmseg::``
    base configs fail to resolve there otherwise.
 5. mmengine's ``MODULE2PACKAGE`` table gains ``dtl_mm`` (nothing else in
-   it changes; ``import dtl_mm`` already makes this one), naming the module ``dtl_mm.version`` (any module in the
-   package folder) so that
+   it changes; ``import dtl_mm`` already makes this one), naming the
+   module ``dtl_mm.version`` (any module in the package folder) so that
    mmengine reads the configs beside the ``dtl_mm`` actually imported. Why:
    a user's config can then inherit ours with
    ``_base_ = 'dtl_mm::coco/...'`` from the installed package.

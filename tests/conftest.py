@@ -107,6 +107,36 @@ def short_run(toy_workspace):
     return get
 
 
+@pytest.fixture(scope='session')
+def lean_run(toy_workspace):
+    """A short VOC training run from a pretrained Swin file (the demo
+    Swin's weights, saved in Microsoft's layout) in toy_workspace: its lean
+    checkpoint, and the self-contained one tools/convert_checkpoint.py
+    makes of it."""
+    from helpers.checkpoint_utils import DEMO_SWIN
+    from helpers.swin_utils import plain_swin, to_microsoft_layout
+    from helpers.tool_utils import SHORT, pretrained_config, run_tool, tool
+    ws = toy_workspace
+    swin = plain_swin(**DEMO_SWIN)
+    torch.save(to_microsoft_layout(swin.state_dict()), ws / 'swin_demo.pth')
+    cfg = pretrained_config(ws, 'voc', ws / 'swin_demo.pth', 'voc_pre')
+    wd = ws / 'wd_lean'
+    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd), '--cfg-options',
+             *SHORT['voc'], 'randomness.seed=1')
+    out = run_tool(ws, tool('convert_checkpoint.py'), cfg,
+                   str(wd / 'epoch_1.pth'), str(ws / 'voc_full.pth'), '--to',
+                   'full')
+    full = next(ws.glob('voc_full-*.pth'))
+    assert str(full) in out
+    return dict(
+        ws=ws,
+        cfg=cfg,
+        wd=wd,
+        lean=wd / 'epoch_1.pth',
+        full=full,
+        pretrained=ws / 'swin_demo.pth')
+
+
 # --------------------- a local http server (checkpoint downloads)
 class _Server(http.server.ThreadingHTTPServer):
     """Serves ``files`` (path -> bytes) on 127.0.0.1; ``truncate`` paths
@@ -178,8 +208,8 @@ def toy(tmp_path, monkeypatch):
     config. Each call makes the data anew."""
     from mmengine.config import Config
 
-    from helpers.tool_utils import DEMO, ROOT
     from dtl_mm.testing.toy_data import MAKERS
+    from helpers.tool_utils import DEMO, ROOT
 
     def make(name, **kw):
         monkeypatch.chdir(tmp_path)

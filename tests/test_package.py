@@ -78,8 +78,8 @@ def test_model_index_lists_every_config_with_the_papers_numbers():
     for meta in index['Import']:
         with open(osp.join(ROOT, meta)) as f:
             [coll] = yaml.safe_load(f)['Collections']
-        archs[osp.basename(osp.dirname(meta))] = coll['Metadata'][
-            'Architecture']
+        archs[osp.basename(
+            osp.dirname(meta))] = coll['Metadata']['Architecture']
     assert archs['voc'] == ['Swin Transformer', 'DTL']
     assert archs['vit'] == archs['vit_mmpretrain'] == [
         'Vision Transformer', 'DTL'
@@ -285,8 +285,10 @@ def installed(tmp_path_factory):
     # models, crafted checkpoints that run code) do not
     assert 'dtl_mm/testing/toy_data.py' in names
     shipped_py = {n for n in names if n.endswith('.py')}
-    assert not [n for n in shipped_py if 'helpers' in n.split('/')
-                or n.startswith(('tests/', 'dtl_mm/.mim/tests/'))]
+    assert not [
+        n for n in shipped_py if 'helpers' in n.split('/') or n.startswith(
+            ('tests/', 'dtl_mm/.mim/tests/'))
+    ]
     assert sorted(n for n in shipped_py
                   if n.startswith('dtl_mm/testing/')) == [
                       'dtl_mm/testing/__init__.py',

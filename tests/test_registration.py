@@ -64,7 +64,8 @@ def loading():
 
 before = loading(), 'dtl_mm' in utils.MODULE2PACKAGE
 import dtl_mm
-import dtl_mm.apis.inferencer, dtl_mm.apis.runner_setup, dtl_mm.testing.toy_data
+import dtl_mm.apis.inferencer, dtl_mm.apis.runner_setup
+import dtl_mm.testing.toy_data
 after_import = loading(), 'dtl_mm' in utils.MODULE2PACKAGE
 import dtl_mm.process_changes
 print(before[0] == after_import[0], before[1], after_import[1],

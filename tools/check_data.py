@@ -13,13 +13,17 @@ import sys
 from dtl_mm.apis.runner_setup import read_config
 from dtl_mm.checks.data_check import (DataError, check_config_data,
                                       check_toy_data_written)
+from dtl_mm.utils.package_files import config_arg
 
 SPLITS = ('train', 'val', 'test')
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config', help='config file (or a shipped config name)')
+    p.add_argument(
+        'config',
+        type=config_arg,
+        help='config file (or a shipped config name)')
     p.add_argument(
         '--splits',
         nargs='+',

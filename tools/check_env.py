@@ -89,7 +89,7 @@ def check_imports():
                             '"setuptools<82"')
     modules = list(IMPORTS)
     if any(d == ('mmpretrain', ) for d, _ in wanted()):
-        # the vision stack: mmpretrain imports torchvision, whose ops must
+        # mmpretrain imports torchvision, whose ops must
         # match torch's build; its models are what the ViT trunks use
         modules += ['torchvision', 'mmpretrain', 'mmpretrain.models']
     for module in modules:

@@ -17,20 +17,21 @@ sha256 are appended to its name (dtl.pth -> dtl-1a2b3c4d.pth).
 import argparse
 import os.path as osp
 
-from mmengine.config import Config
-
+from dtl_mm.apis.runner_setup import read_config
 from dtl_mm.checkpoint.convert import (build_backbone_from, check_output_path,
                                        convert_checkpoint, save_with_hash)
 from dtl_mm.checkpoint.safe_load import CheckpointError, load_checkpoint_file
 from dtl_mm.checkpoint.trained_config import check_trained_config
+from dtl_mm.utils.package_files import config_arg
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         'config',
-        help='the config the checkpoint was trained '
-        'with (says which keys are the frozen Swin)')
+        type=config_arg,
+        help='the config the checkpoint was trained with, or a shipped '
+        'config name (says which keys are the frozen trunk)')
     p.add_argument('src', help='checkpoint to convert')
     p.add_argument('dst', help='output file (a short hash is appended)')
     p.add_argument('--to', choices=('lean', 'full'), required=True)
@@ -53,7 +54,7 @@ def main():
     try:
         check_output_path(args.dst)
         checkpoint = load_checkpoint_file(args.src)
-        cfg = Config.fromfile(args.config)
+        cfg = read_config(args.config)
         backbone, cfg = build_backbone_from(cfg, args.config)
         check_trained_config(checkpoint, cfg, args.src)
         default = (cfg.model.backbone.get('init_cfg') or {}).get('checkpoint')

@@ -94,8 +94,8 @@ def main():
     cfg = Config.fromfile(osp.join(ROOT, CONFIG))
     cfg.merge_from_dict(overrides)
     epochs = cfg.train_cfg.max_epochs
-    extra = ['--cfg-options'] + [f'{k}={v}' for k, v in overrides.items()
-                                ] if overrides else []
+    extra = [f'{k}={v}' for k, v in overrides.items()]
+    extra = ['--cfg-options', *extra] if extra else []
 
     print('[2/4] evaluating the untrained model (baseline)', flush=True)
     untrained = osp.join(wd, 'untrained.pth')

@@ -2,26 +2,29 @@
 # Installs the OpenMMLab stack dtl_mm needs, once, and prints the python to
 # use on its last line (for the Makefile).
 #
-#   tools/install.sh [--stack pinned|onedl|torch2.1|vision|installed]
+#   tools/install.sh [--stack pinned|torch2.1|onedl|installed]
 #                    [--venv DIR]
 #                    [--python PY] [--tests] [--yes]
 #
-# Stacks (see the README's compatibility table):
-#   pinned     mmengine 0.10.7, mmcv 2.1.0 (built from source), mmdet 3.3.0,
-#              mmsegmentation 1.2.2; keeps any torch already installed,
-#              else CPU torch 2.13.0.  The default, and what CI tests.
+# Stacks (see docs/install.md):
+#   pinned     the default, and what CI tests: mmengine 0.10.7, mmcv 2.1.0
+#              (built from source with its ops), mmdet 3.3.0,
+#              mmsegmentation 1.2.2, mmpretrain 1.2.0 (the mmpretrain ViT /
+#              DINOv2 trunks) and torchvision (mmpretrain imports it).
+#              Keeps a torch already installed (>= 2.1, e.g. a CUDA build)
+#              and adds the torchvision of its release; else installs torch
+#              2.14.1 + torchvision 0.29.1, a matching pair (this machine's
+#              CPU torch 2.13.0 file has no torchvision that loads beside
+#              it: `operator torchvision::nms does not exist`).
+#   torch2.1   the floor of the supported range, where OpenMMLab's own
+#              mmcv 2.1.0 wheels are: torch 2.1.2 + torchvision 0.16.2 +
+#              numpy 1.26.4 + the pinned versions (python <= 3.11).  CI runs
+#              the compatibility subset there.
 #   onedl      the maintained fork: onedl-mmengine 0.10.12, onedl-mmcv 2.3.6
 #              (built from source), onedl-mmdetection 3.5.1,
-#              onedl-mmsegmentation 1.4.2; torch as for `pinned`.
-#   torch2.1   torch 2.1.2 + numpy 1.26.4 + the pinned OpenMMLab versions
-#              (python <= 3.11), where OpenMMLab's mmcv 2.1.0 users are.
-#   vision     torch 2.14.1 + torchvision 0.29.1 + the pinned OpenMMLab
-#              versions + mmpretrain 1.2.0 (for the mmpretrain ViT /
-#              DINOv2 trunks).  mmpretrain imports torchvision, and PyPI's
-#              torchvision does not load beside the CPU torch 2.13.0 of
-#              `pinned` (`operator torchvision::nms does not exist`), so
-#              this stack brings its own matching pair; CI runs the tests
-#              marked `mmpretrain` in it.
+#              onedl-mmsegmentation 1.4.2; torch as for `pinned`, no
+#              mmpretrain.
+#   vision     the former name of `pinned` (accepted).
 #   installed  use what is installed: check the versions and say what is
 #              missing; changes nothing.
 #
@@ -39,7 +42,7 @@ cd "$ROOT"
 
 STACK="${DTL_MM_STACK:-pinned}"; VENV=""; BASE_PY=python3
 TESTS=0; YES=0
-usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --stack) STACK="$2"; shift 2 ;;
@@ -58,12 +61,17 @@ CACHE_ROOT="${DTL_MM_CACHE:-$HOME/.cache/dtl_mm}"
 # mmdet 3.3.0 and mmseg 1.2.2 refuse mmcv >= 2.2.0 at import, so upstream
 # mmcv is pinned to 2.1.0; it ships no wheels for current torch, so it is
 # built from source with its ops.  mmengine 0.10.7 is its last release.
-TORCH_SPEC=">=2.1"; TORCH_DEFAULT="2.13.0"; NUMPY_SPEC=""; RANGES=()
-VISION=""  # torchvision, installed with torch (they must match)
+TORCH_SPEC=">=2.1"; TORCH_DEFAULT="2.14.1"; NUMPY_SPEC=""; RANGES=()
+# torchvision, installed in one pip call with torch when torch is
+# installed (they must match); beside a kept torch, the release pip finds
+# for it (the constraints pin torch)
+VISION=""; VISION_DEFAULT=""
+[[ "$STACK" == vision ]] && STACK=pinned
 case "$STACK" in
-  pinned|torch2.1|vision)
+  pinned|torch2.1)
     MMCV_DIST=mmcv; MMCV=2.1.0
-    PKGS=("mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2")
+    PKGS=("mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2"
+          "mmpretrain==1.2.0")
     # mmcv's runtime needs (its wheel is installed with --no-deps);
     # mmseg's model package imports ftfy and regex
     EXTRA=(addict packaging Pillow pyyaml yapf opencv-python-headless
@@ -73,14 +81,10 @@ case "$STACK" in
     # mmengine 0.10.7 reads `mmdet::` configs through pkg_resources, which
     # setuptools 82 removed
     RANGES=("setuptools <82")
+    VISION=torchvision; VISION_DEFAULT="torchvision==0.29.1"
     if [[ "$STACK" == torch2.1 ]]; then
       TORCH_SPEC="==2.1.2"; TORCH_DEFAULT="2.1.2"; NUMPY_SPEC="==1.26.4"
-    fi
-    if [[ "$STACK" == vision ]]; then
-      # the newest torch / torchvision pair pip finds here; mmpretrain's
-      # own runtime needs come with it
-      TORCH_SPEC="==2.14.1"; TORCH_DEFAULT="2.14.1"
-      VISION="torchvision==0.29.1"; PKGS+=("mmpretrain==1.2.0")
+      VISION_DEFAULT="torchvision==0.16.2"
     fi ;;
   onedl)
     MMCV_DIST=onedl-mmcv; MMCV=2.3.6
@@ -90,15 +94,14 @@ case "$STACK" in
            matplotlib)
     CONFLICTS=(mmengine mmcv mmdet mmsegmentation) ;;
   installed) MMCV_DIST=""; PKGS=(); EXTRA=(); CONFLICTS=() ;;
-  *) say "unknown stack '$STACK' (pinned, onedl, torch2.1, vision," \
-       "installed)"
+  *) say "unknown stack '$STACK' (pinned, torch2.1, onedl, installed)"
      exit 2 ;;
 esac
 WANT=()  # what the check expects: "distribution specifier"
 for p in "${PKGS[@]}"; do WANT+=("${p%%==*} ==${p##*==}"); done
 [[ -n "$MMCV_DIST" ]] && WANT+=("$MMCV_DIST ==$MMCV")
 WANT+=("torch $TORCH_SPEC" "${RANGES[@]}")
-[[ -n "$VISION" ]] && WANT+=("${VISION%%==*} ==${VISION##*==}")
+[[ -n "$VISION" ]] && WANT+=("torchvision >0")
 [[ -n "$NUMPY_SPEC" ]] && WANT+=("numpy $NUMPY_SPEC")
 
 # ---- the environment
@@ -156,10 +159,13 @@ then
 fi
 # torchvision goes in with torch, in one pip call: a torchvision that does
 # not match torch's build fails at import
-if [[ -n "$VISION" && ( "${NOW[torchvision]:--}" != "${VISION##*==}" \
-    || " ${PLAN[*]} " == *" torch=="* ) ]]; then
-  PLAN+=("$VISION"); [[ "${NOW[torchvision]:--}" != - ]] \
-    && REPLACE+=("torchvision ${NOW[torchvision]}")
+if [[ -n "$VISION" ]]; then
+  if [[ " ${PLAN[*]} " == *" torch=="* ]]; then
+    PLAN+=("$VISION_DEFAULT"); [[ "${NOW[torchvision]:--}" != - ]] \
+      && REPLACE+=("torchvision ${NOW[torchvision]}")
+  elif [[ "${NOW[torchvision]:--}" == - ]]; then
+    PLAN+=("$VISION")  # the release for the kept torch
+  fi
 fi
 for r in "${RANGES[@]}"; do
   if ! DTL_WANT="$r" DTL_STACK="$STACK" \
@@ -204,9 +210,12 @@ echo "numpy${NUMPY_SPEC:-<2.5}" >>"$CONSTRAINTS"
 # torch (and numpy, for a stack that pins it) before mmcv is built; numpy
 # before torch is first imported (without it torch warns "Failed to
 # initialize NumPy" on every import)
+# a kept torch stays as it is while torchvision is resolved for it
+[[ "${NOW[torch]}" != - && " ${PLAN[*]} " != *" torch=="* ]] \
+  && echo "torch==${NOW[torch]}" >>"$CONSTRAINTS"
 FIRST=()
 for p in "${PLAN[@]}"; do
-  [[ "$p" == torch==* || "$p" == torchvision==* || "$p" == numpy* ]] \
+  [[ "$p" == torch==* || "$p" == torchvision* || "$p" == numpy* ]] \
     && FIRST+=("$p")
 done
 if [[ -z "$NUMPY_SPEC" ]] && ! "$PY" -c 'import numpy' 2>/dev/null; then
@@ -320,7 +329,7 @@ if ! mmcv_ready; then
         'import sys, torch; sys.exit(torch.cuda.device_count() == 0)'; then
       # torch compiles for the visible GPUs; with none and no
       # TORCH_CUDA_ARCH_LIST it stops (an empty arch list), e.g. the
-      # `vision` stack's CUDA torch on a CPU machine
+      # pinned stack's CUDA torch 2.14.1 on a CPU machine
       say "no GPU visible and no TORCH_CUDA_ARCH_LIST: building CPU ops"
       say "  only (set TORCH_CUDA_ARCH_LIST, e.g. '9.0', for CUDA ops)"
     else

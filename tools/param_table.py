@@ -18,6 +18,7 @@ from dtl_mm.models import DTLSwinTransformer, DTLVisionTransformer
 from dtl_mm.models.csn_layout import VARIANTS
 from dtl_mm.models.swin_presets import SWIN_B, SWIN_L
 from dtl_mm.models.vit_presets import DEIT_B
+from dtl_mm.utils.package_files import config_arg
 from dtl_mm.utils.param_count import count_parameters, format_counts
 
 # no pretrained weights: only the parameter counts are needed
@@ -29,8 +30,8 @@ SWIN = {
 ROWS = [('coco', 'COCO', 256), ('voc', 'VOC', 128), ('ade20k', 'ADE20K', 192)]
 # d' of the ViT rows: the paper's ViT-B/16 setting, the ADE20K and COCO
 # configs
-VIT_RANKS = ((2, "the paper's ViT-B/16 d'"), (192, 'configs/vit ADE20K'),
-             (256, 'configs/vit COCO'))
+VIT_RANKS = ((paper_results.VIT_B16_RANK, "the paper's ViT-B/16 d'"),
+             (192, 'configs/vit ADE20K'), (256, 'configs/vit COCO'))
 
 
 def trainable(model):
@@ -55,10 +56,12 @@ def paper_table():
     print('|---|---|---|---|---|')
     vit = dict(DEIT_B, init_cfg=None)
     for rank, what in VIT_RANKS:
-        cells = [
-            f'{trainable(DTLVisionTransformer(variant=v, rank=rank, **vit)):,}'
-            for v in VARIANTS
-        ]
+        cells = []
+        for v in VARIANTS:
+            n = trainable(DTLVisionTransformer(variant=v, rank=rank, **vit))
+            paper = paper_results.VIT_B16_PARAMS_M[v] \
+                if rank == paper_results.VIT_B16_RANK else None
+            cells.append(f'{n:,}' + (f' (paper {paper})' if paper else ''))
         print(f'| {what} | {rank} | ' + ' | '.join(cells) + ' |')
 
 
@@ -77,6 +80,7 @@ def main():
     p.add_argument(
         'configs',
         nargs='*',
+        type=config_arg,
         metavar='CONFIG',
         help='config files (or shipped config names); none: the DTL '
         'table against the paper')

@@ -9,11 +9,15 @@ from dtl_mm.apis.runner_setup import (add_common_args, build_runner,
                                       check_data_once, load_config,
                                       parse_tool_args, setup_test_outputs)
 from dtl_mm.utils.model_unwrap import bare_model
+from dtl_mm.utils.package_files import config_arg
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config', help='test config file path')
+    p.add_argument(
+        'config',
+        type=config_arg,
+        help='test config file path (or a shipped config name)')
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--work-dir', help='the dir to save the evaluation log')
     p.add_argument(

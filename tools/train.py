@@ -9,11 +9,15 @@ from dtl_mm.apis.runner_setup import (add_common_args, build_runner, check_amp,
                                       load_config, parse_tool_args)
 from dtl_mm.checkpoint.atomic_io import remove_stale_temp_files
 from dtl_mm.checkpoint.resume import refuse_to_overwrite, resume_from
+from dtl_mm.utils.package_files import config_arg
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config', help='train config file path')
+    p.add_argument(
+        'config',
+        type=config_arg,
+        help='train config file path (or a shipped config name)')
     p.add_argument('--work-dir', help='the dir to save logs and models')
     p.add_argument(
         '--amp',

@@ -44,7 +44,7 @@ class TrunkSharingError(ValueError):
     """Two tasks cannot share a frozen trunk."""
 
 
-def trunk_fingerprint(backbone: PretrainedTrunk) -> str:
+def shared_trunk_fingerprint(backbone: PretrainedTrunk) -> str:
     """sha256 of the frozen weights the tasks would share (the whole trunk
     but the output norms, which each task applies itself)."""
     own = trunk_kind(backbone).own
@@ -402,9 +402,9 @@ def check_same_trunk(backbones):
                 f'tasks {name0!r} and {name!r} have different {kind.name} '
                 f'architectures ({"; ".join(diff)}): they cannot share a '
                 f'frozen trunk')
-    print0 = trunk_fingerprint(ref)
+    print0 = shared_trunk_fingerprint(ref)
     for name, backbone in rest:
-        other = trunk_fingerprint(backbone)
+        other = shared_trunk_fingerprint(backbone)
         if other != print0:
             raise TrunkSharingError(
                 f'tasks {name0!r} and {name!r} were fine-tuned from '

@@ -24,11 +24,10 @@ def read_config(path):
     from ..process_changes import apply_process_changes
     apply_process_changes()  # idempotent
     from ..utils.config_packages import explain_config_error
-    from ..utils.package_files import find_config
+    from ..utils.package_files import find_config, not_found_message
     found = find_config(path)
     if found is None:
-        raise FileNotFoundError(f'config file not found: {path} (neither a '
-                                f'file nor a config shipped with dtl_mm)')
+        raise FileNotFoundError(not_found_message(path))
     if found != path:
         print_log(
             f'{path}: using the shipped config {found}', logger='current')

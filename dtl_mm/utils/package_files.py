@@ -38,3 +38,22 @@ def find_config(path):
         if len(found) == 1:
             return found[0]
     return None
+
+
+def not_found_message(path):
+    """What to say of a config argument that names no config."""
+    return (f'{path}: no such config file, nor a config shipped with dtl_mm '
+            f'(give a path to your config, or a shipped one by its path '
+            f'under configs/ or its file name, e.g. '
+            f'retinanet_swin-t_dtlv2-ls_toy-voc.py; `mim search dtl_mm` '
+            f'lists them)')
+
+
+def config_arg(path):
+    """An argparse ``type`` for a config argument: ``path`` unchanged when
+    :func:`find_config` finds it, else a usage error naming it (argparse
+    prints it in one line and exits with status 2)."""
+    import argparse
+    if find_config(path) is None:
+        raise argparse.ArgumentTypeError(not_found_message(path))
+    return path

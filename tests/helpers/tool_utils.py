@@ -58,6 +58,17 @@ def train(ws, task, work_dir, *extra):
                     str(work_dir), '--cfg-options', *SHORT[task], *extra)
 
 
+def pretrained_config(ws, task, pretrained, name):
+    """What a user writes: the task's demo config with a pretrained trunk
+    file; written to ``ws/<name>.py``, returns its path."""
+    path = ws / f'{name}.py'
+    path.write_text(f'_base_ = {osp.join(ROOT, DEMO[task])!r}\n'
+                    f'model = dict(backbone=dict(init_cfg=dict(_delete_=True, '
+                    f'type="Pretrained", '
+                    f'checkpoint={str(pretrained)!r})))\n')
+    return str(path)
+
+
 def copy_run(src, dst):
     """A copy of the work dir ``src`` at ``dst`` whose last_checkpoint names
     the copy's own newest checkpoint, for a test that changes or resumes a

@@ -7,8 +7,7 @@ import torch
 
 from dtl_mm.checkpoint import convert
 from dtl_mm.checkpoint.safe_load import CheckpointError
-from helpers.checkpoint_utils import (lean_checkpoint, swin_file,
-                                             voc_config)
+from helpers.checkpoint_utils import lean_checkpoint, swin_file, voc_config
 
 
 def test_lean_full_lean_round_trip(tmp_path):

@@ -24,12 +24,10 @@ from dtl_mm.checkpoint.safe_load import (CheckpointError, _restricted_pickle,
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            trunk_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
-from helpers.checkpoint_utils import (DEMO_SWIN, _RunsCode,
-                                             lean_checkpoint, run_failing,
-                                             swin_file, voc_config)
-from helpers.swin_utils import plain_swin, to_microsoft_layout
+from helpers.checkpoint_utils import (DEMO_SWIN, _RunsCode, lean_checkpoint,
+                                      run_failing, swin_file, voc_config)
 from helpers.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,
-                                       metrics_in, run_tool, tool)
+                                metrics_in, pretrained_config, run_tool, tool)
 
 
 # ------------------------------------------- lean checkpoints' trunk file
@@ -90,48 +88,6 @@ def test_restricted_unpickler_for_old_torch(lean_run, monkeypatch):
     with pytest.raises(CheckpointError, match='refused.*posix.system'):
         load_checkpoint_file(str(lean_run['ws'] / 'evil_old.pth'))
     assert issubclass(_restricted_pickle.Unpickler, pickle.Unpickler)
-
-
-@pytest.fixture(scope='module')
-def workspace(toy_workspace):
-    """The session's folder of toy data (conftest.toy_workspace)."""
-    return toy_workspace
-
-
-def pretrained_config(ws, task, pretrained, name):
-    """What a user writes: the demo config with a pretrained Swin file."""
-    path = ws / f'{name}.py'
-    path.write_text(f'_base_ = {osp.join(ROOT, DEMO[task])!r}\n'
-                    f'model = dict(backbone=dict(init_cfg=dict(_delete_=True, '
-                    f'type="Pretrained", '
-                    f'checkpoint={str(pretrained)!r})))\n')
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def lean_run(workspace):
-    """A short VOC training run from a pretrained Swin file: its lean
-    checkpoint, and the self-contained one tools/convert_checkpoint.py
-    makes of it."""
-    ws = workspace
-    swin = plain_swin(**DEMO_SWIN)
-    torch.save(to_microsoft_layout(swin.state_dict()), ws / 'swin_demo.pth')
-    cfg = pretrained_config(ws, 'voc', ws / 'swin_demo.pth', 'voc_pre')
-    wd = ws / 'wd_lean'
-    run_tool(ws, tool('train.py'), cfg, '--work-dir', str(wd), '--cfg-options',
-             *SHORT['voc'], 'randomness.seed=1')
-    out = run_tool(ws, tool('convert_checkpoint.py'), cfg,
-                   str(wd / 'epoch_1.pth'), str(ws / 'voc_full.pth'), '--to',
-                   'full')
-    full = next(ws.glob('voc_full-*.pth'))
-    assert str(full) in out
-    return dict(
-        ws=ws,
-        cfg=cfg,
-        wd=wd,
-        lean=wd / 'epoch_1.pth',
-        full=full,
-        pretrained=ws / 'swin_demo.pth')
 
 
 @pytest.mark.slow

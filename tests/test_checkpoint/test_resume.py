@@ -14,8 +14,8 @@ from mmengine.runner.checkpoint import save_checkpoint
 from dtl_mm.apis.runner_setup import load_config
 from dtl_mm.checkpoint import resume
 from dtl_mm.checkpoint.resume import latest_checkpoint, refuse_to_overwrite
-from helpers.tool_utils import DEMO, ROOT, own_copy, run_tool, tool
 from dtl_mm.testing.toy_data import MAKERS
+from helpers.tool_utils import DEMO, ROOT, own_copy, run_tool, tool
 
 
 def test_second_run_into_a_work_dir_with_checkpoints_is_refused(tmp_path):

@@ -20,9 +20,9 @@ from dtl_mm.checkpoint.safe_load import (CheckpointError,
                                          load_checkpoint_file)
 from dtl_mm.models import DTLSwinTransformer
 from helpers.checkpoint_utils import (DEMO_SWIN, _RunsCode, file_bytes,
-                                             swin_file, voc_config)
+                                      swin_file, voc_config)
 from helpers.swin_utils import (plain_swin, skip_random_init,
-                                       to_microsoft_layout)
+                                to_microsoft_layout)
 from helpers.tool_utils import ROOT
 
 

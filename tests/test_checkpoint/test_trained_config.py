@@ -5,8 +5,7 @@ import torch
 from dtl_mm.apis.inferencer import build_inferencer
 from dtl_mm.checkpoint.trained_config import (TrainedConfigMismatch,
                                               check_trained_config)
-from helpers.checkpoint_utils import (lean_checkpoint, swin_file,
-                                             voc_config)
+from helpers.checkpoint_utils import lean_checkpoint, swin_file, voc_config
 
 
 # -------------------------------------------- the layout it was trained as

@@ -12,8 +12,8 @@ import pytest
 from mmengine.config import Config
 
 from dtl_mm.checks.data_check import DataError, check_config_data
-from helpers.tool_utils import DEMO, ROOT
 from dtl_mm.testing.toy_data import MAKERS
+from helpers.tool_utils import DEMO, ROOT
 
 COCO_TRAIN = 'data/toy/coco/annotations/instances_train2017.json'
 COCO_VAL = 'data/toy/coco/annotations/instances_val2017.json'

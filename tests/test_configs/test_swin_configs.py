@@ -12,9 +12,9 @@ from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            DTLSwinTransformer, LoRASwinTransformer,
                            PretrainedSwinTransformer)
 from dtl_mm.models.recompute import enable_activation_checkpointing
+from dtl_mm.utils.param_count import count_parameters
 from helpers.swin_utils import skip_random_init
 from helpers.tool_utils import ROOT
-from dtl_mm.utils.param_count import count_parameters
 
 ALL = sorted(
     f for d in ('coco', 'voc', 'ade20k')

@@ -13,11 +13,10 @@ from mmengine.config import Config
 from dtl_mm.apis.runner_setup import (build_model, check_pretrained_trunk,
                                       load_config)
 from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
+from dtl_mm.utils.param_count import count_parameters
 from helpers.config_utils import VIT_DEMO
 from helpers.swin_utils import skip_random_init
-from helpers.tool_utils import (METRIC_KEYS, ROOT, metrics_in, run_tool,
-                                       tool)
-from dtl_mm.utils.param_count import count_parameters
+from helpers.tool_utils import METRIC_KEYS, ROOT, metrics_in, run_tool, tool
 
 VIT_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'vit', '*.py')))
 

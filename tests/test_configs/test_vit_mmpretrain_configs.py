@@ -15,10 +15,9 @@ from dtl_mm.apis.runner_setup import (build_model, check_pretrained_trunk,
                                       load_config)
 from dtl_mm.models import (DTLMMPretrainViT, LoRAMMPretrainViT,
                            PretrainedMMPretrainViT)
-from helpers.swin_utils import skip_random_init
-from helpers.tool_utils import (METRIC_KEYS, ROOT, metrics_in, run_tool,
-                                       tool)
 from dtl_mm.utils.param_count import count_parameters
+from helpers.swin_utils import skip_random_init
+from helpers.tool_utils import METRIC_KEYS, ROOT, metrics_in, run_tool, tool
 
 pytestmark = pytest.mark.mmpretrain
 

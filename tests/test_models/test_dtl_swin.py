@@ -1,12 +1,13 @@
-"""Tests moved from tests/test_backbone.py, tests/test_reliability.py."""
+"""DTLSwinTransformer: layout, identity at init, where the signal enters,
+gradients, parameter counts, odd sizes, bad options, torch versions."""
 import pytest
 import torch
 
 from dtl_mm import paper_results
 from dtl_mm.models import DTLSwinTransformer, build_layout
 from dtl_mm.models.csn_layout import BRIDGES, FUSION_OPS, VARIANTS
-from helpers.swin_utils import (SWIN_B, SWIN_L, TINY, plain_swin,
-                                       randomise, skip_random_init)
+from helpers.swin_utils import (SWIN_B, SWIN_L, TINY, plain_swin, randomise,
+                                skip_random_init)
 
 ALL_BRIDGES = [b for b in BRIDGES if b != 'frozen_patch_merging']
 
@@ -202,3 +203,21 @@ def test_bad_configs_name_the_field(opts, field):
 def test_dtl_on_too_shallow_backbone():
     with pytest.raises(ValueError, match='`first_g_block`'):
         DTLSwinTransformer(variant='dtlv2', first_g_block=13, **TINY)
+
+
+def test_checkpointing_policies_on_this_torch():
+    """with_cp=True works on every supported torch; 'selective' needs torch's
+    selective checkpointing (2.4) and, on an older torch, says so when it is
+    asked for rather than when dtl_mm is imported."""
+    from dtl_mm.models.recompute import SELECTIVE_MIN_TORCH, torch_version
+    model, plain = dtl_and_plain('dtlv2-ls', with_cp=True)
+    randomise(model.csn)
+    x = torch.randn(1, 3, 64, 64)
+    sum(o.sum() for o in model(x)).backward()
+    assert all(p.grad is not None for p in model.csn.parameters())
+    if torch_version() >= SELECTIVE_MIN_TORCH:
+        DTLSwinTransformer(variant='dtlv2', with_cp='selective', **TINY)
+    else:
+        with pytest.raises(
+                ValueError, match=r'with_cp="selective" needs torch >= 2\.4'):
+            DTLSwinTransformer(variant='dtlv2', with_cp='selective', **TINY)

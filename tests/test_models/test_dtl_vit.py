@@ -9,8 +9,8 @@ from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
 from dtl_mm.models.csn_layout import VARIANTS
 from helpers.swin_utils import skip_random_init
 from helpers.vit_utils import (TINY, check_every_csn_parameter_in_graph,
-                                      check_side_network_isolated, plain_vit,
-                                      randomise_all, saved_per_block)
+                               check_side_network_isolated, plain_vit,
+                               randomise_all, saved_per_block)
 
 
 def same_trunk(model, plain):
@@ -133,8 +133,7 @@ def test_layout_is_one_stage_without_bridges():
     lay = model.layout
     assert (lay.depths, lay.channels) == ((12, ), (64, ))
     # w by the rule (m = 4), G after every block from M = 7 on
-    assert lay.w_blocks == (1, 6, 12) and lay.g_blocks == (7, 8, 9, 10, 11,
-                                                            12)
+    assert lay.w_blocks == (1, 6, 12) and lay.g_blocks == (7, 8, 9, 10, 11, 12)
     assert lay.bridge_stages == () and lay.lshare_blocks == (8, 9, 10, 11)
     assert set(lay.fusion_keys.values()) == {'s0'}
 
@@ -202,8 +201,7 @@ VIT_B16_COUNTS = {
 def vit_b16_trainable(**opts):
     with skip_random_init():  # only the sizes are counted
         model = DTLVisionTransformer(
-            rank=paper_results.VIT_B16_RANK, init_cfg=None, **VIT_B16,
-            **opts)
+            rank=paper_results.VIT_B16_RANK, init_cfg=None, **VIT_B16, **opts)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == sum(p.numel() for p in model.csn.parameters())
     return trainable

@@ -13,8 +13,8 @@ from dtl_mm.models.csn_layout import VARIANTS
 from dtl_mm.models.mmpretrain_vit import mmpretrain_vit_args
 from helpers.mmpretrain_vit_utils import KINDS, plain_vit, tiny
 from helpers.vit_utils import (check_every_csn_parameter_in_graph,
-                                      check_side_network_isolated,
-                                      randomise_all, saved_per_block)
+                               check_side_network_isolated, randomise_all,
+                               saved_per_block)
 
 pytestmark = pytest.mark.mmpretrain
 

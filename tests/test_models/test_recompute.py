@@ -14,8 +14,7 @@ from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models import recompute
 from dtl_mm.models.recompute import enable_activation_checkpointing
 from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
-from helpers.tool_utils import (DEMO, ROOT, SHORT, dist_train, run_tool,
-                                       tool)
+from helpers.tool_utils import DEMO, ROOT, SHORT, dist_train, run_tool, tool
 
 # what the lowmem configs list, per demo task
 PARTS = {

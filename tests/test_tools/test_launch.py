@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from helpers.tool_utils import (DEMO, ROOT, SHORT, dist_cmd, dist_env,
-                                       dist_train, tool)
 from dtl_mm.testing.toy_data import MAKERS
+from helpers.tool_utils import (DEMO, ROOT, SHORT, dist_cmd, dist_env,
+                                dist_train, tool)
 
 
 @pytest.mark.slow  # tools/train.py as a script

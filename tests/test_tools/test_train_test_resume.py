@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from helpers.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,
-                                       copy_run, dist_env, dist_train,
-                                       metrics_in, run_tool, tool, train)
+                                copy_run, dist_env, dist_train, metrics_in,
+                                run_tool, tool, train)
 
 pytestmark = pytest.mark.slow
 
@@ -159,9 +159,11 @@ def test_same_command_gives_the_same_model_and_metric(toy_workspace,
     out = train(toy_workspace, 'voc', again)
     assert metrics_in(out, METRIC_KEYS['voc']) == metrics_in(
         open(log).read(), METRIC_KEYS['voc'])
-    a = torch.load(first / FINAL['voc'], map_location='cpu',
-                   weights_only=False)['state_dict']
-    b = torch.load(again / FINAL['voc'], map_location='cpu',
-                   weights_only=False)['state_dict']
+    a = torch.load(
+        first / FINAL['voc'], map_location='cpu',
+        weights_only=False)['state_dict']
+    b = torch.load(
+        again / FINAL['voc'], map_location='cpu',
+        weights_only=False)['state_dict']
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)

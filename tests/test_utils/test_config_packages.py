@@ -5,8 +5,8 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.config import utils as config_utils
 
-from helpers.tool_utils import ROOT
 from dtl_mm.utils.config_packages import resolve_forked_config_packages
+from helpers.tool_utils import ROOT
 
 ADE20K = sorted(glob.glob(osp.join(ROOT, 'configs', 'ade20k', '*.py')))[0]
 

@@ -6,8 +6,7 @@ import torch
 
 from dtl_mm.checkpoint.safe_load import CheckpointError
 from dtl_mm.engine.hooks import StrictLoadHook
-from helpers.checkpoint_utils import (lean_checkpoint, swin_file,
-                                             voc_config)
+from helpers.checkpoint_utils import lean_checkpoint, swin_file, voc_config
 
 
 def test_resume_from_a_checkpoint_without_training_state(tmp_path):
