@@ -66,7 +66,6 @@ RESULTS = {
 }
 # yapf: enable
 
-
 # The ViT-B/16 counts on classification (d' = 2, M = 7), trainable
 # backbone-side parameters in M as the tables print them: VTAB-1K / FGVC
 # (Tables 3, 4 and 12; 'dtlv1-sparse' is Table 12's "+ sparsify w & g",

@@ -14,13 +14,18 @@ fine-tuned from the same frozen Swin share its trunk, computed once per
 batch, wherever their inputs are identical.
 
 An input that cannot be read as an image is skipped with a warning; the
-exit status is then 1 (the other images' results are written).
+exit status is then 1 (the other images' results are written). An --out-dir
+where an output would replace an input image (DIR is the input folder, or
+an ancestor whose mirrored names land on the inputs) is refused before any
+work, with exit status 2.
 """
 import argparse
 import os.path as osp
 import sys
 
-from dtl_mm.apis.inferencer import MultiTaskInferencer
+from dtl_mm.apis.inferencer import (MultiTaskInferencer, list_images,
+                                    outputs_on_inputs, overwrite_message,
+                                    task_names, unique_inputs)
 
 
 def parse_args():
@@ -68,7 +73,25 @@ def parse_args():
         args.tasks, args.inputs = [args.args[:2]], args.args[2:]
     else:
         p.error('give CONFIG CKPT INPUTS, or INPUTS with --task CONFIG CKPT')
+    check_out_dir(p, args)
     return args
+
+
+def check_out_dir(p, args):
+    """Refuses, before any model is built or anything written, an
+    --out-dir where a drawing or JSON would replace an input image."""
+    try:
+        images = unique_inputs(
+            [img for spec in args.inputs for img in list_images(spec)])
+    except FileNotFoundError:
+        return  # the inferencer names the missing input
+    hits = outputs_on_inputs(images, args.out_dir,
+                             task_names([c for c, _ in args.tasks]))
+    if hits:
+        # one line and argparse's exit status for a bad argument
+        p.exit(
+            2, f'{p.prog}: error: '
+            f'{overwrite_message(hits, args.out_dir)}\n')
 
 
 def main():

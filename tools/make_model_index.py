@@ -46,7 +46,6 @@ BACKBONES = {
     'dinov2-l': 'DINOv2-L'
 }
 
-
 # the trunk family a config name's backbone belongs to, as mim's
 # Architecture metadata names it
 ARCHITECTURES = (
@@ -57,8 +56,10 @@ ARCHITECTURES = (
 
 def architectures(names):
     """The trunk families among ``names`` (config names), then DTL."""
-    found = [arch for pattern, arch in ARCHITECTURES
-             if any(pattern.search(n) for n in names)]
+    found = [
+        arch for pattern, arch in ARCHITECTURES if any(
+            pattern.search(n) for n in names)
+    ]
     return found + ['DTL']
 
 

@@ -396,6 +396,61 @@ def output_names(images: Sequence[str]) -> Dict[str, Tuple[str, str]]:
     }
 
 
+class OutputOverwritesInputError(ValueError):
+    """An output file of the run would be one of its input images."""
+
+
+def output_folders(tasks: Sequence[str], out_dir: str) -> Dict[str, str]:
+    """task -> its output folder: ``out_dir``, or a sub-folder per task
+    when there are several."""
+    return {
+        name: osp.join(out_dir, name) if len(tasks) > 1 else out_dir
+        for name in tasks
+    }
+
+
+def _file_ids(path: str) -> set:
+    """What makes two paths one file: the real path (symbolic links,
+    ``..``) and, for a file that exists, its device and inode (hard links,
+    a case-insensitive file system)."""
+    ids = {osp.normcase(osp.realpath(path))}
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ids
+    return ids | {(st.st_dev, st.st_ino)}
+
+
+def outputs_on_inputs(images: Sequence[str], out_dir: str,
+                      tasks: Sequence[str]) -> List[Tuple[str, str]]:
+    """(output, input) for each drawing or JSON file a run of ``tasks`` on
+    ``images`` into ``out_dir`` would write over one of the images (e.g.
+    ``out_dir`` is the input folder, or an ancestor of it whose mirrored
+    names land on the inputs)."""
+    inputs = {}
+    for img in images:
+        for key in _file_ids(img):
+            inputs.setdefault(key, img)
+    hits = []
+    names = output_names(images)
+    for folder in output_folders(tasks, out_dir).values():
+        for img in images:
+            for rel in names[img]:
+                out = osp.join(folder, rel)
+                hit = next((inputs[k] for k in _file_ids(out) if k in inputs),
+                           None)
+                if hit is not None:
+                    hits.append((out, hit))
+    return hits
+
+
+def overwrite_message(hits: Sequence[Tuple[str, str]], out_dir: str) -> str:
+    out, img = hits[0]
+    return (f'--out-dir {out_dir} would overwrite {len(hits)} input '
+            f'file(s) with predictions (e.g. {out} is the input {img}); '
+            f'give an output folder outside the inputs\' folders')
+
+
 class PredictionWriter:
     """Draws and writes each image's predictions into ``out_dir`` (one
     sub-folder per task when there are several), mirroring the inputs'
@@ -407,15 +462,17 @@ class PredictionWriter:
         self.names = output_names(images)
         self.out_dir = out_dir
         self.pred_score_thr = pred_score_thr
-        self.folders = {
-            name: osp.join(out_dir, name) if len(inferencers) > 1 else out_dir
-            for name in inferencers
-        }
+        self.folders = output_folders(list(inferencers), out_dir)
         for folder in [out_dir, *self.folders.values()]:
             if osp.exists(folder) and not osp.isdir(folder):
                 raise NotADirectoryError(
                     f'output folder {folder} is a file; give --out-dir a '
                     f'folder (it is created if missing)')
+        # before anything is created or written
+        hits = outputs_on_inputs(images, out_dir, list(inferencers))
+        if hits:
+            raise OutputOverwritesInputError(overwrite_message(hits, out_dir))
+        for folder in [out_dir, *self.folders.values()]:
             os.makedirs(folder, exist_ok=True)
 
     def write(self, paths: Sequence[str], preds: Dict[str, list]):

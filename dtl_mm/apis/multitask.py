@@ -359,10 +359,13 @@ class MultiTaskModel(nn.Module):
             data_samples: task name -> that task's data samples (its own
                 DetDataSample / SegDataSample type) with the batch's meta
                 information, so that predictions map back to each original
-                image.
+                image. Tasks may be given the same sample objects (tasks
+                that preprocess alike): each task then predicts into a copy
+                of its own.
         """
         if not isinstance(inputs, dict):
             inputs = {t.name: inputs for t in self.tasks}
+        data_samples = own_samples(self.names, data_samples)
         distinct = []
         for t in self.tasks:
             x = inputs[t.name]
@@ -371,12 +374,30 @@ class MultiTaskModel(nn.Module):
         self.run.runs = [(x, self.shared_trunk(x)) for x in distinct]
         try:
             return {
-                t.name: t.model(
-                    inputs[t.name], list(data_samples[t.name]), mode='predict')
+                t.name:
+                t.model(inputs[t.name], data_samples[t.name], mode='predict')
                 for t in self.tasks
             }
         finally:  # the trunk's features are not kept past the batch
             self.run.runs = []
+
+
+def own_samples(names: Sequence[str],
+                data_samples: Dict[str, Sequence]) -> Dict[str, list]:
+    """task -> its data samples, no object held by two tasks: mmdet and
+    mmseg write the predictions into the samples they are given
+    (``add_pred_to_datasample``), so tasks sharing samples would all
+    return the last task's predictions. A task whose samples an earlier
+    task holds gets a deep copy, made before any task runs so that no
+    copy carries another task's predictions."""
+    seen, out = set(), {}
+    for name in names:
+        samples = list(data_samples[name])
+        if any(id(s) in seen for s in samples):
+            samples = copy.deepcopy(samples)
+        seen.update(id(s) for s in samples)
+        out[name] = samples
+    return out
 
 
 def check_same_trunk(backbones):

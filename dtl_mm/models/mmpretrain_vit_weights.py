@@ -20,9 +20,10 @@ dropped for ``with_cls_token=False``. Everything else must fit exactly: a
 missing weight or a wrong shape (another width, another patch size) is a
 :class:`CheckpointLayoutError` naming the tensor and both shapes, and so is
 a block weight the model has no place for (layer scale or a SwiGLU MLP in
-the file but not in the config), rather than being dropped. Register
-tokens (DINOv2 with registers) and distillation tokens are refused by name:
-mmpretrain 1.2.0's ViT has neither.
+the file but not in the config) or a block beyond the model's depth,
+rather than being dropped. Register tokens (DINOv2 with registers) and
+distillation tokens are refused by name: mmpretrain 1.2.0's ViT has
+neither.
 """
 import math
 import re
@@ -33,7 +34,7 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .vit_weights import _BLOCK_KEY, load_vit_weights
+from .vit_weights import _BLOCK_KEY, check_vit_depth, load_vit_weights
 from .weight_loading import CheckpointLayoutError, find_trunk
 
 # (prefix, ViT key) in any supported layout (mmpretrain's pre-norm too)
@@ -124,6 +125,9 @@ def find_mmpretrain_vit(vit: nn.Module, state_dict: Dict,
             ignored += 1
             continue
         converted[to_mmpretrain_key(key)] = value
+    # blocks beyond the model's depth first: they are named as blocks, not
+    # as weights of another block architecture
+    check_vit_depth(vit, converted, filename, layout)
     # a block weight the model has no place for means another architecture:
     # dropping it would load a different function than the file's
     model_keys = set(vit.state_dict())

@@ -105,8 +105,8 @@ def recompute(policy: Union[bool, str], fn: Callable, *args, **kwargs):
 
     context = {}
     if policy == 'selective':
-        from torch.utils.checkpoint import \
-            create_selective_checkpoint_contexts
+        from torch.utils.checkpoint import create_selective_checkpoint_contexts
+
         # the module global, looked up at each call: the benchmark wraps it
         # to count what the policy keeps
         context['context_fn'] = partial(create_selective_checkpoint_contexts,

@@ -14,7 +14,8 @@ The position embedding is resized to the configured image size (bicubic by
 default) with mmseg's ``VisionTransformer.resize_pos_embed``, as mmseg does
 when it loads a checkpoint. Every other weight must be in the file with the
 model's shape: a missing one or a wrong shape (another width, another patch
-size) is a :class:`CheckpointLayoutError` naming the tensor and both shapes.
+size) is a :class:`CheckpointLayoutError` naming the tensor and both shapes,
+and so is a deeper file (blocks the model lacks), naming them.
 Releases with weights mmseg's ViT has no place for (layer scale: DINOv2,
 DeiT III; registers; a distillation token) are refused by name.
 """
@@ -28,8 +29,9 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..checkpoint.safe_load import load_checkpoint_file
-from .weight_loading import (CheckpointLayoutError, extract_state_dict,
-                             fill_trunk, find_trunk, lean_trunk_record,
+from .weight_loading import (CheckpointLayoutError, block_range, check_depths,
+                             extract_state_dict, file_depths, fill_trunk,
+                             find_trunk, lean_trunk_record,
                              load_via_lean_record)
 
 # (prefix, ViT key): the keys a ViT's weights have in any supported layout
@@ -38,6 +40,8 @@ _VIT_KEY = re.compile(
     r'((?:layers|blocks)\.\d+\..*|patch_embed\..*|cls_token|pos_embed|'
     r'pre_ln\..*|ln1\..*|norm\..*|mask_token|register_tokens|dist_token)$')
 _BLOCK_KEY = re.compile(r'^(layers|blocks)\.\d+\.')
+# a block in the model's keys (after renaming): its index
+_LAYER = re.compile(r'^layers\.(\d+)\.')
 # timm / mmpretrain names -> mmseg's (the first pattern that matches)
 _TO_MMSEG = (
     (re.compile(r'^blocks\.(\d+)\.norm1\.'), r'layers.\1.ln1.'),
@@ -103,6 +107,20 @@ def find_vit(state_dict: Dict, filename: str) -> Tuple[Dict, str, int]:
     return converted, layout, ignored
 
 
+def check_vit_depth(vit: nn.Module, sd: Dict, filename: str, layout: str):
+    """Refuses a file (``sd`` in the model's ``layers.N.`` keys) with more
+    blocks than ``vit``, naming them and both depths."""
+
+    def block_of(key):
+        found = _LAYER.match(key)
+        return (0, int(found.group(1))) if found else None
+
+    check_depths(
+        file_depths(sd, block_of), (len(vit.layers), ), filename, layout,
+        'ViT', lambda _, first, last: f'layers.{block_range(first, last)}',
+        lambda depths: f'num_layers {depths[0]}')
+
+
 def fit_pos_embed(vit: nn.Module, pos_embed: torch.Tensor,
                   filename: str) -> torch.Tensor:
     """The file's position embedding on the model's patch grid
@@ -155,6 +173,7 @@ def load_vit_weights(vit: nn.Module,
         load = partial(load_vit_weights, find=find, fit_pos=fit_pos)
         return load_via_lean_record(load, vit, filename, record, logger, keys)
     sd, layout, ignored = find(state, filename)
+    check_vit_depth(vit, sd, filename, layout)
     if 'pos_embed' in sd:
         sd['pos_embed'] = fit_pos(vit, sd['pos_embed'], filename)
 

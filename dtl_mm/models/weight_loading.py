@@ -11,7 +11,10 @@ ignored and counted. A dtl_mm lean checkpoint holds no Swin: it names the
 file its trunk came from, which is loaded instead and checked against the
 recorded fingerprint.
 
-The load refuses to leave a frozen weight at its random initialisation.
+The load refuses to leave a frozen weight at its random initialisation,
+and refuses a file whose trunk is deeper than the model's (more blocks in
+a stage, more stages): loading its first blocks would give another
+network.
 """
 import hashlib
 import json
@@ -35,6 +38,8 @@ OUTPUT_NORM = re.compile(r'^norm\d+\.')
 _SWIN_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:swin\.)?)'
                        r'((?:stages|layers)\.\d+\..*|patch_embed\..*|'
                        r'absolute_pos_embed|norm\d+\..*)$')
+# a block of a Swin in mmdet's keys: (stage, block)
+_SWIN_BLOCK = re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.')
 # where a dtl_mm backbone keeps its record of the frozen trunk (torch's
 # extra-state key): JSON in a uint8 tensor, so that everything that handles
 # state dicts as tensors (mmengine's broadcast, weights_to_cpu, equality
@@ -150,6 +155,10 @@ def load_swin_weights(swin: nn.Module,
         return load_via_lean_record(load_swin_weights, swin, filename, record,
                                     logger, keys)
     sd, layout, ignored = find_swin(state, filename)
+    check_depths(
+        file_depths(sd, _swin_block),
+        tuple(len(stage.blocks) for stage in swin.stages), filename, layout,
+        'Swin', _swin_blocks, lambda depths: f'depths {depths}')
     return fill_trunk(
         swin,
         sd,
@@ -163,6 +172,59 @@ def load_swin_weights(swin: nn.Module,
         may_default=OUTPUT_NORM.match,
         default_note='output-norm tensors keep LayerNorm init (not part of '
         'a classification checkpoint)')
+
+
+def _swin_block(key: str):
+    found = _SWIN_BLOCK.match(key)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def _swin_blocks(stage: int, first: int, last: int) -> str:
+    return f'stages.{stage}.blocks.{block_range(first, last)}'
+
+
+def block_range(first: int, last: int) -> str:
+    return str(first) if first == last else f'{first}..{last}'
+
+
+# key -> (stage, block) of a trunk block, None for other keys
+BlockOf = Callable[[str], Optional[Tuple[int, int]]]
+Depths = Tuple[int, ...]
+
+
+def file_depths(keys: Iterable[str], block_of: BlockOf) -> Depths:
+    """Blocks per stage of a file's trunk: one more than the highest
+    block index of each stage; a stage without blocks counts 0."""
+    top = {}
+    for key in keys:
+        found = block_of(key)
+        if found:
+            stage, block = found
+            top[stage] = max(top.get(stage, -1), block)
+    return tuple(top.get(s, -1) + 1 for s in range(max(top, default=-1) + 1))
+
+
+def check_depths(in_file: Depths, in_model: Depths, filename: str, layout: str,
+                 name: str, blocks: Callable[..., str],
+                 depths: Callable[[Depths], str]):
+    """Refuses a file whose trunk has blocks the model lacks (more blocks
+    in a stage, more stages; depths per stage ``in_file`` vs ``in_model``),
+    naming them (``blocks(stage, first, last)``) and both architectures'
+    depths (``depths(depths)``): its first blocks
+    would load into every model weight, the rest would be dropped, and
+    the model would silently be another, shallower network."""
+    extra = []
+    for stage, n in enumerate(in_file):
+        have = in_model[stage] if stage < len(in_model) else 0
+        if n > have:
+            extra.append(blocks(stage, have, n - 1))
+    if extra:
+        raise CheckpointLayoutError(
+            f'{filename} ({layout} layout): the file\'s {name} is deeper '
+            f'than this config\'s: it has blocks the model lacks '
+            f'({", ".join(extra)}); file {depths(in_file)}, config '
+            f'{depths(in_model)}. Set the config\'s depths to the '
+            f'file\'s, or load a file of this architecture.')
 
 
 def fill_trunk(trunk: nn.Module,

@@ -2,6 +2,7 @@
 tests: the demo configs, models built over a shared Swin, checkpoints saved
 as the runner saves them, and prediction comparisons."""
 import copy
+import json
 import os.path as osp
 
 import torch
@@ -9,9 +10,9 @@ from mmengine.registry import DATASETS, init_default_scope
 from mmengine.runner import save_checkpoint
 
 from dtl_mm.apis.runner_setup import build_model, load_config
+from dtl_mm.testing.toy_data import MAKERS
 from helpers.swin_utils import randomise
 from helpers.tool_utils import DEMO, ROOT
-from dtl_mm.testing.toy_data import MAKERS
 
 TASKS = ('voc', 'ade20k', 'coco')
 SCOPES = dict(voc='mmdet', coco='mmdet', ade20k='mmseg')
@@ -42,19 +43,31 @@ def task_workspace(ws, swin_weights, tasks=TASKS):
     """Toy data in the three layouts under ``ws``, and one checkpoint per
     task saved the way the runner saves them (state_dict + the dataset's
     meta)."""
-    for name, make in MAKERS.items():
-        make(str(ws / 'data' / 'toy' / name), n_train=2, n_val=4)
+    toy_data(ws)
     for task in tasks:
         cfg = config(task)
-        model = build(cfg, swin_weights)
-        init_default_scope(cfg.default_scope)
-        dataset = copy.deepcopy(cfg.test_dataloader.dataset)
-        dataset['lazy_init'] = True
-        meta = DATASETS.build(dataset).metainfo
-        save_checkpoint(
-            dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)),
-            str(ws / f'{task}.pth'))
+        save_task(ws, cfg, build(cfg, swin_weights), task)
     return ws
+
+
+def toy_data(ws):
+    """The toy data in the three layouts under ``ws/data/toy``."""
+    for name, make in MAKERS.items():
+        make(str(ws / 'data' / 'toy' / name), n_train=2, n_val=4)
+
+
+def save_task(ws, cfg, model, name):
+    """``model`` saved as ``ws/<name>.pth`` the way the runner saves it
+    (state_dict + the dataset's meta); returns the path."""
+    init_default_scope(cfg.default_scope)
+    dataset = copy.deepcopy(cfg.test_dataloader.dataset)
+    dataset['lazy_init'] = True
+    meta = DATASETS.build(dataset).metainfo
+    path = str(ws / f'{name}.pth')
+    save_checkpoint(
+        dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)),
+        path)
+    return path
 
 
 def images(ws):
@@ -84,8 +97,19 @@ def assert_same(preds, ref):
 def alone_on_images(cfg, checkpoint, imgs):
     """The predictions of one model alone, as mmdet's / mmseg's inferencer
     builds and preprocesses it, on one batch of images."""
-    from dtl_mm.apis.inferencer import build_inferencer
+    return alone_outputs(cfg, checkpoint, imgs)[0]
+
+
+def alone_outputs(cfg, checkpoint, imgs):
+    """(predictions, JSON) of one model alone on one batch of images: the
+    JSON is what tools/infer.py writes for each image, as loaded back."""
+    from dtl_mm.apis.inferencer import build_inferencer, prediction_dict
     inf = build_inferencer(cfg, checkpoint)
     data = inf.model.data_preprocessor(
         inf.collate_fn([inf.pipeline(i) for i in imgs]), False)
-    return alone(inf.model, data['inputs'], data['data_samples'])
+    preds = alone(inf.model, data['inputs'], data['data_samples'])
+    jsons = [
+        json.loads(json.dumps(dict(img_path=i, **prediction_dict(inf, p))))
+        for i, p in zip(imgs, preds)
+    ]
+    return preds, jsons

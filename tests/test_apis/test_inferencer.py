@@ -18,8 +18,8 @@ from PIL import Image
 from dtl_mm.apis import inferencer as inferencer_module
 from dtl_mm.apis.inferencer import MultiTaskInferencer, output_names
 from dtl_mm.apis.runner_setup import build_model
-from helpers.multitask_utils import (alone_on_images, assert_same,
-                                            config, images, task_workspace)
+from helpers.multitask_utils import (alone_on_images, assert_same, config,
+                                     images, task_workspace)
 from helpers.tool_utils import DEMO, ROOT, tool
 
 

@@ -17,8 +17,8 @@ from dtl_mm.apis.inferencer import MultiTaskInferencer, samples_for
 from dtl_mm.apis.multitask import MultiTaskModel, TrunkSharingError
 from dtl_mm.apis.runner_setup import build_model
 from helpers.multitask_utils import (SCOPES, alone, alone_on_images,
-                                            assert_same, build, config, images,
-                                            task_workspace)
+                                     assert_same, build, config, images,
+                                     task_workspace)
 from helpers.swin_utils import randomise
 from helpers.tool_utils import DEMO, ROOT, run_tool, tool
 

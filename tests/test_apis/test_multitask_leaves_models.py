@@ -10,8 +10,7 @@ from test_multitask import batch
 
 from dtl_mm.apis.multitask import MultiTaskModel, TrunkBranch
 from dtl_mm.apis.runner_setup import build_model
-from helpers.multitask_utils import (SCOPES, alone, assert_same, build,
-                                            config)
+from helpers.multitask_utils import SCOPES, alone, assert_same, build, config
 
 
 def structure(model):

@@ -194,7 +194,9 @@ def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
             cfg.to_dict(), filename=path,
             format_python_code=False).dump(str(dumped))
         names = set(Config.fromfile(str(dumped)))
-        # the demo configs train a random tiny Swin, and say so
-        opt_in = {'allow_random_trunk'} if path in DEMO_CONFIGS else set()
+        # the demo configs train a random tiny Swin, and say so, with a
+        # fixed seed
+        opt_in = {'allow_random_trunk', 'randomness'
+                  } if path in DEMO_CONFIGS else set()
         ours = {'custom_imports', 'custom_hooks'} | opt_in
         assert names - upstream[task] == ours, path

@@ -8,14 +8,13 @@ import pytest
 import torch
 
 from dtl_mm.apis.multitask import (TrunkSharingError, check_same_trunk,
-                                   trunk_fingerprint, trunk_kind)
+                                   shared_trunk_fingerprint, trunk_kind)
 from dtl_mm.models import (CheckpointLayoutError, DTLMMPretrainViT,
                            PretrainedMMPretrainViT)
-from helpers.mmpretrain_vit_utils import (plain_vit, tiny,
-                                                 to_dinov2_layout,
-                                                 to_mmpretrain_layout,
-                                                 to_mmseg_layout,
-                                                 to_timm_layout)
+from helpers.mmpretrain_vit_utils import (TINY_ARCH, plain_vit, tiny,
+                                          to_dinov2_layout,
+                                          to_mmpretrain_layout,
+                                          to_mmseg_layout, to_timm_layout)
 from helpers.vit_utils import check_lean_round_trip
 
 pytestmark = pytest.mark.mmpretrain
@@ -219,7 +218,8 @@ def test_two_tasks_share_blocks_up_to_the_smallest_m(tmp_path):
     a, b = Seg(), Seg(first_g_block=9)
     assert trunk_kind(a.backbone).name == 'mmpretrain ViT'
     check_same_trunk([('a', a.backbone), ('b', b.backbone)])
-    assert trunk_fingerprint(a.backbone) == trunk_fingerprint(b.backbone)
+    assert shared_trunk_fingerprint(a.backbone) == \
+        shared_trunk_fingerprint(b.backbone)
     # both computed from one shared trunk state == each alone
     x = torch.randn(1, 3, 64, 64)
     a.eval(), b.eval()
@@ -241,3 +241,16 @@ def test_two_tasks_share_blocks_up_to_the_smallest_m(tmp_path):
         kind='deit')
     with pytest.raises(TrunkSharingError, match='different'):
         check_same_trunk([('a', a.backbone), ('d', deit)])
+
+
+@pytest.mark.parametrize('layout', ['mmpretrain', 'dinov2'])
+def test_deeper_vit_of_the_same_width_is_refused(tmp_path, layout):
+    """A 16-block ViT into a 12-block config: named as the blocks the
+    model lacks, with both depths."""
+    deeper = source_vit(arch=dict(TINY_ARCH, num_layers=16))
+    path = save(tmp_path, 'deeper.pth', LAYOUTS[layout](deeper.state_dict()))
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=r'deeper\.pth .*layers\.12\.\.15.*file num_layers 16, '
+            r'config num_layers 12'):
+        load_into_new(path)

@@ -9,7 +9,7 @@ from dtl_mm.models import (CheckpointLayoutError, DTLVisionTransformer,
                            PretrainedVisionTransformer, trunk_fingerprint)
 from dtl_mm.models.vit_weights import find_vit
 from helpers.vit_utils import (TINY, check_lean_round_trip, plain_vit,
-                                      to_mmpretrain_layout, to_timm_layout)
+                               to_mmpretrain_layout, to_timm_layout)
 
 
 def source_vit(**kw):
@@ -193,3 +193,26 @@ def test_random_trunk_is_saved_in_full():
         PretrainedVisionTransformer(
             frozen=True,
             **TINY).load_state_dict({'_extra_state': state['_extra_state']})
+
+
+@pytest.mark.parametrize('layout', ['mmseg segmentor', 'timm'])
+def test_deeper_vit_of_the_same_width_is_refused(tmp_path, layout):
+    """A 16-block ViT into a 12-block config: every model weight has a
+    same-shaped tensor in the file, so only blocks 12..15 tell."""
+    sd = source_vit(num_layers=16).state_dict()
+    if layout == 'timm':
+        obj = to_timm_layout(sd)
+    else:  # beside a head the loader must ignore
+        obj = {
+            'state_dict': {
+                **{'backbone.' + k: v
+                   for k, v in sd.items()}, 'decode_head.conv_seg.weight':
+                torch.zeros(2)
+            }
+        }
+    path = save(tmp_path, 'deeper.pth', obj)
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=r'deeper\.pth .*layers\.12\.\.15.*file num_layers 16, '
+            r'config num_layers 12'):
+        load_into_new(path)

@@ -184,3 +184,62 @@ def test_swin_b_weights_into_swin_l_config(tmp_path):
             match=r'patch_embed.projection.weight: checkpoint '
             r'\(32, 3, 4, 4\) vs model \(24, 3, 4, 4\)'):
         model.init_weights()
+
+
+def whole_model_file(swin_state):
+    """A dtl_mm detector's training checkpoint around ``swin_state``: the
+    side network, neck, head and optimizer state the loader must ignore."""
+    sd = {'backbone.swin.' + k: v for k, v in swin_state.items()}
+    sd.update({
+        'backbone.csn.stages.7.blocks.9.w': torch.zeros(2),
+        'neck.fpn_convs.0.conv.weight': torch.zeros(2),
+        'bbox_head.retina_cls.weight': torch.zeros(2),
+    })
+    return {'state_dict': sd, 'optimizer': {'state': {}}, 'meta': {}}
+
+
+def with_fifth_stage(swin_state):
+    """Stage 3's blocks again as a stage 4: a Swin with more stages."""
+    extra = {
+        k.replace('stages.3.', 'stages.4.', 1): v
+        for k, v in swin_state.items() if k.startswith('stages.3.blocks.')
+    }
+    return dict(swin_state, **extra)
+
+
+def whole_model_with_fifth_stage(swin_state):
+    return whole_model_file(with_fifth_stage(swin_state))
+
+
+# case -> (the file's Swin depths, its file, extra blocks, file depths)
+DEEPER = {
+    'stage-2-whole-model': ((2, 2, 8, 2), whole_model_file,
+                            r'stages\.2\.blocks\.6\.\.7', r'\(2, 2, 8, 2\)'),
+    'stage-2-microsoft': ((2, 2, 8, 2), to_microsoft_layout,
+                          r'stages\.2\.blocks\.6\.\.7', r'\(2, 2, 8, 2\)'),
+    'one-more-block':
+    ((2, 3, 6, 2), dict, r'stages\.1\.blocks\.2\)', r'\(2, 3, 6, 2\)'),
+    'fifth-stage': ((2, 2, 6, 2), whole_model_with_fifth_stage,
+                    r'stages\.4\.blocks\.0\.\.1', r'\(2, 2, 6, 2, 2\)'),
+}
+
+
+@pytest.mark.parametrize('case', DEEPER)
+def test_deeper_swin_of_the_same_widths_is_refused(tmp_path, case):
+    """A Swin-S-like file (more blocks in a stage, or more stages) into a
+    Swin-T-like config: every model weight has a same-shaped tensor in the
+    file, so only the file's extra blocks tell."""
+    depths, make, extra, file_depths = DEEPER[case]
+    path = save(tmp_path, 'deeper.pth',
+                make(plain_swin(depths=depths).state_dict()))
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=rf'deeper\.pth .*{extra}.*file depths {file_depths}, '
+            r'config depths \(2, 2, 6, 2\)'):
+        load_into_new(path)
+
+
+def test_what_a_whole_model_file_holds_besides_the_swin_is_ignored(
+        tmp_path, source):
+    path = save(tmp_path, 'whole.pth', whole_model_file(source.state_dict()))
+    assert_same_trunk(load_into_new(path), source)

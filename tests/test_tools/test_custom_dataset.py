@@ -1,13 +1,18 @@
 """docs/custom_dataset.md followed literally on data sets of one's own.
 
-The configs, the small-run commands and the error messages are read out of
-the guide's code blocks (each marked ``<!-- guide-test: NAME -->``), so the
-guide and this test cannot drift apart. The data are generated here: a
-COCO-format instance-segmentation set of 'bolt's and 'nut's (JPEGs, polygon
+The configs, the check and its output, the small-run commands, the error
+messages and the installed package's commands are read out of the guide's
+code blocks (each marked ``<!-- guide-test: NAME -->``), so the guide and
+this test cannot drift apart. The data are generated here: a COCO-format
+instance-segmentation set of 'bolt's and 'nut's (JPEGs, polygon
 annotations) and a semantic-segmentation set of 'crack's and 'stain's
 (JPEGs, single-channel label PNGs). The commands run as subprocesses in a
 folder laid out like the checkout the guide speaks of (tools/ and the
-shipped configs linked in, configs/custom/ and data/ of its own).
+shipped configs linked in, configs/custom/ and data/ of its own), or, for
+the installed package's commands, in a folder with only data/ and the
+config. ``dtl-mm`` there is the console script beside this interpreter
+(what ``pip install`` puts on the PATH), not ``python -m dtl_mm``: the
+guide names the script, so the script is what runs.
 """
 import json
 import os
@@ -21,8 +26,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from helpers.tool_utils import ROOT
 from dtl_mm.testing.toy_data import coco_instance, write_coco
+from helpers.tool_utils import ROOT
 
 GUIDE = osp.join(ROOT, 'docs', 'custom_dataset.md')
 
@@ -180,16 +185,29 @@ def make_workspace(ws):
     return ws
 
 
-def run(ws, line):
-    """One of the guide's command lines, with this python."""
+# the installed entry point, in this interpreter's environment
+DTL_MM = osp.join(osp.dirname(sys.executable), 'dtl-mm')
+
+
+def run_proc(ws, line):
+    """One of the guide's command lines (``python ...`` with this python,
+    ``dtl-mm ...`` with its console script); the finished process."""
     argv = shlex.split(line)
-    assert argv[0] == 'python', line
-    proc = subprocess.run([sys.executable, *argv[1:]],
+    assert argv[0] in ('python', 'dtl-mm'), line
+    if argv[0] == 'dtl-mm':
+        assert osp.isfile(DTL_MM), (
+            f'{DTL_MM} missing: install the package (pip install -e .)')
+    exe = sys.executable if argv[0] == 'python' else DTL_MM
+    return subprocess.run([exe, *argv[1:]],
                           cwd=ws,
                           capture_output=True,
                           text=True,
                           timeout=600,
                           env=dict(os.environ, PYTHONPATH=ROOT))
+
+
+def run(ws, line):
+    proc = run_proc(ws, line)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -255,16 +273,124 @@ def test_guide_configs_set_every_head_and_split(tmp_path):
         'DTLSwinTransformer'
 
 
-# ------------------------------------------------------- the small runs
-@pytest.mark.slow
-def test_small_coco_run_train_test_infer(tmp_path):
+def test_guide_real_commands_name_the_recipe_checkpoints(tmp_path):
+    """Step 5 (Swin-B on GPUs: not run here): tools that exist, options
+    they take, the guide's config and the checkpoint its schedule ends
+    with; the recipe numbers the text gives."""
+    from mmengine.config import Config
+
+    import dtl_mm  # noqa: F401  (mmseg:: base configs on the fork)
     ws = make_workspace(tmp_path)
-    train, test, infer = guide_commands('coco-small-commands')
+    cfg = Config.fromfile(str(ws / COCO_CONFIG))
+    stem = osp.splitext(osp.basename(COCO_CONFIG))[0]
+    last = f'work_dirs/{stem}/epoch_{cfg.train_cfg.max_epochs}.pth'
+    lines = guide_commands('real-commands')
+    assert len(lines) == 5
+    for line in lines:
+        argv = shlex.split(line)
+        assert argv[0] in ('python', 'bash'), line
+        assert osp.isfile(osp.join(ROOT, argv[1])), line
+        assert argv[2] == COCO_CONFIG, line
+        assert [a for a in argv if a.endswith('.pth')] in ([], [last]), line
+        if argv[0] == 'bash':
+            assert argv[-1] == '8', line
+        with open(osp.join(ROOT, argv[1]), encoding='utf-8') as f:
+            source = f.read()
+        for opt in (a for a in argv if a.startswith('--')):
+            assert f"'{opt}'" in source, (line, opt)
+    # "36 epochs, steps at 27 and 33"; "2 images each, the recipe's
+    # batch of 16" on 8 GPUs
+    assert cfg.train_cfg.max_epochs == 36
+    assert cfg.param_scheduler[1].milestones == [27, 33]
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.auto_scale_lr.base_batch_size == 16
+    # step 4's threshold
+    assert cfg.model.test_cfg.rcnn.score_thr == 0.05
+    seg = Config.fromfile(str(ws / SEG_CONFIG))
+    with open(GUIDE, encoding='utf-8') as f:
+        assert f'`iter_{seg.train_cfg.max_iters}.pth`' in f.read()
+
+
+def _unscoped(cfg):
+    """A config without the ``_scope_`` keys mmengine adds to the typed
+    dicts of a base config read from a package (``dtl_mm::``, ``mmdet::``):
+    which package a base came from, not what it sets."""
+    if isinstance(cfg, dict):
+        return {k: _unscoped(v) for k, v in cfg.items() if k != '_scope_'}
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(_unscoped(v) for v in cfg)
+    return cfg
+
+
+def test_installed_configs_read_as_the_checkout_ones(tmp_path):
+    """Step 6: the guide's COCO config with its ``dtl_mm::`` bases, in a
+    folder outside the checkout, reads as the checkout's with relative
+    bases; every ``dtl_mm::`` config the guide names is shipped."""
+    from mmengine.config import Config
+
+    import dtl_mm  # noqa: F401  (the dtl_mm:: scope)
+    from dtl_mm.utils.package_files import find_config
+    ws, here = tmp_path / 'checkout', tmp_path / 'installed'
+    ws.mkdir()
+    here.mkdir()
+    make_workspace(ws)
+    coco_small = config_path(guide_commands('coco-small-commands'))
+    for block, checkout in (('installed-base', COCO_CONFIG),
+                            ('installed-small-base', coco_small)):
+        base = guide_block(block)
+        assert base.startswith("_base_ = 'dtl_mm::"), base
+        path = here / osp.basename(checkout)
+        path.write_text(small_config(guide_block('coco-config'), base))
+        assert _unscoped(Config.fromfile(str(path)).to_dict()) == \
+            _unscoped(Config.fromfile(str(ws / checkout)).to_dict())
+    with open(GUIDE, encoding='utf-8') as f:
+        named = re.findall(r'dtl_mm::([\w./-]+\.py)', f.read())
+    assert len(named) >= 4
+    for name in named:
+        assert find_config('dtl_mm::' + name), name
+
+
+# ---------------------------------------------------- the check command
+@pytest.mark.slow  # runs tools/check_data.py
+def test_check_commands_print_what_they_counted(tmp_path):
+    """Step 3's commands on the guide's configs: what they checked, a
+    count line per split, "ok"; the output shown, as printed."""
+    ws = make_workspace(tmp_path)
+    commands = guide_commands('check-commands')
+    assert [config_path([c]) for c in commands] == [COCO_CONFIG, SEG_CONFIG]
+    shown = guide_block('check-output').splitlines()
+    kinds = {COCO_CONFIG: 'CocoDataset', SEG_CONFIG: 'BaseSegDataset'}
+    for line in commands:
+        proc = run_proc(ws, line)
+        assert proc.returncode == 0, f'{line}\n{proc.stderr[-3000:]}'
+        config = config_path([line])
+        out = proc.stdout.splitlines()
+        first = out.index(f'checked the train/val data of {config}:')
+        assert out[-1] == 'ok'
+        counted = out[first + 1:-1]
+        assert [c.split(':')[0] for c in counted] == ['  train', '  val']
+        for c in counted:
+            assert re.match(
+                r'  \w+: ' + kinds[config] + r' \S+: [1-9]\d* '
+                r'images', c), c
+        if config == COCO_CONFIG:
+            assert out[first:] == shown
+
+
+# ------------------------------------------------------- the small runs
+def check_coco_chain(ws, train, test, infer):
+    """The guide's small COCO chain: the run checks the data, the test
+    prints the COCO metrics, infer writes a drawing and the predictions
+    per validation image, by the user's class names."""
     out = run_ok(ws, train)
     assert 'checking the train/val data files' in out
+    assert 'data check ok: train: CocoDataset' in out
     ckpt = shlex.split(test)[3]
     assert osp.isfile(ws / ckpt)
+    assert shlex.split(infer)[3] == ckpt
     out = run_ok(ws, test)
+    # what mmdet logs instead of the metrics when no box is left
+    assert 'is empty' not in out
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
         assert 0 <= metric(out, key) <= 1
     run_ok(ws, infer)
@@ -279,6 +405,34 @@ def test_small_coco_run_train_test_infer(tmp_path):
         assert len(pred['labels']) == len(pred['scores']) == \
             len(pred['bboxes']) == len(pred['masks']) > 0
         assert set(pred['labels']) <= {0, 1}
+
+
+@pytest.mark.slow
+def test_small_coco_run_train_test_infer(tmp_path):
+    ws = make_workspace(tmp_path)
+    check_coco_chain(ws, *guide_commands('coco-small-commands'))
+
+
+@pytest.mark.slow
+def test_installed_package_commands(tmp_path):
+    """Step 6 in a folder with only the data and the small config (no
+    tools/, no configs/): ``dtl-mm`` and a ``dtl_mm::`` base."""
+    check, train, test, infer = guide_commands('installed-commands')
+    config = config_path([check])
+    assert {config_path([c]) for c in (train, test, infer)} == {config}
+    assert osp.dirname(config) == ''
+    (tmp_path / config).write_text(
+        small_config(
+            guide_block('coco-config'), guide_block('installed-small-base')))
+    make_coco(str(tmp_path / 'data' / 'parts'))
+    proc = run_proc(tmp_path, check)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout.splitlines()
+    assert out[-1] == 'ok'
+    assert any(
+        ln.startswith('  train: CocoDataset data/parts/annotations/train.json')
+        for ln in out), proc.stdout
+    check_coco_chain(tmp_path, train, test, infer)
 
 
 @pytest.mark.slow
@@ -307,7 +461,7 @@ def test_small_segmentation_run_train_test_infer(tmp_path):
         assert set(np.unique(label)) <= {0, 1, 2}
 
 
-# ------------------------------------------------------------ the check
+# ----------------------------------------------------------- the errors
 def _missing_image(ws):
     os.remove(ws / 'data/parts/val/0001.jpg')
 
@@ -372,6 +526,31 @@ def test_every_error_shown_is_tested():
     assert len(ERRORS) == len(FAULTS)
     for line in ERRORS:
         assert sum(phrase in line for phrase in FAULTS) == 1, line
+
+
+# faults tools/check_data.py is run on as well: a data error, and the
+# config error the guide says only train / test find
+CHECKED_ALONE = ('are missing', 'num_classes=80')
+
+
+@pytest.mark.slow  # runs tools/check_data.py
+@pytest.mark.parametrize('phrase', CHECKED_ALONE)
+def test_check_data_prints_the_data_errors(tmp_path, phrase):
+    line = next(ln for ln in ERRORS if phrase in ln)
+    ws = make_workspace(tmp_path)
+    task, fault = FAULTS[phrase]
+    fault(ws)
+    tool = shlex.split(guide_commands('check-commands')[0])[:2]
+    config = config_path(guide_commands(f'{task}-small-commands'))
+    proc = run_proc(ws, shlex.join([*tool, config]))
+    kind, _, message = line.partition(': ')
+    if kind == 'DataError':
+        assert proc.returncode == 1, proc.stdout[-3000:]
+        last = proc.stderr.rstrip().splitlines()[-1]
+        assert last == 'data check failed: ' + message, proc.stderr[-3000:]
+    else:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.splitlines()[-1] == 'ok'
 
 
 @pytest.mark.slow  # runs tools/train.py

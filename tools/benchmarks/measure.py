@@ -261,9 +261,11 @@ class KeptBytes:
         self.recompute, self.policy = recompute, recompute.selective_policy
         policy = self.policy
 
+        from torch.utils.checkpoint import CheckpointPolicy  # torch >= 2.4
+
         def counting_policy(ctx, op, *args, **kwargs):
             decision = policy(ctx, op, *args, **kwargs)
-            if decision == recompute.CheckpointPolicy.MUST_SAVE and \
+            if decision == CheckpointPolicy.MUST_SAVE and \
                     not ctx.is_recompute:
                 for storage in _storages(ctx.op_output):
                     self.keep(storage)
