@@ -27,8 +27,9 @@ except ImportError:  # a bare venv: pip always carries a copy
     from pip._vendor.packaging.specifiers import SpecifierSet
     from pip._vendor.packaging.version import Version
 
-# The ranges the compatibility matrix has run (README); the first name of
-# each entry is the upstream distribution, the second the onedl fork's.
+# The ranges the compatibility matrix has run (docs/install.md); the first
+# name of each entry is the upstream distribution, the second the onedl
+# fork's.
 TESTED = [
     (('torch', ), '>=2.1'),
     (('numpy', ), '>=1.26'),

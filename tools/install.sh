@@ -277,7 +277,7 @@ build_progress() {
   # ninja prints "[done/total] c++ ..." per compile step
   local log="$1" start="$2" last done total el
   # (|| true: no step yet is no error; this runs under set -e)
-  last="$(grep -oE '^\s*\[[0-9]+/[0-9]+\]' "$log" | tail -1 \
+  last="$(grep -aoE '^\s*\[[0-9]+/[0-9]+\]' "$log" | tail -1 \
     | tr -d ' []' || true)"
   el=$((SECONDS - start))
   if [[ -z "$last" ]]; then

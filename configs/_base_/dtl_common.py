@@ -14,6 +14,9 @@ custom_hooks = [
     dict(type='ParameterCountHook'),  # trainable / frozen per part
     dict(type='NonFiniteLossHook'),  # stop when the loss stays NaN/inf
     dict(type='RNGStateHook'),  # resume draws the same random numbers
+    # resume says what the checkpoint decides against the config (changed
+    # optimizer / schedule settings, another number of processes)
+    dict(type='ResumeCheckHook'),
     dict(type='RankConsistencyHook'),  # ranks hold the same weights
     dict(type='StrictLoadHook'),  # a checkpoint must fit the model
     # applies `activation_checkpointing = [...]` non-reentrantly (mmengine's

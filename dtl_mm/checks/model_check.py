@@ -94,12 +94,35 @@ def check_block_options(bb, depths):
             f'add-back block (M) at {min(g_blocks)}. Set one of them.')
 
 
+def check_activation_checkpointing(cfg):
+    """mmengine's ``activation_checkpointing`` key needs our
+    ``ActivationCheckpointingHook``: without it mmengine applies the key
+    with the reentrant checkpoint, under which a part whose inputs come
+    from the frozen trunk gets no gradients (it trains nothing, silently)
+    or the first backward fails."""
+    if not cfg.get('activation_checkpointing'):
+        return
+    hooks = [
+        h.get('type') for h in cfg.get('custom_hooks') or []
+        if isinstance(h, dict)
+    ]
+    if 'ActivationCheckpointingHook' not in hooks:
+        raise ValueError(
+            f'activation_checkpointing={list(cfg.activation_checkpointing)}'
+            f' needs dict(type="ActivationCheckpointingHook") in '
+            f'custom_hooks (configs/_base_/dtl_common.py lists it): without '
+            f'it mmengine wraps those parts with the reentrant checkpoint, '
+            f'which gives a part behind the frozen trunk no gradients. Add '
+            f'the hook, or remove the key.')
+
+
 def check_model_config(cfg):
     """The backbone's outputs must be what the neck / heads expect, and the
     heads' num_classes the data set's classes; a mismatch otherwise
     surfaces as a shape error deep in the first forward, or not at all.
     """
     check_num_classes(cfg)
+    check_activation_checkpointing(cfg)
     model = cfg.model
     bb = model.get('backbone') or {}
     if bb.get('type') not in SWIN_TYPES:

@@ -48,5 +48,5 @@ def test_distributed_timeout_is_configurable(monkeypatch):
     monkeypatch.setenv('DTL_MM_DIST_TIMEOUT', 'soon')
     with pytest.raises(ValueError, match='DTL_MM_DIST_TIMEOUT'):
         dist_timeout(cfg)
-    readme = open(osp.join(ROOT, 'README.md')).read()
-    assert 'DTL_MM_DIST_TIMEOUT' in readme
+    guide = open(osp.join(ROOT, 'docs', 'training.md')).read()
+    assert 'DTL_MM_DIST_TIMEOUT' in guide

@@ -40,3 +40,22 @@ def test_out_indices_must_match_neck(tmp_path):
     cfg.model.decode_head.in_channels = [32, 64, 128]
     with pytest.raises(ValueError, match='decode_head.in_channels'):
         check_model_config(cfg)
+
+
+def test_activation_checkpointing_key_needs_our_hook():
+    """Without the hook mmengine would apply the key with the reentrant
+    checkpoint: the parts behind the frozen trunk would train nothing."""
+    cfg = demo()
+    cfg.activation_checkpointing = ['neck']
+    check_model_config(cfg)  # the shipped hook list has the hook
+    cfg.custom_hooks = [
+        h for h in cfg.custom_hooks
+        if h['type'] != 'ActivationCheckpointingHook'
+    ]
+    with pytest.raises(
+            ValueError,
+            match=r"activation_checkpointing=\['neck'\] needs "
+            r'dict\(type="ActivationCheckpointingHook"\) in custom_hooks'):
+        check_model_config(cfg)
+    cfg.activation_checkpointing = None
+    check_model_config(cfg)

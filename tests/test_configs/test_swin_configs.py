@@ -47,7 +47,7 @@ SIDE = {
     ('voc', 'swin-l', 'dtlv2-ls'):
     2.18,
     # ADE20K at d' = 192: the architecture the paper describes gives these
-    # (its Table 10 reports 5.7 / 3.6 M; see the README)
+    # (its Table 10 reports 5.7 / 3.6 M; see docs/configs.md)
     ('ade20k', 'swin-l', 'dtlv2'):
     4.44,
     ('ade20k', 'swin-l', 'dtlv2-ls'):

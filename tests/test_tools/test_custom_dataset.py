@@ -311,6 +311,51 @@ def test_guide_real_commands_name_the_recipe_checkpoints(tmp_path):
         assert f'`iter_{seg.train_cfg.max_iters}.pth`' in f.read()
 
 
+@pytest.mark.slow
+def test_real_commands_run_on_the_small_config(tmp_path):
+    """Step 5's commands, run here with these substitutions only: the
+    small config for the Swin-B one, one epoch, 2 CPU processes for 8 GPUs
+    (the launchers' gloo fallback; the distributed training in a work dir
+    of its own, since the tools refuse one that holds checkpoints), the
+    one-epoch checkpoint for epoch_36, the validation images for
+    my_images/, the CPU for cuda."""
+    from helpers.tool_utils import dist_env
+    ws = make_workspace(tmp_path)
+    small = config_path(guide_commands('coco-small-commands'))
+    stem = osp.splitext(osp.basename(small))[0]
+    real_stem = osp.splitext(osp.basename(COCO_CONFIG))[0]
+    ckpt = f'work_dirs/{stem}/epoch_1.pth'
+    for line in guide_commands('real-commands'):
+        line = line.replace(COCO_CONFIG, small).replace(
+            f'work_dirs/{real_stem}/epoch_36.pth',
+            ckpt).replace('my_images/',
+                          'data/parts/val/').replace('--device cuda',
+                                                     '--device cpu')
+        argv = shlex.split(line)
+        if argv[0] == 'bash':
+            argv[argv.index('8')] = '2'
+        if 'train' in argv[1]:
+            if argv[0] == 'bash':
+                argv += ['--work-dir', 'work_dirs/dist']
+            argv += ['--cfg-options', 'train_cfg.max_epochs=1']
+        exe = [sys.executable] if argv[0] == 'python' else ['bash']
+        proc = subprocess.run(
+            exe + argv[1:],
+            cwd=ws,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(dist_env(), PYTHONPATH=ROOT))
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, f'{line}\nfailed:\n{out[-4000:]}'
+        if argv[0] == 'bash':
+            assert 'distributed run on gloo' in out, out[-3000:]
+    assert (ws / ckpt).is_file() and (ws /
+                                      'work_dirs/dist/epoch_1.pth').is_file()
+    names = sorted(p.stem for p in (ws / 'data/parts/val').glob('*.jpg'))
+    assert sorted(p.stem for p in (ws / 'out/parts').glob('*.json')) == names
+
+
 def _unscoped(cfg):
     """A config without the ``_scope_`` keys mmengine adds to the typed
     dicts of a base config read from a package (``dtl_mm::``, ``mmdet::``):

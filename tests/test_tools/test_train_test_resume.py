@@ -167,3 +167,38 @@ def test_same_command_gives_the_same_model_and_metric(toy_workspace,
         weights_only=False)['state_dict']
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_says_which_learning_rate_wins(toy_workspace, short_run,
+                                              tmp_path):
+    """A changed learning rate on --resume: the restored optimizer state
+    keeps the checkpoint's, and the run says so, naming both values."""
+    wd = copy_run(short_run('voc'), tmp_path / 'new_lr')
+    first = torch.load(wd / 'epoch_1.pth', weights_only=False)
+    old_lr = first['optimizer']['param_groups'][0]['initial_lr']
+    new_lr = old_lr * 10
+    out = train(toy_workspace, 'voc', wd, 'train_cfg.max_epochs=2',
+                f'optim_wrapper.optimizer.lr={new_lr}', '--resume')
+    assert (f'optim_wrapper.optimizer.lr: {old_lr!r} in the checkpoint, '
+            f'{new_lr!r} now') in out, out[-3000:]
+    assert 'load_from=CHECKPOINT' in out
+    # what the warning says: the checkpoint's rate went on
+    second = torch.load(wd / 'epoch_2.pth', weights_only=False)
+    assert {g['initial_lr']
+            for g in second['optimizer']['param_groups']} == {old_lr}
+
+
+def test_resume_with_another_number_of_processes_is_named(
+        toy_workspace, tmp_path):
+    """Two processes trained, one resumes: both world sizes and total
+    batches are named."""
+    wd = tmp_path / 'two_ranks'
+    rc, out = dist_train(toy_workspace, wd, *SHORT['voc'])
+    assert rc == 0, out[-3000:]
+    from mmengine.config import Config
+    per_process = Config.fromfile(osp.join(
+        ROOT, DEMO['voc'])).train_dataloader.batch_size
+    out = train(toy_workspace, 'voc', wd, 'train_cfg.max_epochs=2', '--resume')
+    assert (f'the checkpoint was saved by 2 processes, this run has 1 (a '
+            f'total batch of {2 * per_process} then, {per_process} now)'
+            ) in out, out[-3000:]
