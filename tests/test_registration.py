@@ -73,6 +73,7 @@ print(before[0] == after_import[0], before[1], after_import[1],
 """
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 def test_import_adds_the_config_scope_and_process_changes_are_named():
     out = subprocess.run([sys.executable, '-c', PROCESS],
                          capture_output=True,
@@ -100,6 +101,7 @@ print(cfg.model.backbone.type, cfg.custom_value)
 """
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 def test_user_config_inherits_dtl_mm_after_import_dtl_mm(tmp_path):
     """`_base_ = 'dtl_mm::...'` resolves in a program of the user's own
     that imports dtl_mm (and nothing else of ours)."""

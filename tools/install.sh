@@ -344,7 +344,7 @@ if ! mmcv_ready; then
     export MMCV_WITH_OPS=1 FORCE_CUDA=$CUDA_OPS
     export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
     say "building $MMCV_DIST $MMCV with $([[ $CUDA_OPS == 1 ]] && echo \
-      CUDA || echo CPU) ops into $CACHE (about 5-10 minutes on 2 cores)"
+      CUDA || echo CPU) ops into $CACHE (10-20 minutes on 2 cores)"
     LOG="$CACHE/build-$MMCV_DIST-$MMCV.log"
     # --no-cache-dir: pip's own wheel cache is keyed by the sdist only and
     # would hand a CPU build to a CUDA environment

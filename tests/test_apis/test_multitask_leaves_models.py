@@ -43,6 +43,7 @@ def check_left_alone(models, inputs, samples):
     return mt
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 def test_swin_models_are_left_as_they_were():
     torch.manual_seed(0)
     weights = build_model(config('ade20k')).backbone.swin.state_dict()

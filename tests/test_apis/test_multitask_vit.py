@@ -77,6 +77,7 @@ def count_calls(backbone):
     return calls
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 def test_detector_and_segmenter_share_blocks_up_to_the_smallest_m(vit_weights):
     models = dict(
         coco=build(config('coco'), vit_weights),

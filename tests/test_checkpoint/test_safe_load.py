@@ -73,6 +73,7 @@ def test_a_second_process_waits_for_the_download_and_reads_the_cache(
     assert result == [path]
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 @pytest.mark.parametrize('config', [
     'configs/coco/cascade-mask-rcnn_swin-b_dtlv2-ls_fpn_3x_coco.py',
 ])

@@ -132,6 +132,7 @@ def test_config_builds_with_expected_trainable_parts(path):
         assert backbone.layout.options.rank == rank
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 @pytest.mark.parametrize('path', LOWMEM, ids=[osp.basename(p) for p in LOWMEM])
 def test_lowmem_config_checkpoints_everything_that_trains(path):
     cfg = load(path)
@@ -174,6 +175,7 @@ UPSTREAM = {
 DEMO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
     """Beyond the names mmdet's / mmseg's own configs have, ours add only
     the plugin import and hooks (and the demo configs their opt-in to a

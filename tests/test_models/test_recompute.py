@@ -232,6 +232,7 @@ def test_two_process_training_with_checkpointing(toy_workspace, tmp_path):
 VIT_ADE20K = 'configs/demo/upernet_vit-t_dtlv2-ls_toy-ade20k.py'
 
 
+@pytest.mark.slow  # multi-second: out of the fast loop
 @pytest.mark.parametrize('policy', [True, 'selective'])
 def test_vit_checkpointing_gives_the_same_gradients_and_keeps_less(policy):
     """The ViT backbone takes the same policies and config key: the same

@@ -143,3 +143,29 @@ def test_checkpoint_without_frozen_backbone_is_refused(voc_run, tmp_path):
     out = run_tool(wd.parent, tool('test.py'), cfg, str(tmp_path / 'lean.pth'),
                    '--backbone-from-pretrained', str(tmp_path / 'swin.pth'))
     assert 'pascal_voc/mAP' in out
+
+
+@pytest.mark.slow  # mmdet's own tools as subprocesses
+def test_code_running_url_refused_without_the_process_changes_import(
+        workspace, server, torch_home):
+    """A config that imports dtl_mm but not dtl_mm.process_changes (a user
+    who replaced custom_imports): mmdet's own test.py and train.py
+    (load_from) still load through the safe loader, since our hooks put it
+    in place before the run loads anything."""
+    torch.save({'state_dict': {}, 'x': _RunsCode()}, workspace / 'evil2.pth')
+    server.files['/evil2.pth'] = file_bytes(workspace / 'evil2.pth')
+    url = server.url('/evil2.pth')
+    cfg = workspace / 'only_dtl_mm.py'
+    cfg.write_text(f'_base_ = {osp.join(ROOT, DEMO["voc"])!r}\n'
+                   'custom_imports = dict(_delete_=True, imports=["dtl_mm"],'
+                   ' allow_failed_imports=False)\n')
+    tools = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+    env = dict(TORCH_HOME=str(torch_home))
+    runs = ([osp.join(tools, 'test.py'), str(cfg), url],
+            [osp.join(tools, 'train.py'),
+             str(cfg), '--cfg-options', f'load_from={url}', *SHORT['voc']])
+    for i, args in enumerate(runs):
+        out = run_failing(workspace, *args, '--work-dir',
+                          str(workspace / f'evil2_wd{i}'), env=env)
+        assert url in out and 'refused' in out, out[-3000:]
+        assert not (workspace / 'PWNED_BY_CHECKPOINT').exists()

@@ -13,11 +13,20 @@ class StrictLoadHook(Hook):
     """Refuses a ``load_from`` / ``--resume`` / test checkpoint that does not
     fit the model (see the module docstring), one trained with another
     backbone layout (:mod:`dtl_mm.checkpoint.trained_config`; only a
-    warning for a
-    ``load_from`` that starts a new training), and a ``--resume`` from a
-    checkpoint without training state."""
+    warning for a ``load_from`` that starts a new training), and a
+    ``--resume`` from a checkpoint without training state. Before the run
+    loads anything it puts the safe checkpoint loaders in place
+    (:mod:`dtl_mm.process_changes`), whatever the config imports."""
 
     priority = 'VERY_HIGH'
+
+    def before_run(self, runner):
+        # Every load of a run (load_from, --resume, the test checkpoint, an
+        # init_cfg URL) comes after before_run: applying the process changes
+        # here makes them safe also in a run whose config imports dtl_mm but
+        # not dtl_mm.process_changes, through any tool (idempotent).
+        from ...process_changes import apply_process_changes
+        apply_process_changes()
 
     def after_load_checkpoint(self, runner, checkpoint):
         name = checkpoint_source(checkpoint)
