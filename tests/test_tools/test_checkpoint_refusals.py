@@ -161,11 +161,17 @@ def test_code_running_url_refused_without_the_process_changes_import(
                    ' allow_failed_imports=False)\n')
     tools = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
     env = dict(TORCH_HOME=str(torch_home))
-    runs = ([osp.join(tools, 'test.py'), str(cfg), url],
-            [osp.join(tools, 'train.py'),
-             str(cfg), '--cfg-options', f'load_from={url}', *SHORT['voc']])
+    runs = ([osp.join(tools, 'test.py'),
+             str(cfg), url], [
+                 osp.join(tools, 'train.py'),
+                 str(cfg), '--cfg-options', f'load_from={url}', *SHORT['voc']
+             ])
     for i, args in enumerate(runs):
-        out = run_failing(workspace, *args, '--work-dir',
-                          str(workspace / f'evil2_wd{i}'), env=env)
+        out = run_failing(
+            workspace,
+            *args,
+            '--work-dir',
+            str(workspace / f'evil2_wd{i}'),
+            env=env)
         assert url in out and 'refused' in out, out[-3000:]
         assert not (workspace / 'PWNED_BY_CHECKPOINT').exists()
