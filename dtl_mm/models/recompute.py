@@ -196,6 +196,17 @@ def enable_activation_checkpointing(model: torch.nn.Module,
                 f'activation_checkpointing: the model has no part '
                 f'{name!r}; its parts are '
                 f'{[n for n, _ in model.named_children()]}') from None
+        parent_name, _, _ = name.rpartition('.')
+        parent = attrgetter(parent_name)(model) if parent_name else None
+        if getattr(parent, 'trunk', None) is module:
+            # a dtl_mm backbone runs its trunk's blocks itself: the trunk's
+            # own forward is never called, so wrapping it would checkpoint
+            # nothing while the log said it did
+            raise ValueError(
+                f'activation_checkpointing: {name!r} is the trunk inside '
+                f'{parent_name!r}, whose blocks the backbone runs itself '
+                f'(the trunk\'s forward is never called); list '
+                f'{parent_name!r} instead (its with_cp policy)')
         if hasattr(module, 'set_checkpointing'):
             done.append(f'{name} ({module.set_checkpointing()})')
         elif hasattr(module, '_bbox_forward'):

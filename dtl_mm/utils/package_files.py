@@ -24,7 +24,8 @@ def find_config(path):
     """``path`` itself when it is a file, else the shipped config it names:
     a path relative to the configs folder (``demo/xxx.py``,
     ``configs/demo/xxx.py``, ``dtl_mm::demo/xxx.py``) or a bare file name
-    (as ``mim train`` accepts). ``None`` when there is no such config."""
+    (as ``mim train`` accepts). ``None`` when there is no such config; a
+    ValueError naming them when a bare name fits several."""
     if osp.isfile(path):
         return path
     rel = path.split('::', 1)[1] if path.startswith('dtl_mm::') else path
@@ -37,6 +38,11 @@ def find_config(path):
         found = glob.glob(osp.join(configs, '**', rel), recursive=True)
         if len(found) == 1:
             return found[0]
+        if len(found) > 1:
+            listed = ', '.join(sorted(osp.relpath(f, configs) for f in found))
+            raise ValueError(f'{path}: ambiguous, several shipped configs '
+                             f'have this name ({listed}); give one with '
+                             f'its folder')
     return None
 
 
@@ -54,6 +60,10 @@ def config_arg(path):
     :func:`find_config` finds it, else a usage error naming it (argparse
     prints it in one line and exits with status 2)."""
     import argparse
-    if find_config(path) is None:
+    try:
+        found = find_config(path)
+    except ValueError as e:  # ambiguous
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if found is None:
         raise argparse.ArgumentTypeError(not_found_message(path))
     return path

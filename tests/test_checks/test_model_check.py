@@ -59,3 +59,20 @@ def test_activation_checkpointing_key_needs_our_hook():
         check_model_config(cfg)
     cfg.activation_checkpointing = None
     check_model_config(cfg)
+
+
+def test_trunk_of_a_dtl_backbone_is_not_a_checkpointing_part():
+    """``backbone.swin``'s forward is never called (the backbone runs its
+    blocks): naming it is an error that says what to name instead."""
+    from mmengine.registry import MODELS, init_default_scope
+
+    from dtl_mm.models.recompute import enable_activation_checkpointing
+    cfg = demo()
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    with pytest.raises(
+            ValueError,
+            match=r"'backbone.swin' is the trunk inside "
+            r"'backbone'.*list 'backbone' instead"):
+        enable_activation_checkpointing(model, ['backbone.swin'])
+    assert enable_activation_checkpointing(model, ['backbone'])

@@ -1,6 +1,7 @@
 """Stops a run whose model config does not fit its data or backbone."""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import BaseLoop
 
 from ...checks.model_check import check_model_config
 
@@ -12,6 +13,10 @@ class ModelCheckHook(Hook):
     in_channels the backbone's outputs (:mod:`dtl_mm.checks.model_check`); a
     mismatch otherwise trains silently or fails deep in the first forward.
 
+    A training run is also refused, as our tools refuse it, when it would
+    start from a random frozen trunk without ``allow_random_trunk`` or
+    overwrite the checkpoints of an earlier run in its work dir.
+
     In every shipped config, so mmdet's and mmseg's own tools and ``mim``
     run it too; our tools check before building the runner and leave this
     hook out.
@@ -21,3 +26,12 @@ class ModelCheckHook(Hook):
 
     def before_run(self, runner):
         check_model_config(runner.cfg)
+        # Runner.train builds its loop before before_run, Runner.test none;
+        # runner._resume: where mmengine keeps a resume request (a runner
+        # built in Python may have none in its config)
+        if isinstance(getattr(runner, '_train_loop', None), BaseLoop) \
+                and not getattr(runner, '_resume', False):
+            from ...apis.runner_setup import check_pretrained_trunk
+            from ...checkpoint.resume import refuse_to_overwrite
+            check_pretrained_trunk(runner.cfg)
+            refuse_to_overwrite(runner.cfg)

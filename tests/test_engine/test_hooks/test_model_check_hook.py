@@ -1,0 +1,47 @@
+"""ModelCheckHook through mmdet's own tools/train.py: what our tools refuse
+before building the runner is refused there too."""
+import os.path as osp
+import subprocess
+import sys
+
+import mmdet
+import pytest
+
+from helpers.tool_utils import DEMO, ROOT, SHORT, copy_run
+
+pytestmark = pytest.mark.slow  # mmdet's train.py as a subprocess
+
+MMDET_TRAIN = osp.join(
+    osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+
+
+def mmdet_train(ws, config, *args):
+    proc = subprocess.run([sys.executable, MMDET_TRAIN, config, *args],
+                          cwd=ws,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_new_run_into_a_finished_work_dir_is_refused(toy_workspace, short_run,
+                                                     tmp_path):
+    wd = copy_run(short_run('voc'), tmp_path / 'finished')
+    before = (wd / 'epoch_1.pth').read_bytes()
+    rc, out = mmdet_train(toy_workspace, osp.join(ROOT,
+                                                  DEMO['voc']), '--work-dir',
+                          str(wd), '--cfg-options', *SHORT['voc'])
+    assert rc != 0 and 'already holds 1 checkpoint(s)' in out, out[-3000:]
+    assert 'Epoch(train)' not in out
+    assert (wd / 'epoch_1.pth').read_bytes() == before
+
+
+def test_random_frozen_trunk_is_refused(toy_workspace, tmp_path):
+    cfg = tmp_path / 'no_opt_in.py'
+    cfg.write_text(f'_base_ = {osp.join(ROOT, DEMO["voc"])!r}\n'
+                   'allow_random_trunk = False\n')
+    rc, out = mmdet_train(toy_workspace, str(cfg), '--work-dir',
+                          str(tmp_path / 'wd'), '--cfg-options', *SHORT['voc'])
+    assert rc != 0, out[-3000:]
+    assert 'no pretrained Swin' in out and 'allow_random_trunk=True' in out
+    assert 'Epoch(train)' not in out
