@@ -29,12 +29,18 @@ def randomise_all(module, std=0.05):
 
 
 def saved_per_block(model, run):
-    """Tensors autograd saves for backward while each block runs."""
+    """Tensors autograd saves for backward while each ViT block runs."""
+    return saved_per_module(model.vit.layers, run)
+
+
+def saved_per_module(modules, run):
+    """({i: tensors autograd saved while modules[i - 1] ran}, run()): what
+    each module (a trunk's blocks, numbered from 1) keeps for backward."""
     current, saved = {'block': None}, {}
-    for i, layer in enumerate(model.vit.layers, start=1):
-        layer.register_forward_pre_hook(
+    for i, module in enumerate(modules, start=1):
+        module.register_forward_pre_hook(
             lambda m, a, i=i: current.__setitem__('block', i))
-        layer.register_forward_hook(
+        module.register_forward_hook(
             lambda m, a, o: current.__setitem__('block', None))
 
     def pack(t):

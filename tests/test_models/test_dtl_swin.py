@@ -8,6 +8,7 @@ from dtl_mm.models import DTLSwinTransformer, build_layout
 from dtl_mm.models.csn_layout import BRIDGES, FUSION_OPS, VARIANTS
 from helpers.swin_utils import (SWIN_B, SWIN_L, TINY, plain_swin, randomise,
                                 skip_random_init)
+from helpers.vit_utils import saved_per_module
 
 ALL_BRIDGES = [b for b in BRIDGES if b != 'frozen_patch_merging']
 
@@ -111,22 +112,8 @@ def test_gradients_and_no_graph_before_first_add_back(variant):
     randomise(model.csn)
     model.train()
     blocks = [b for st in model.swin.stages for b in st.blocks]
-    current = {'block': None}
-    saved = {}
-    for i, blk in enumerate(blocks, start=1):
-        blk.register_forward_pre_hook(
-            lambda m, a, i=i: current.__setitem__('block', i))
-        blk.register_forward_hook(
-            lambda m, a, o: current.__setitem__('block', None))
-
-    def pack(t):
-        if current['block'] is not None:
-            saved[current['block']] = saved.get(current['block'], 0) + 1
-        return t
-
     x = torch.randn(2, 3, 64, 96)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        outs = model(x)
+    saved, outs = saved_per_module(blocks, lambda: model(x))
     sum(o.square().mean() for o in outs).backward()
 
     first_g = model.layout.first_g
