@@ -106,8 +106,9 @@ setup(
         OPENMMLAB,
         # `mim train|test|search dtl_mm`; mim imports pkg_resources too
         'mim': ['openmim>=0.3.9', 'setuptools<82'],
-        # mmdet's / mmseg's tools/analysis_tools/analyze_logs.py
-        'analysis': ['seaborn'],
+        # mmdet's / mmseg's tools/analysis_tools: analyze_logs.py needs
+        # seaborn, benchmark.py psutil
+        'analysis': ['seaborn', 'psutil'],
         'onedl': [
             'onedl-mmengine>=0.10.12,<0.11', 'onedl-mmdetection>=3.5.1,<3.6',
             'onedl-mmsegmentation>=1.4.2,<1.5'

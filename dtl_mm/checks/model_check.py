@@ -31,18 +31,45 @@ CLASS_HEADS = ('roi_head.bbox_head', 'roi_head.mask_head', 'bbox_head',
                'decode_head', 'auxiliary_head')
 
 
+def dataset_default_classes(cfg, types):
+    """(classes, 'TYPE.METAINFO') of the first dataset class among
+    ``types`` that has a default class list, in the config's scope's
+    registry; (None, None) when none has."""
+    scope = cfg.get('default_scope')
+    try:
+        if scope == 'mmseg':
+            from mmseg.registry import DATASETS
+        elif scope == 'mmdet':
+            from mmdet.registry import DATASETS
+        else:
+            return None, None
+    except ImportError:
+        return None, None
+    for name in types:
+        cls = DATASETS.get(name) if isinstance(name, str) else None
+        classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+        if classes:
+            return tuple(classes), f'{name}.METAINFO'
+    return None, None
+
+
 def check_num_classes(cfg):
     """Every head must predict the classes the config's data set names
     (``metainfo.classes``); a head left at the base config's count (80 for
     COCO, 150 for ADE20K) trains without complaint and predicts classes the
     data set does not have."""
-    classes = None
+    classes, source, types = None, 'metainfo.classes', []
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         for ds in leaf_datasets(loader['dataset']) if loader else []:
             classes = classes or (ds.get('metainfo') or {}).get('classes')
+            types.append(ds.get('type'))
     if not classes:
-        return  # the dataset class's own classes (COCO, VOC, ADE20K)
+        # none configured: the dataset class's own (COCO 80, VOC 20,
+        # ADE20K 150), which its label values follow
+        classes, source = dataset_default_classes(cfg, types)
+    if not classes:
+        return
     wrong = []
     for path in CLASS_HEADS:
         head = cfg.model
@@ -55,10 +82,11 @@ def check_num_classes(cfg):
                 at = f'.{i}' if isinstance(head, (list, tuple)) else ''
                 wrong.append(f'model.{path}{at}.num_classes={n}')
     if wrong:
+        shown = tuple(classes) if len(classes) <= 10 else (
+            f'({", ".join(map(repr, classes[:3]))}, ...)')
         raise ValueError(f'{", ".join(wrong)}: the data set has '
-                         f'{len(classes)} classes {tuple(classes)} '
-                         f'(metainfo.classes); set num_classes='
-                         f'{len(classes)} in every head')
+                         f'{len(classes)} classes {shown} ({source}); set '
+                         f'num_classes={len(classes)} in every head')
 
 
 def _whole_number(value) -> bool:

@@ -121,6 +121,25 @@ def check_vit_depth(vit: nn.Module, sd: Dict, filename: str, layout: str):
         lambda depths: f'num_layers {depths[0]}')
 
 
+PATCH_KEY = 'patch_embed.projection.weight'
+
+
+def check_patch_size(vit: nn.Module, sd: Dict, filename: str) -> None:
+    """A file of another patch size is refused by that name, before its
+    position embedding (another grid of tokens) is looked at."""
+    mine = dict(vit.named_parameters()).get(PATCH_KEY)
+    theirs = sd.get(PATCH_KEY)
+    if mine is None or theirs is None or theirs.dim() != 4:
+        return
+    if tuple(theirs.shape[-2:]) != tuple(mine.shape[-2:]):
+        raise CheckpointLayoutError(
+            f'{filename}: a ViT of patch size '
+            f'{"x".join(map(str, theirs.shape[-2:]))}, this config\'s has '
+            f'{"x".join(map(str, mine.shape[-2:]))} ({PATCH_KEY}: checkpoint '
+            f'{tuple(theirs.shape)} vs model {tuple(mine.shape)}): set '
+            f'patch_size to the file\'s, or use a file of this patch size')
+
+
 def fit_pos_embed(vit: nn.Module, pos_embed: torch.Tensor,
                   filename: str) -> torch.Tensor:
     """The file's position embedding on the model's patch grid
@@ -174,6 +193,7 @@ def load_vit_weights(vit: nn.Module,
         return load_via_lean_record(load, vit, filename, record, logger, keys)
     sd, layout, ignored = find(state, filename)
     check_vit_depth(vit, sd, filename, layout)
+    check_patch_size(vit, sd, filename)
     if 'pos_embed' in sd:
         sd['pos_embed'] = fit_pos(vit, sd['pos_embed'], filename)
 

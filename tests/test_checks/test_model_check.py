@@ -76,3 +76,20 @@ def test_trunk_of_a_dtl_backbone_is_not_a_checkpointing_part():
             r"'backbone'.*list 'backbone' instead"):
         enable_activation_checkpointing(model, ['backbone.swin'])
     assert enable_activation_checkpointing(model, ['backbone'])
+
+
+def test_num_classes_against_the_dataset_class_default():
+    """A config that lists no classes uses its dataset class's own (ADE20K:
+    150); a head of another count is named before any label is read."""
+    cfg = Config.fromfile(
+        osp.join(
+            ROOT, 'configs/ade20k/'
+            'upernet_swin-l_dtlv2-ls_160k_ade20k-512x512.py'))
+    check_model_config(cfg)
+    cfg.model.decode_head.num_classes = 7
+    with pytest.raises(
+            ValueError,
+            match=r'model.decode_head.num_classes=7: the data set has 150 '
+            r"classes \('wall', 'building', 'sky', ...\) "
+            r'\(ADE20KDataset.METAINFO\)'):
+        check_model_config(cfg)

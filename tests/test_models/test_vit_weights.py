@@ -216,3 +216,15 @@ def test_deeper_vit_of_the_same_width_is_refused(tmp_path, layout):
             match=r'deeper\.pth .*layers\.12\.\.15.*file num_layers 16, '
             r'config num_layers 12'):
         load_into_new(path)
+
+
+def test_another_patch_size_is_named_as_such(tmp_path):
+    """A file of patch size 4 on a 8x12 grid (96 tokens: no square grid):
+    refused for its patch size, not for its token count."""
+    other = plain_vit(patch_size=4, img_size=(32, 48))
+    path = save(tmp_path, 'patch4.pth', to_timm_layout(other.state_dict()))
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=r"patch4.pth: a ViT of patch size 4x4, this "
+            r"config's has 8x8"):
+        load_into_new(path)
