@@ -122,6 +122,14 @@ def to_full(state, backbone, pretrained, name, default=None):
     return full
 
 
+def is_lean(state, backbone) -> bool:
+    """A lean checkpoint of this backbone: no trunk weight, a record of the
+    pretrained trunk."""
+    trunk = _trunk_keys(backbone)
+    return not any(k in state for k in trunk) and decode_trunk_record(
+        state.get(PREFIX + EXTRA_STATE)) is not None
+
+
 def convert_checkpoint(checkpoint,
                        backbone,
                        to: str,
@@ -132,7 +140,14 @@ def convert_checkpoint(checkpoint,
     """A whole checkpoint (or a bare state dict) converted ``to`` 'lean' or
     'full'; ``strip_optimizer`` keeps only the weights and meta."""
     state = checkpoint.get('state_dict', checkpoint)
-    if to == 'lean':
+    if to == 'lean' and is_lean(state, backbone):
+        # nothing to leave out; what is left to do is dropping the
+        # training state
+        if not strip_optimizer or 'state_dict' not in checkpoint:
+            raise CheckpointError(
+                f'{name}: already lean; to keep only its weights, add '
+                f'--strip-optimizer')
+    elif to == 'lean':
         state = to_lean(state, backbone, pretrained or default, name)
     elif to == 'full':
         state = to_full(state, backbone, pretrained, name, default)

@@ -38,7 +38,16 @@ def latest_checkpoint(work_dir):
     if named is None:
         note = f'no {last}'
     elif named and osp.isfile(named):
-        return named, ''
+        if osp.realpath(osp.dirname(named)) == osp.realpath(work_dir):
+            return named, ''
+        # a copied work dir still names the original's file: the copy's
+        # own, when it has one, is the one its run continues
+        own = osp.join(work_dir, osp.basename(named))
+        if osp.isfile(own):
+            return own, (f'{last} names {named}, in another folder (a '
+                         f'copied work dir?); this work dir\'s own '
+                         f'{osp.basename(named)} is used')
+        return named, f'{last} names {named}, outside the work dir'
     elif named and osp.isfile(osp.join(work_dir, osp.basename(named))):
         # a work dir moved or renamed
         return (osp.join(work_dir, osp.basename(named)),
@@ -50,6 +59,21 @@ def latest_checkpoint(work_dir):
     if found:
         return found[0], f'{note}; the newest checkpoint file is used'
     return None, f'{note} and no epoch_*.pth / iter_*.pth in {work_dir}'
+
+
+def complete(path) -> bool:
+    """A checkpoint torch wrote to its end: a zip archive (what torch.save
+    writes) whose directory, written last, is there; a cheap test that reads
+    no data. A file in torch's legacy (non-zip) format cannot be told and
+    counts as complete."""
+    import zipfile
+    try:
+        with open(path, 'rb') as f:
+            if f.read(2) != b'PK':
+                return True
+    except OSError:
+        return False
+    return zipfile.is_zipfile(path)
 
 
 def good_checkpoint(work_dir, tries=3):
@@ -86,6 +110,17 @@ def resume_from(cfg, resume):
         cfg.resume, cfg.load_from = True, resume
         return
     ckpt, note = latest_checkpoint(cfg.work_dir)
+    if ckpt is not None and not complete(ckpt):
+        # a save cut short (a full disk, a killed job): the newest complete
+        # one before it
+        older = [
+            p for p in saved_checkpoints(cfg.work_dir)
+            if p != ckpt and complete(p)
+        ]
+        note = (f'{ckpt} is incomplete (cut short while saving?)' +
+                (f'; the newest complete checkpoint, {older[0]}, is used'
+                 if older else ' and no complete one is left'))
+        ckpt = older[0] if older else None
     if ckpt is None:
         print_log(
             f'--resume: nothing to resume from ({note}); training '

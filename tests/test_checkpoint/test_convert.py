@@ -57,3 +57,24 @@ def test_a_config_training_the_whole_trunk_is_named(tmp_path):
         })
     with pytest.raises(ValueError, match='voc.py: lean checkpoints need'):
         convert.build_backbone_from(cfg, 'voc.py')
+
+
+def test_lean_training_checkpoint_stripped_to_its_weights(tmp_path):
+    """--to lean --strip-optimizer on a lean training checkpoint keeps its
+    weights as they are and drops the training state; without
+    --strip-optimizer there is nothing to do, and it says what to add."""
+    pretrained = swin_file(tmp_path / 'swin.pth', 0)
+    lean_path, _ = lean_checkpoint(tmp_path, pretrained)
+    lean = torch.load(lean_path)
+    backbone, _ = convert.build_backbone_from(voc_config(pretrained))
+    out = convert.convert_checkpoint(
+        lean, backbone, 'lean', lean_path, strip_optimizer=True)
+    assert set(out) == {'meta', 'state_dict'}
+    assert out['state_dict'].keys() == lean['state_dict'].keys()
+    for k, v in lean['state_dict'].items():
+        assert torch.equal(out['state_dict'][k], v), k
+    with pytest.raises(
+            CheckpointError,
+            match='already lean; to keep only its weights, add '
+            '--strip-optimizer'):
+        convert.convert_checkpoint(lean, backbone, 'lean', lean_path)

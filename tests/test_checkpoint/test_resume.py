@@ -162,3 +162,47 @@ def test_resume_from_another_models_checkpoint(voc_run, tmp_path):
     assert 'different number of parameter groups' not in proc.stderr
     assert (wd / 'epoch_1.pth').read_bytes() == good
     assert (wd / 'last_checkpoint').read_text() == str(wd / 'epoch_1.pth')
+
+
+def test_copied_work_dir_resumes_from_its_own_checkpoint(tmp_path):
+    """A work dir copied as a whole still names the original's file in
+    last_checkpoint: the copy resumes from its own copy, and says so; a
+    last_checkpoint naming a file elsewhere with no copy here is named."""
+    import shutil
+    original = tmp_path / 'original'
+    original.mkdir()
+    (original / 'epoch_1.pth').write_bytes(b'weights')
+    (original / 'last_checkpoint').write_text(str(original / 'epoch_1.pth'))
+    copy = tmp_path / 'copy'
+    shutil.copytree(original, copy)
+    ckpt, note = latest_checkpoint(str(copy))
+    assert ckpt == str(copy / 'epoch_1.pth')
+    assert str(original / 'epoch_1.pth') in note and 'copied' in note
+    assert latest_checkpoint(str(original)) == (str(original / 'epoch_1.pth'),
+                                                '')
+    os.remove(copy / 'epoch_1.pth')
+    ckpt, note = latest_checkpoint(str(copy))
+    assert ckpt == str(original / 'epoch_1.pth')
+    assert 'outside the work dir' in note
+
+
+def test_incomplete_last_checkpoint_falls_back_to_the_one_before(
+        tmp_path, monkeypatch):
+    """--resume with a last checkpoint cut short while saving: the newest
+    complete one is used, and the log says which and why."""
+    wd = tmp_path / 'wd'
+    wd.mkdir()
+    torch.save({'w': torch.ones(3)}, wd / 'epoch_1.pth')
+    torch.save({'w': torch.ones(3)}, wd / 'epoch_2.pth')
+    data = (wd / 'epoch_2.pth').read_bytes()
+    (wd / 'epoch_2.pth').write_bytes(data[:len(data) // 2])
+    os.utime(wd / 'epoch_1.pth', (1, 1))  # the older one
+    (wd / 'last_checkpoint').write_text(str(wd / 'epoch_2.pth'))
+    logged = []
+    monkeypatch.setattr(resume, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    cfg = Config(dict(work_dir=str(wd)))
+    resume.resume_from(cfg, 'auto')
+    assert cfg.resume and cfg.load_from == str(wd / 'epoch_1.pth')
+    assert f'{wd / "epoch_2.pth"} is incomplete' in logged[-1]
+    assert str(wd / 'epoch_1.pth') in logged[-1]
