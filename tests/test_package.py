@@ -7,6 +7,7 @@ import glob
 import importlib.metadata as md
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,27 @@ def test_check_env_reports_devices():
     built = get_compiling_cuda_version()
     assert (f'mmcv.ops built with CUDA {built}'
             if built != 'not available' else 'mmcv.ops CPU only') in out
+
+
+@pytest.mark.slow  # runs the tools as subprocesses
+def test_check_env_reports_a_broken_requirement(tmp_path):
+    """A package installed beside the stack that wants another setuptools
+    (as openmim's dependency openxlab does) is reported, not 'ok'."""
+    site = tmp_path / 'site'
+    info = site / 'pins_setuptools-1.0.dist-info'
+    info.mkdir(parents=True)
+    (info / 'METADATA').write_text('Metadata-Version: 2.1\n'
+                                   'Name: pins-setuptools\nVersion: 1.0\n'
+                                   'Requires-Dist: setuptools==60.2.0\n')
+    (info / 'RECORD').write_text('')
+    rc, out = run([sys.executable, tool('check_env.py')],
+                  ROOT,
+                  dict(os.environ, PYTHONPATH=f'{ROOT}:{site}'),
+                  check=False)
+    assert rc == 1, out
+    assert re.search(
+        r'problem: pip check: pins-setuptools 1.0 has requirement '
+        r'setuptools==60.2.0, but you have setuptools \S+', out), out
 
 
 @pytest.mark.slow  # runs the tools as subprocesses

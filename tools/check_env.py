@@ -106,6 +106,38 @@ def check_imports():
     return problems
 
 
+# the distributions whose requirements decide whether the plugin runs: a
+# broken requirement naming one of them (as the package or as what it
+# requires) is a problem
+RELEVANT = {
+    'torch', 'torchvision', 'numpy', 'setuptools', 'mmengine', 'mmcv', 'mmdet',
+    'mmsegmentation', 'mmpretrain', 'dtl-mm', 'onedl-mmengine', 'onedl-mmcv',
+    'onedl-mmdetection', 'onedl-mmsegmentation'
+}
+
+
+def check_requirements():
+    """What ``pip check`` finds broken among the relevant distributions: a
+    package installed later can change one that torch or OpenMMLab needs
+    (e.g. openmim's dependency openxlab pins an old setuptools)."""
+    import re
+    import subprocess
+    try:
+        out = subprocess.run([sys.executable, '-m', 'pip', 'check'],
+                             capture_output=True,
+                             text=True,
+                             timeout=120).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []  # no pip to ask: nothing to report
+    problems = []
+    for line in out.splitlines():
+        names = re.findall(r'(?:^|requirement |requires )([A-Za-z0-9_.-]+)',
+                           line)
+        if {n.lower().replace('_', '-') for n in names} & RELEVANT:
+            problems.append(f'pip check: {line.strip()}')
+    return problems
+
+
 def report_devices():
     """CUDA as torch sees it, and what mmcv's ops were compiled for (a CPU
     build of the ops cannot run RoIAlign & co. on a GPU)."""
@@ -172,7 +204,7 @@ def main():
             if not version(d)
         ]
     if not problems:
-        problems = check_imports()
+        problems = check_imports() + check_requirements()
     if not problems:
         try:
             import dtl_mm  # noqa: F401
