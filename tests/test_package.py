@@ -287,8 +287,6 @@ def installed(tmp_path_factory):
     a wheel of this checkout installed with pip into a fresh virtualenv
     (no system site-packages) with the [openmmlab,mim] extras, the cached
     mmcv wheel and this torch; pip's own cache is reused."""
-    import numpy
-    import torch
     tmp = tmp_path_factory.mktemp('wheel')
     src = checkout_copy(tmp / 'src')
     run([
@@ -330,8 +328,10 @@ def installed(tmp_path_factory):
         PIP_DISABLE_PIP_VERSION_CHECK='1')
     pip = [str(bin_dir / 'python'), '-m', 'pip', 'install', '-q']
     constraints = tmp / 'constraints.txt'
-    constraints.write_text(f'torch=={torch.__version__}\n'
-                           f'numpy=={numpy.__version__}\n')
+    # the distributions' versions: a CUDA wheel's torch.__version__ carries
+    # a local tag (+cu130) that its metadata does not
+    constraints.write_text(f'torch=={md.version("torch")}\n'
+                           f'numpy=={md.version("numpy")}\n')
     # as tools/install.sh: numpy and torch, then mmcv (its own wheel, no
     # dependencies of its choice), then the rest
     run(pip + ['-c', str(constraints), 'numpy', 'torch'], tmp, env)
