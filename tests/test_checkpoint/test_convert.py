@@ -10,11 +10,17 @@ from dtl_mm.checkpoint.safe_load import CheckpointError
 from helpers.checkpoint_utils import lean_checkpoint, swin_file, voc_config
 
 
-def test_lean_full_lean_round_trip(tmp_path):
+def lean_run_and_backbone(tmp_path):
+    """(the pretrained file, a lean checkpoint trained from it, its path,
+    the config's backbone to convert with)."""
     pretrained = swin_file(tmp_path / 'swin.pth', 0)
     lean_path, _ = lean_checkpoint(tmp_path, pretrained)
-    lean = torch.load(lean_path)
     backbone, _ = convert.build_backbone_from(voc_config(pretrained))
+    return pretrained, torch.load(lean_path), lean_path, backbone
+
+
+def test_lean_full_lean_round_trip(tmp_path):
+    pretrained, lean, lean_path, backbone = lean_run_and_backbone(tmp_path)
     full = convert.convert_checkpoint(
         lean, backbone, 'full', lean_path, strip_optimizer=True)
     assert set(full) == {'meta', 'state_dict'}
@@ -63,10 +69,7 @@ def test_lean_training_checkpoint_stripped_to_its_weights(tmp_path):
     """--to lean --strip-optimizer on a lean training checkpoint keeps its
     weights as they are and drops the training state; without
     --strip-optimizer there is nothing to do, and it says what to add."""
-    pretrained = swin_file(tmp_path / 'swin.pth', 0)
-    lean_path, _ = lean_checkpoint(tmp_path, pretrained)
-    lean = torch.load(lean_path)
-    backbone, _ = convert.build_backbone_from(voc_config(pretrained))
+    _, lean, lean_path, backbone = lean_run_and_backbone(tmp_path)
     out = convert.convert_checkpoint(
         lean, backbone, 'lean', lean_path, strip_optimizer=True)
     assert set(out) == {'meta', 'state_dict'}
