@@ -8,7 +8,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
-from .safe_load import load_checkpoint_file
+from .safe_load import load_checkpoint_file, starts_as_zip
 
 CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_\d+\.pth$')
 
@@ -68,9 +68,8 @@ def complete(path) -> bool:
     counts as complete."""
     import zipfile
     try:
-        with open(path, 'rb') as f:
-            if f.read(2) != b'PK':
-                return True
+        if not starts_as_zip(path):
+            return True
     except OSError:
         return False
     return zipfile.is_zipfile(path)

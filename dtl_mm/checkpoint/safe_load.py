@@ -352,6 +352,13 @@ def _download_lock(path, url):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def starts_as_zip(path) -> bool:
+    """The file starts as a zip archive, torch.save's format (torch's
+    legacy format is a bare pickle)."""
+    with open(path, 'rb') as f:
+        return f.read(2) == b'PK'
+
+
 def _verify_download(url, path, tmp, expected):
     size = osp.getsize(tmp)
     if expected is not None and size != expected:
@@ -360,9 +367,7 @@ def _verify_download(url, path, tmp, expected):
             f'nothing was cached at {path}')
     fail = f'{url}: the downloaded file is not valid ({{}}); nothing was ' \
            f'cached at {path}'
-    with open(tmp, 'rb') as f:
-        is_zip = f.read(2) == b'PK'
-    if is_zip:
+    if starts_as_zip(tmp):
         try:
             with zipfile.ZipFile(tmp) as z:
                 bad = z.testzip()

@@ -29,6 +29,7 @@ from operator import attrgetter
 from typing import Callable, Iterable, Union
 
 import torch
+from mmengine.utils import digit_version
 from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils.checkpoint import checkpoint
 
@@ -36,7 +37,7 @@ CP_POLICIES = (False, True, 'selective')
 # torch's selective activation checkpointing (CheckpointPolicy,
 # create_selective_checkpoint_contexts) first shipped in torch 2.4; the
 # package imports on older torch, and only 'selective' asks for it
-SELECTIVE_MIN_TORCH = (2, 4)
+SELECTIVE_MIN_TORCH = '2.4'
 _aten = torch.ops.aten
 # products: output = input x weight (the last dimension is the width)
 _LINEAR = {_aten.mm.default: 1, _aten.addmm.default: 2}
@@ -62,22 +63,17 @@ def keep_widening_products(ctx, op, *args, **kwargs):
     return CheckpointPolicy.PREFER_RECOMPUTE
 
 
-def torch_version() -> tuple:
-    """(major, minor) of the torch in use."""
-    return tuple(int(p) for p in torch.__version__.split('.')[:2])
-
-
 def check_cp_policy(value, owner: str = 'with_cp'):
     """``value`` if it is one of :data:`CP_POLICIES` and this torch has
     it, else a ValueError."""
     if isinstance(value, bool):
         return value
     if value == 'selective':
-        if torch_version() < SELECTIVE_MIN_TORCH:
-            need = '.'.join(map(str, SELECTIVE_MIN_TORCH))
+        if digit_version(
+                torch.__version__) < digit_version(SELECTIVE_MIN_TORCH):
             raise ValueError(
-                f'{owner}="selective" needs torch >= {need} (its selective '
-                f'activation checkpointing); this is torch '
+                f'{owner}="selective" needs torch >= {SELECTIVE_MIN_TORCH} '
+                f'(its selective activation checkpointing); this is torch '
                 f'{torch.__version__}. Use {owner}=True (recompute every '
                 f'region), which works on every supported torch.')
         return value

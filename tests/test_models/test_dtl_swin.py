@@ -196,13 +196,15 @@ def test_checkpointing_policies_on_this_torch():
     """with_cp=True works on every supported torch; 'selective' needs torch's
     selective checkpointing (2.4) and, on an older torch, says so when it is
     asked for rather than when dtl_mm is imported."""
-    from dtl_mm.models.recompute import SELECTIVE_MIN_TORCH, torch_version
+    from mmengine.utils import digit_version
+
+    from dtl_mm.models.recompute import SELECTIVE_MIN_TORCH
     model, plain = dtl_and_plain('dtlv2-ls', with_cp=True)
     randomise(model.csn)
     x = torch.randn(1, 3, 64, 64)
     sum(o.sum() for o in model(x)).backward()
     assert all(p.grad is not None for p in model.csn.parameters())
-    if torch_version() >= SELECTIVE_MIN_TORCH:
+    if digit_version(torch.__version__) >= digit_version(SELECTIVE_MIN_TORCH):
         DTLSwinTransformer(variant='dtlv2', with_cp='selective', **TINY)
     else:
         with pytest.raises(

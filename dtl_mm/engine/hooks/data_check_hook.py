@@ -1,9 +1,9 @@
 """Stops a run whose data files are missing or broken, before it starts."""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from mmengine.runner import BaseLoop
 
 from ...checks.data_check import check_data
+from .runner_state import has_loop
 
 
 @HOOKS.register_module()
@@ -24,7 +24,6 @@ class DataCheckHook(Hook):
 
     def before_run(self, runner):
         splits = tuple(
-            s for s in ('train', 'val', 'test')
-            if isinstance(getattr(runner, f'_{s}_loop', None), BaseLoop))
+            s for s in ('train', 'val', 'test') if has_loop(runner, s))
         if splits:
             check_data(runner.cfg, splits)

@@ -1,9 +1,9 @@
 """Stops a run whose model config does not fit its data or backbone."""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from mmengine.runner import BaseLoop
 
 from ...checks.model_check import check_model_config
+from .runner_state import is_resuming, is_training
 
 
 @HOOKS.register_module()
@@ -26,11 +26,7 @@ class ModelCheckHook(Hook):
 
     def before_run(self, runner):
         check_model_config(runner.cfg)
-        # Runner.train builds its loop before before_run, Runner.test none;
-        # runner._resume: where mmengine keeps a resume request (a runner
-        # built in Python may have none in its config)
-        if isinstance(getattr(runner, '_train_loop', None), BaseLoop) \
-                and not getattr(runner, '_resume', False):
+        if is_training(runner) and not is_resuming(runner):
             from ...apis.runner_setup import check_pretrained_trunk
             from ...checkpoint.resume import refuse_to_overwrite
             check_pretrained_trunk(runner.cfg)

@@ -8,6 +8,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
+from .runner_state import is_resuming
+
 # config keys whose values a resumed run takes from the checkpoint: the
 # optimizer's state holds its hyper-parameters (lr, weight decay, betas,
 # momentum) per parameter group, and each scheduler's state its own
@@ -68,9 +70,8 @@ class ResumeCheckHook(Hook):
         checkpoint.setdefault('meta', {})['world_size'] = runner.world_size
 
     def after_load_checkpoint(self, runner, checkpoint):
-        # runner._resume: mmengine keeps the --resume request only there;
         # load_from (weights only) restores no optimizer state
-        if not getattr(runner, '_resume', False):
+        if not is_resuming(runner):
             return
         meta = checkpoint.get('meta') or {}
         lines = []

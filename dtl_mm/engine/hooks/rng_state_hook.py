@@ -6,6 +6,8 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from .runner_state import is_resuming
+
 
 @HOOKS.register_module()
 class RNGStateHook(Hook):
@@ -25,7 +27,7 @@ class RNGStateHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint):
         state = checkpoint.get('rng_state')
-        if state is None or not runner._resume:
+        if state is None or not is_resuming(runner):
             return
         torch.set_rng_state(state['torch'])
         np.random.set_state(state['numpy'])

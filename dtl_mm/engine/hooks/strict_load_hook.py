@@ -1,11 +1,11 @@
 """Refuses a checkpoint that does not fit the model or its training layout."""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from mmengine.runner import BaseLoop
 
 from ...checkpoint.fit_check import check_checkpoint_fits
 from ...checkpoint.safe_load import CheckpointError, checkpoint_source
 from ...checkpoint.trained_config import check_trained_config
+from .runner_state import is_resuming, is_training
 
 
 @HOOKS.register_module()
@@ -30,7 +30,7 @@ class StrictLoadHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint):
         name = checkpoint_source(checkpoint)
-        resuming = bool(getattr(runner, '_resume', False))
+        resuming = is_resuming(runner)
         if resuming and 'message_hub' not in checkpoint:
             raise CheckpointError(
                 f'{name} holds no training state (no message hub, '
@@ -40,6 +40,6 @@ class StrictLoadHook(Hook):
                 f'--cfg-options load_from={name.split(" (cached as")[0]} '
                 f'(without --resume).')
         check_checkpoint_fits(runner.model, checkpoint)
-        training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+        training = is_training(runner)
         check_trained_config(
             checkpoint, runner.cfg, name, strict=resuming or not training)
