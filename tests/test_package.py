@@ -374,6 +374,15 @@ def test_mim_trains_tests_and_searches(installed):
     rc, out = run([mim, 'search', 'dtl_mm'], ws, env)
     assert 'retinanet_swin-l_dtlv2-ls_fpn_voc0712' in out
     assert 'cascade-mask-rcnn_swin-b_fixed_fpn_3x_coco' in out
+    # what docs/install.md says mim download ends with: no weights
+    rc, out = run([
+        mim, 'download', 'dtl_mm', '--config',
+        'retinanet_swin-t_dtlv2-ls_toy-voc', '--dest', 'dl'
+    ],
+                  ws,
+                  env,
+                  check=False)
+    assert rc != 0 and "but got {'weight'}" in out, out[-2000:]
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
 """Inference on images with our configs and checkpoints, one task or several
 on one frozen Swin trunk.
 
-A single task is mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer``
-(:func:`build_inferencer` picks it from the config's ``default_scope``): they
-build the model, load the checkpoint through mmengine's ``load_checkpoint``
-and read the dataset's classes and palette from it. Several tasks are
+A single task is :class:`~dtl_mm.apis.dtl_inferencer.DTLInferencer`, i.e.
+mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer`` (picked from the
+config's ``default_scope``): they build the model, load the checkpoint
+through mmengine's ``load_checkpoint`` and read the dataset's classes and
+palette from it. Several tasks are
 :class:`MultiTaskInferencer`: one library inferencer per task for the model,
 its preprocessing, its visualizer and its JSON form, and a
 :class:`~dtl_mm.apis.multitask.MultiTaskModel` that runs the shared frozen
@@ -23,9 +24,8 @@ import torch
 from mmengine.logging import print_log
 from rich.progress import track
 
-from ..checkpoint.trained_config import check_trained_config
+from .dtl_inferencer import DTLInferencer
 from .multitask import MultiTaskModel
-from .runner_setup import load_config
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -49,39 +49,6 @@ def list_images(spec: str) -> List[str]:
         raise FileNotFoundError(
             f'no images in {what} (extensions: {", ".join(IMAGE_EXTENSIONS)})')
     return found
-
-
-def build_inferencer(config,
-                     checkpoint: str,
-                     device: str = 'cpu',
-                     backbone_from_pretrained: Optional[str] = None,
-                     show_progress: bool = False):
-    """mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer`` for one of
-    our configs (a path or a Config) and a checkpoint of it.
-
-    ``backbone_from_pretrained``: the frozen Swin file for a checkpoint
-    that does not hold it (a lean checkpoint whose pretrained file moved):
-    it replaces the config's ``model.backbone.init_cfg.checkpoint``; its
-    sha256 is checked against the checkpoint's record.
-    """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    cfg = load_config(config) if isinstance(config, str) else config.copy()
-    if backbone_from_pretrained:
-        cfg.model.backbone.init_cfg = dict(
-            type='Pretrained', checkpoint=backbone_from_pretrained)
-    check_trained_config(checkpoint, cfg)
-    if cfg.default_scope == 'mmdet':
-        from mmdet.apis import DetInferencer
-        return DetInferencer(
-            cfg, checkpoint, device=device, show_progress=show_progress)
-    from mmseg.apis import MMSegInferencer
-    inferencer = MMSegInferencer(cfg, checkpoint, device=device)
-    inferencer.show_progress = show_progress
-    # draw with the checkpoint's classes and palette (MMSegInferencer sets
-    # them only inside its own visualize())
-    inferencer.visualizer.set_dataset_meta(**inferencer.model.dataset_meta)
-    return inferencer
 
 
 def task_names(configs: Sequence[str]) -> List[str]:
@@ -165,7 +132,7 @@ class MultiTaskInferencer:
         show_progress (bool): a progress bar over the batches.
         backbone_from_pretrained (str, optional): the frozen Swin file for
             checkpoints that do not hold it (lean checkpoints whose
-            recorded pretrained file moved); see :func:`build_inferencer`.
+            recorded pretrained file moved); see :class:`DTLInferencer`.
     """
 
     def __init__(self,
@@ -181,7 +148,12 @@ class MultiTaskInferencer:
         if len(set(names)) != len(names) or len(names) != len(tasks):
             raise ValueError(f'need one distinct name per task, got {names}')
         self.inferencers = {
-            name: build_inferencer(cfg, ckpt, device, backbone_from_pretrained)
+            name: DTLInferencer(
+                cfg,
+                ckpt,
+                device=device,
+                backbone_from_pretrained=backbone_from_pretrained,
+                show_progress=False)
             for name, (cfg, ckpt) in zip(names, tasks)
         }
         self.preprocessings = self._group_preprocessing()

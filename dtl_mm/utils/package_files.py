@@ -24,12 +24,15 @@ def find_config(path):
     """``path`` itself when it is a file, else the shipped config it names:
     a path relative to the configs folder (``demo/xxx.py``,
     ``configs/demo/xxx.py``, ``dtl_mm::demo/xxx.py``) or a bare file name
-    (as ``mim train`` accepts). ``None`` when there is no such config; a
+    (as ``mim train`` accepts), with or without ``.py`` (as a model name
+    of the model index). ``None`` when there is no such config; a
     ValueError naming them when a bare name fits several."""
     if osp.isfile(path):
         return path
     rel = path.split('::', 1)[1] if path.startswith('dtl_mm::') else path
     rel = rel[len('configs/'):] if rel.startswith('configs/') else rel
+    if not rel.endswith('.py'):
+        rel += '.py'
     configs = shipped('configs')
     if osp.isfile(osp.join(configs, rel)):
         return osp.join(configs, rel)

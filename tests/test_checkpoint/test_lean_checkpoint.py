@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint
 from PIL import Image
 
-from dtl_mm.apis.inferencer import build_inferencer
+from dtl_mm.apis.dtl_inferencer import DTLInferencer
 from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.checkpoint import convert
 from dtl_mm.checkpoint.safe_load import (CheckpointError, _restricted_pickle,
@@ -46,8 +46,7 @@ def test_lean_checkpoint_whose_pretrained_file_moved(tmp_path):
     assert '--backbone-from-pretrained FILE (tools/test.py, tools/infer.py)'\
         in msg and 'convert_checkpoint.py' in msg
     # tools/infer.py's option points at the new place
-    inf = build_inferencer(
-        voc_config(old), lean, backbone_from_pretrained=moved)
+    inf = DTLInferencer(voc_config(old), lean, backbone_from_pretrained=moved)
     assert inf.model.backbone.trunk_record == dict(source=moved, sha256=sha)
     # convert_checkpoint: the recorded file is gone, the config's is used
     backbone, _ = convert.build_backbone_from(voc_config(moved))

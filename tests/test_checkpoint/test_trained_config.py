@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dtl_mm.apis.inferencer import build_inferencer
+from dtl_mm.apis.dtl_inferencer import DTLInferencer
 from dtl_mm.checkpoint.trained_config import (TrainedConfigMismatch,
                                               check_trained_config)
 from helpers.checkpoint_utils import lean_checkpoint, swin_file, voc_config
@@ -19,7 +19,7 @@ def test_checkpoint_of_another_side_network_layout_is_refused(tmp_path):
                                              'with 100.0, configured 10.0')):
         other = voc_config(pretrained, **change)
         with pytest.raises(TrainedConfigMismatch, match=named):
-            build_inferencer(other, lean)  # tools/infer.py
+            DTLInferencer(other, lean)  # tools/infer.py
         with pytest.raises(TrainedConfigMismatch, match=named):
             # tools/test.py and a --resume (StrictLoadHook), and
             # tools/convert_checkpoint.py
