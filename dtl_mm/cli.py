@@ -21,6 +21,7 @@ VERBS = {
     'check-data':
     ('check_data.py', "check a config's data files, print what was counted"),
     'params': ('param_table.py', 'count trainable / frozen parameters'),
+    'memory': ('memory.py', 'predict the GPU memory of training, no GPU'),
     'env': ('check_env.py', 'check the installed OpenMMLab stack and CUDA'),
     'toy-data': ('make_toy_data.py', 'write the toy shapes data set'),
 }

@@ -5,11 +5,12 @@ import os.path as osp
 
 import pytest
 import torch
-from measure import (_Step, checkpointed_heads, measure, saved_for_backward,
-                     synthetic_batch)
+from measure import checkpointed_heads, measure
 from mmengine.config import Config
 from mmengine.runner import turn_on_activation_checkpointing
 
+from dtl_mm.analysis.saved_tensors import saved_for_backward
+from dtl_mm.analysis.training_step import TrainingStep, synthetic_batch
 from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models import recompute
 from dtl_mm.models.recompute import enable_activation_checkpointing
@@ -206,8 +207,8 @@ def test_config_key_is_applied_non_reentrantly(toy_workspace, tmp_path):
 def test_saved_split_attributes_the_side_network():
     cfg, model = demo_model('voc', drop_path=0.0)
     row = saved_for_backward(
-        _Step(model, synthetic_batch(cfg, 1, SIZE['voc']),
-              torch.device('cpu')))
+        TrainingStep(model, synthetic_batch(cfg, 1, SIZE['voc']),
+                     torch.device('cpu')))
     assert row['saved_side'] > 0 and row['saved_backbone'] > 0
     assert row['saved_total'] == (
         row['saved_backbone'] + row['saved_side'] + row['saved_heads'])
@@ -241,7 +242,7 @@ def test_vit_checkpointing_gives_the_same_gradients_and_keeps_less(policy):
     data = synthetic_batch(cfg, 2, SIZE['ade20k'])
     before = {n: b.clone() for n, b in model.named_buffers()}
     ref, _ = step(model, data)
-    kept = saved_for_backward(_Step(model, data, torch.device('cpu')))
+    kept = saved_for_backward(TrainingStep(model, data, torch.device('cpu')))
     for n, b in model.named_buffers():
         b.copy_(before[n])
     if policy is True:  # the config key, as for a Swin backbone
@@ -254,6 +255,7 @@ def test_vit_checkpointing_gives_the_same_gradients_and_keeps_less(policy):
     assert not [n for n, g in grads.items() if g is None]
     for name, g in ref.items():
         torch.testing.assert_close(grads[name], g, **TOL, msg=name)
-    kept_cp = saved_for_backward(_Step(model, data, torch.device('cpu')))
+    kept_cp = saved_for_backward(
+        TrainingStep(model, data, torch.device('cpu')))
     assert kept_cp['saved_backbone'] < kept['saved_backbone']
     assert kept_cp['saved_side'] <= kept['saved_side']

@@ -77,3 +77,41 @@ def test_benchmark_script_end_to_end(tmp_path):
     ]
     assert full_row.split('|')[-3].strip() == (', '.join(beaten) or '**none**')
     assert (out / 'frontier.png').stat().st_size > 1000
+
+
+def test_memory_prediction_holds_each_family_out_of_its_own_fit():
+    from memory_prediction import cross_validate, fit_scale
+
+    # family a's GPU needs 1.1x the CPU count, family b's 1.3x
+    def row(family, x, factor):
+        return dict(family=family, fixed=100, x=x, measured=100 + factor * x)
+
+    rows = [row('a', 1000, 1.1), row('a', 2000, 1.1), row('b', 500, 1.3)]
+    scale, band = cross_validate(rows)
+    assert rows[0]['scale_held_out'] == pytest.approx(1.3)  # b's alone
+    assert rows[2]['scale_held_out'] == pytest.approx(1.1)  # a's alone
+    assert rows[2]['error'] == pytest.approx((100 + 550) / 750 - 1)
+    assert scale == fit_scale(rows) and 1.1 < scale < 1.3
+    worst = max(abs(r['error']) for r in rows)
+    assert worst <= band < worst + 0.01  # rounded up to a whole percent
+
+
+@pytest.mark.slow  # two Swin-L steps
+def test_memory_prediction_script_runs_at_a_small_size(tmp_path):
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools/benchmarks/memory_prediction.py'), '--rows',
+        'voc:dtlv2-ls', 'voc:full', '--size-scale', '0.1', '--out',
+        str(tmp_path)
+    ],
+                         capture_output=True,
+                         text=True,
+                         env=dict(
+                             os.environ,
+                             PYTHONPATH=osp.join(ROOT, 'tools', 'benchmarks')))
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.load(open(tmp_path / 'results.json'))
+    # in the measured file's order
+    assert [r['variant'] for r in results['rows']] == ['full', 'dtlv2-ls']
+    assert results['rows'][0]['size'] == [64, 128]
+    assert '| voc | full |' in (tmp_path / 'results.md').read_text()

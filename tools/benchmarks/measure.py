@@ -15,6 +15,8 @@ import torch
 from mmengine.config import Config
 
 from dtl_mm import paper_results
+from dtl_mm.analysis.saved_tensors import model_state_bytes, saved_for_backward
+from dtl_mm.analysis.training_step import TrainingStep, synthetic_batch
 from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models.recompute import enable_activation_checkpointing
 from dtl_mm.utils.param_count import count_parameters
@@ -99,221 +101,6 @@ def load_variant_config(family,
     if model_overrides:
         cfg.merge_from_dict(model_overrides)
     return cfg
-
-
-def num_classes(model_cfg):
-    """The number of classes the heads of a detector / segmentor predict."""
-    for head in ('decode_head', 'bbox_head'):
-        if model_cfg.get(head):
-            return model_cfg[head].num_classes
-    heads = model_cfg.roi_head.bbox_head
-    return (heads[0] if isinstance(heads, list) else heads).num_classes
-
-
-def synthetic_batch(cfg, batch, size, seed=0):
-    """Raw inputs + data samples with ground truth, as a data loader gives
-    them; the same for every variant of a family."""
-    g = torch.Generator().manual_seed(seed)
-    classes = num_classes(cfg.model)
-    h, w = size
-    inputs = [
-        torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
-        for _ in range(batch)
-    ]
-    samples = []
-    for _ in range(batch):
-        meta = dict(
-            img_shape=(h, w),
-            ori_shape=(h, w),
-            pad_shape=(h, w),
-            scale_factor=(1.0, 1.0),
-            flip=False)
-        if cfg.default_scope == 'mmdet':
-            from mmdet.structures import DetDataSample
-            from mmdet.structures.mask import BitmapMasks
-            from mmengine.structures import InstanceData
-            n = 8
-            xy = torch.rand(n, 2, generator=g) * torch.tensor([w, h]) * 0.7
-            wh = (torch.rand(n, 2, generator=g) * 0.25 + 0.05) * \
-                torch.tensor([w, h])
-            boxes = torch.cat([xy, xy + wh], 1)
-            inst = InstanceData(
-                bboxes=boxes,
-                labels=torch.randint(0, classes, (n, ), generator=g))
-            if cfg.model.get('roi_head', {}).get('mask_head') is not None:
-                masks = torch.zeros(n, h, w, dtype=torch.uint8)
-                for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
-                    masks[i, y1:y2, x1:x2] = 1
-                inst.masks = BitmapMasks(masks.numpy(), h, w)
-            s = DetDataSample(metainfo=meta)
-            s.gt_instances = inst
-        else:
-            from mmengine.structures import PixelData
-            from mmseg.structures import SegDataSample
-            s = SegDataSample(metainfo=meta)
-            s.gt_sem_seg = PixelData(
-                data=torch.randint(0, classes, (1, h, w), generator=g))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-class _Step:
-    """One training step of the whole model, the way mmengine runs it."""
-
-    def __init__(self, model, data, device):
-        self.model = model.to(device).train()
-        self.device = device
-        self.data = model.data_preprocessor(data, True)
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optim = torch.optim.AdamW(params, lr=1e-4) if params else None
-
-    def loss(self):
-        losses = self.model(**self.data, mode='loss')
-        return self.model.parse_losses(losses)[0]
-
-    def __call__(self):
-        loss = self.loss()
-        if loss.requires_grad:
-            loss.backward()
-            self.optim.step()
-            self.optim.zero_grad(set_to_none=True)
-        self.sync()
-
-    def sync(self):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-
-
-class _Where:
-    """Which part of the model runs now: 'backbone', 'side' (a side
-    network's steps, checkpointed regions included) or 'heads' (neck,
-    heads, losses: everything else)."""
-
-    def __init__(self, model):
-        self.now = 'heads'
-        self.handles = [
-            model.backbone.register_forward_pre_hook(
-                lambda *a: self.enter('backbone')),
-            model.backbone.register_forward_hook(
-                lambda *a: self.enter('heads'))
-        ]
-        csn = getattr(model.backbone, 'csn', None)
-        self.csn, self.csn_methods = csn, {}
-        for name in ('read', 'fuse', 'bridge', 'state_from_trunk'):
-            if csn is not None:
-                self.csn_methods[name] = getattr(csn, name)
-                setattr(csn, name, self.in_side(getattr(csn, name)))
-
-    def enter(self, part):
-        self.now = part
-
-    def in_side(self, method):
-
-        def run(*args, **kwargs):
-            before, self.now = self.now, 'side'
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self.now = before
-
-        return run
-
-    def remove(self):
-        for h in self.handles:
-            h.remove()
-        for name in self.csn_methods:
-            delattr(self.csn, name)  # the class's method again
-
-
-def _storages(x):
-    if isinstance(x, torch.Tensor):
-        yield x.untyped_storage()
-    elif isinstance(x, (tuple, list)):
-        for t in x:
-            yield from _storages(t)
-
-
-class KeptBytes:
-    """Inside the block, counts what a forward keeps for backward: storages
-    autograd saves (checkpointed regions' inputs included) and outputs that
-    selective checkpointing caches, each storage once, by ``where()``.
-
-    ``exclude``: storages not to count (parameters: saved by reference,
-    resident anyway).
-    """
-
-    def __init__(self, exclude=(), where=lambda: 'all'):
-        self.exclude = {t.untyped_storage().data_ptr() for t in exclude}
-        self.where = where
-        self.seen = {}  # data_ptr -> (bytes, part)
-
-    def keep(self, storage):
-        ptr = storage.data_ptr()
-        if ptr not in self.exclude and ptr not in self.seen:
-            self.seen[ptr] = (storage.nbytes(), self.where())
-
-    def pack(self, t):
-        self.keep(t.untyped_storage())
-        return t
-
-    def __enter__(self):
-        from dtl_mm.models import recompute
-        self.recompute, self.policy = recompute, recompute.selective_policy
-        policy = self.policy
-
-        from torch.utils.checkpoint import CheckpointPolicy  # torch >= 2.4
-
-        def counting_policy(ctx, op, *args, **kwargs):
-            decision = policy(ctx, op, *args, **kwargs)
-            if decision == CheckpointPolicy.MUST_SAVE and \
-                    not ctx.is_recompute:
-                for storage in _storages(ctx.op_output):
-                    self.keep(storage)
-            return decision
-
-        recompute.selective_policy = counting_policy
-        self.hooks = torch.autograd.graph.saved_tensors_hooks(
-            self.pack, lambda t: t)
-        self.hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.hooks.__exit__(*exc)
-        self.recompute.selective_policy = self.policy
-
-    def total(self, part=None):
-        return sum(n for n, p in self.seen.values()
-                   if part is None or p == part)
-
-
-def saved_for_backward(step):
-    """Bytes one training step keeps for backward (:class:`KeptBytes`),
-    split into backbone / side network / neck+heads."""
-    model = step.model
-    where = _Where(model)
-    try:
-        with KeptBytes(model.parameters(), lambda: where.now) as kept:
-            loss = step.loss()
-        if loss.requires_grad:
-            loss.backward()
-    finally:
-        where.remove()
-    step.model.zero_grad(set_to_none=True)
-    return dict(
-        saved_backbone=kept.total('backbone'),
-        saved_side=kept.total('side'),
-        saved_heads=kept.total('heads'),
-        saved_total=kept.total())
-
-
-def model_state_bytes(model):
-    """Weights and buffers, plus a gradient and AdamW's two moments for
-    every trainable weight: what training keeps besides activations."""
-    weights = sum(t.numel() * t.element_size()
-                  for t in [*model.parameters(), *model.buffers()])
-    trainable = sum(p.numel() * p.element_size() for p in model.parameters()
-                    if p.requires_grad)
-    return weights + 3 * trainable
 
 
 class RSSPeak:
@@ -442,7 +229,7 @@ def measure(family,
         params_total=sum(c['trainable'] + c['frozen']
                          for c in counts.values()),
         model_state_bytes=model_state_bytes(model))
-    step = _Step(model, synthetic_batch(cfg, batch, size), device)
+    step = TrainingStep(model, synthetic_batch(cfg, batch, size), device)
     if 'peak' in what and device.type == 'cuda':
         # first, so no earlier step's buffers are around
         row.update(peak_memory(step))

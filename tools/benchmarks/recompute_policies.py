@@ -9,8 +9,9 @@ a frozen Swin block of stage 3 behind an add-back (its input requires
 grad), the side network's enhanced fusion G and a read w at the same place,
 and a read at stage 1 (where the rank 256 is wider than the 128 channels).
 For each policy: bytes kept for backward beyond the region's inputs
-(``measure.KeptBytes``) and the median time of forward + backward (CPU
-time of the process on the CPU, wall time on a GPU). The selective policy
+(``dtl_mm.analysis.saved_tensors.KeptBytes``) and the median time of
+forward + backward (CPU time of the process on the CPU, wall time on a
+GPU). The selective policy
 the package uses (``recompute.keep_widening_products``) is compared with
 keeping every matrix product, the usual selective-checkpointing policy for
 trained weights. Writes results.md and results.json.
@@ -23,11 +24,12 @@ import time
 from functools import partial
 
 import torch
-from measure import KeptBytes, save_results
+from measure import save_results
 from mmdet.models.backbones.swin import SwinBlock
 from torch.utils.checkpoint import (CheckpointPolicy, checkpoint,
                                     create_selective_checkpoint_contexts)
 
+from dtl_mm.analysis.saved_tensors import KeptBytes
 from dtl_mm.models import recompute
 from dtl_mm.models.side_network import EnhancedFusion, LowRankMap
 

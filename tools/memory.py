@@ -1,0 +1,192 @@
+"""Predict the GPU memory a config's training needs, without a GPU.
+
+    python tools/memory.py CONFIG [--batch N] [--size H W | --scale S]
+                           [--amp fp16|bf16] [--gpu-mem 24G]
+
+Runs one training step of the config's own model (random weights; no
+download) on a synthetic batch at the training input size, on this
+machine's CPU, and counts every tensor it keeps (dtl_mm.analysis). Prints
+the model state (weights, gradients, optimizer moments), what the step
+keeps for backward (backbone / side network / neck and heads), and the
+predicted GPU peak (what torch.cuda.max_memory_allocated reports from the
+second step on) with its error band, validated against GPU measurements in
+docs/benchmarks.md. With --gpu-mem: whether it fits that card, the largest
+batch that fits, and which checkpointing setting fits (each measured).
+"""
+import argparse
+import math
+import time
+
+import torch
+
+from dtl_mm.analysis.memory_estimate import (GPU_CALIBRATION, GPU_HEADROOM,
+                                             HEAD_PARTS, fits, largest_batch,
+                                             measure_step_memory,
+                                             moments_per_weight, parse_memory,
+                                             predicted_gpu_peak,
+                                             training_input_size)
+from dtl_mm.apis.runner_setup import read_config
+from dtl_mm.utils.package_files import config_arg
+
+AMP = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+MB = 1 << 20
+GB = 1 << 30
+
+
+def memory_arg(text):
+    try:
+        return parse_memory(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]))
+    p.add_argument('config', type=config_arg, metavar='CONFIG')
+    p.add_argument(
+        '--batch',
+        type=int,
+        help='images per GPU (default: the config\'s train batch size)')
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        '--size',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input size (default: the largest the training pipeline makes)')
+    size.add_argument(
+        '--scale', type=float, help='the default input size times this factor')
+    p.add_argument(
+        '--amp',
+        choices=sorted(AMP),
+        help='mixed precision (the forward under autocast; on the CPU it is '
+        'measured with bf16, which has fp16\'s size)')
+    p.add_argument(
+        '--gpu-mem',
+        type=memory_arg,
+        metavar='SIZE',
+        help='a card\'s memory, e.g. 24G: report what fits it')
+    p.add_argument(
+        '--cfg-options', nargs='+', default=[], help='key=value overrides')
+    args = p.parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        p.error(f'--batch: at least 1, got {args.batch}')
+    if args.scale is not None and args.scale <= 0:
+        p.error(f'--scale: a positive factor, got {args.scale}')
+    return args
+
+
+def load(args):
+    from mmengine.config import DictAction
+    cfg = read_config(args.config)
+    if args.cfg_options:
+        options = {}
+        DictAction(None, 'cfg_options')(None, options, args.cfg_options)
+        cfg.merge_from_dict(options['cfg_options'])
+    return cfg
+
+
+def input_size(cfg, args):
+    if args.size:
+        return tuple(args.size)
+    h, w = training_input_size(cfg)
+    if args.scale:
+        div = cfg.model.get('data_preprocessor',
+                            {}).get('pad_size_divisor') or 1
+        h, w = (math.ceil(x * args.scale / div) * div for x in (h, w))
+    return h, w
+
+
+def settings(cfg, model_parts):
+    """The checkpointing settings to compare: (name, with_cp, parts)."""
+    configured = (cfg.model.backbone.get('with_cp', False),
+                  list(cfg.get('activation_checkpointing') or []))
+    options = [('as configured', *configured),
+               ('backbone with_cp=True', True, []),
+               ('backbone + neck and heads checkpointed', True,
+                [p for p in HEAD_PARTS if p in model_parts])]
+    seen, out = set(), []
+    for name, cp, parts in options:
+        key = (cp, tuple(parts))
+        if key not in seen:
+            seen.add(key)
+            out.append((name, cp, parts))
+    return out
+
+
+def report(memory, batch, amp_name, optimizer):
+    pred, low, high = predicted_gpu_peak(memory)
+    first = predicted_gpu_peak(memory, steady=False)[0]
+    rows = [
+        ('weights and buffers', memory.weights),
+        ('gradients (trainable weights)', memory.gradients),
+        (f'optimizer moments ({optimizer})', memory.moments),
+        (f'input batch ({batch} images)', memory.inputs),
+        ('saved for backward: backbone', memory.saved_backbone),
+        ('saved for backward: side network', memory.saved_side),
+        ('saved for backward: neck and heads', memory.saved_heads),
+        ('forward + backward peak beyond weights and inputs',
+         memory.forward_backward_peak),
+        ('optimizer step peak beyond weights and inputs',
+         memory.optimizer_peak),
+    ]
+    lines = ['| part | MB |', '|---|---|']
+    lines += [f'| {name} | {n / MB:,.0f} |' for name, n in rows]
+    lines.append(f'| **predicted GPU peak** ({amp_name}; first step '
+                 f'{first / GB:.2f} GB) | **{pred / MB:,.0f}** '
+                 f'({low / GB:.2f}–{high / GB:.2f} GB) |')
+    return '\n'.join(lines)
+
+
+def verdict(memory, gpu_bytes):
+    return 'fits' if fits(memory, gpu_bytes) else 'does not fit'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load(args)
+    size = input_size(cfg, args)
+    batch = args.batch or cfg.train_dataloader.batch_size
+    amp = AMP.get(args.amp)
+    measured_amp = torch.bfloat16 if amp is not None else None
+    optimizer = cfg.optim_wrapper.optimizer.type
+    print(f'{args.config}: batch {batch}, input {size[0]}x{size[1]}, '
+          f'{args.amp or "fp32"}, {optimizer} '
+          f'({moments_per_weight(cfg)} moments per trainable weight)')
+    started = time.time()
+    memory = measure_step_memory(cfg, batch, size, amp=measured_amp)
+    print(f'measured: one training step on the CPU at this size, random '
+          f'weights ({time.time() - started:.0f} s); the prediction is '
+          f'within ±{GPU_CALIBRATION["band"]:.0%} of the GPU peaks it was '
+          f'validated on (docs/benchmarks.md)\n')
+    print(report(memory, batch, args.amp or 'fp32', optimizer))
+    if args.gpu_mem is None:
+        return 0
+    card = args.gpu_mem / GB
+    print(f'\nOn a {card:.3g} GB card (needs the upper band plus '
+          f'{GPU_HEADROOM / GB:.0f} GB for the CUDA context and the '
+          f'allocator):')
+    print(f'- as configured: {verdict(memory, args.gpu_mem)} at batch '
+          f'{batch}; the largest batch that fits: '
+          f'{largest_batch(memory, batch, args.gpu_mem)}')
+    parts = [k for k, v in cfg.model.items() if v]
+    for name, cp, heads in settings(cfg, parts)[1:]:
+        other = measure_step_memory(
+            cfg,
+            batch,
+            size,
+            amp=measured_amp,
+            with_cp=cp,
+            checkpointing=heads)
+        pred = predicted_gpu_peak(other)[0]
+        print(f'- {name}: {pred / GB:.2f} GB at batch {batch}, '
+              f'{verdict(other, args.gpu_mem)}; the largest batch that fits: '
+              f'{largest_batch(other, batch, args.gpu_mem)}')
+    return 0
+
+
+if __name__ == '__main__':
+    main()
