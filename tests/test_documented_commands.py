@@ -299,6 +299,16 @@ def run_infer(ws, command, paths):
     assert len(written) == len(names) * tasks, (written, names)
 
 
+def run_memory(ws, command, paths):
+    """``dtl-mm memory`` on the config's demo counterpart: the parts, the
+    prediction and, with --gpu-mem, what fits."""
+    status, out = run(ws, substitute(command, paths))
+    assert '**predicted GPU peak**' in out, out[-3000:]
+    if '--gpu-mem' in command:
+        assert re.search(r'- as configured: (fits|does not fit) at batch',
+                         out), out[-3000:]
+
+
 def run_demo(ws, command, paths):
     status, out = run(
         ROOT, f'{sys.executable} tools/demo.py --epochs 1 '
@@ -316,6 +326,7 @@ RUNNERS = [
      run_test),
     (r'python tools/convert_checkpoint\.py\b', run_convert),
     (r'python tools/infer\.py\b', run_infer),
+    (r'(dtl-mm memory|python tools/memory\.py)\b', run_memory),
 ]
 
 

@@ -159,9 +159,9 @@ def main(argv=None):
     started = time.time()
     memory = measure_step_memory(cfg, batch, size, amp=measured_amp)
     print(f'measured: one training step on the CPU at this size, random '
-          f'weights ({time.time() - started:.0f} s); the prediction is '
-          f'within ±{GPU_CALIBRATION["band"]:.0%} of the GPU peaks it was '
-          f'validated on (docs/benchmarks.md)\n')
+          f'weights ({time.time() - started:.0f} s). The prediction was '
+          f'within ±{GPU_CALIBRATION["band"]:.0%} of '
+          f'{GPU_CALIBRATION["validated_on"]} (docs/benchmarks.md)\n')
     print(report(memory, batch, args.amp or 'fp32', optimizer))
     if args.gpu_mem is None:
         return 0

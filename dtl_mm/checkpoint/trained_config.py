@@ -21,7 +21,8 @@ from .safe_load import CheckpointError, load_checkpoint_file
 # evaluation (where its weights come from, dropout, checkpointing, freezing)
 NOT_MODEL_DEFINING = ('init_cfg', 'pretrained', 'lean_checkpoint',
                       'convert_weights', 'drop_rate', 'attn_drop_rate',
-                      'drop_path_rate', 'with_cp', 'frozen_stages')
+                      'drop_path_rate', 'with_cp', 'recompute_trunk',
+                      'frozen_stages')
 
 
 class TrainedConfigMismatch(CheckpointError):

@@ -35,23 +35,34 @@ class DTLSwinTransformer(PretrainedSwinTransformer):
             recomputes all of it; 'selective' keeps the blocks' wide matmul
             outputs (``recompute.py``). The no-grad blocks before the first
             add-back keep nothing either way.
+        recompute_trunk (bool): in training, also recompute the frozen
+            trunk (patch embedding and blocks 1..M, without autograd) in
+            backward, from the image, with the side network's state after
+            it: the trunk block inputs the side network reads (the largest
+            at 1/4 and 1/8 scale) are then not kept. The lowest memory, for
+            a second forward of the trunk; independent of ``with_cp``.
         **kwargs: the DTL options, and ``PretrainedSwinTransformer`` /
             mmdet Swin arguments.
     """
 
-    def __init__(self, variant: str = 'dtlv2-ls', **kwargs):
+    def __init__(self,
+                 variant: str = 'dtlv2-ls',
+                 recompute_trunk: bool = False,
+                 **kwargs):
+        if not isinstance(recompute_trunk, bool):
+            raise TypeError(f'recompute_trunk: True or False, got '
+                            f'{recompute_trunk!r}')
         options = DTLOptions.pop_from(kwargs, variant)
         super().__init__(
             frozen=True, **self.frozen_only(type(self).__name__, kwargs))
+        self.recompute_trunk = recompute_trunk
         self.layout = build_layout(self.depths, self.channels, options)
         self.csn = CompactSideNetwork(
             self.layout, [stage.downsample for stage in self.swin.stages])
 
     def forward(self, x):
-        if self.cp_policy is True:
-            # The trunk is recomputed in backward too (without autograd),
-            # from the image: the side network's reads then keep no trunk
-            # block inputs, the largest of which sit at 1/4 and 1/8 scale.
+        if self.recompute_trunk and self.training:
+            # the side network's reads then keep no trunk block inputs
             state, h = recompute(True, self._trunk_and_side_state, x)
             return run_after_trunk(self, state, h, self.layout, self.csn)
         return self.forward_rest(self.forward_shared(x))

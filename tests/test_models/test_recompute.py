@@ -58,17 +58,19 @@ def step(model, data, seed=1):
     return grads, stats
 
 
-@pytest.mark.parametrize('policy', [True, 'selective'])
+@pytest.mark.parametrize('policy', [True, 'selective', 'trunk'])
 @pytest.mark.parametrize(
     'task', [pytest.param('coco', marks=pytest.mark.slow), 'voc', 'ade20k'])
 def test_checkpointing_gives_the_same_gradients(task, policy):
+    """'trunk': with_cp=True and the frozen trunk recomputed too."""
     cfg, model = demo_model(task)
     data = synthetic_batch(cfg, 2, SIZE[task])
     before = {n: b.clone() for n, b in model.named_buffers()}
     ref, ref_stats = step(model, data)
     for n, b in model.named_buffers():  # the same start for the second step
         b.copy_(before[n])
-    model.backbone.with_cp = policy
+    model.backbone.with_cp = True if policy == 'trunk' else policy
+    model.backbone.recompute_trunk = policy == 'trunk'
     enable_activation_checkpointing(model, PARTS[task][1:])
     grads, stats = step(model, data)
     assert set(grads) == set(ref) and ref
@@ -110,13 +112,19 @@ def test_checkpointing_keeps_less(family):
     rows = {
         v: tiny_saved(v, family)
         for v in ('full+cp+heads', 'dtlv2-ls', 'dtlv2-ls+sel', 'dtlv2-ls+cp',
-                  'dtlv2-ls+cp+heads', 'fixed', 'fixed+heads')
+                  'dtlv2-ls+cp+trunk', 'dtlv2-ls+cp+heads', 'fixed',
+                  'fixed+heads')
     }
     saved = {v: r['saved_total'] for v, r in rows.items()}
     dtl, cp = rows['dtlv2-ls'], rows['dtlv2-ls+cp']
     # the side network, recomputed from the trunk inputs it reads
     assert 0 < cp['saved_side'] < dtl['saved_side']
     assert cp['saved_backbone'] < dtl['saved_backbone']
+    # recomputing the trunk too: its blocks' inputs the side network reads
+    # are not kept (they count as the side network's: it reads them)
+    trunk = rows['dtlv2-ls+cp+trunk']
+    assert trunk['saved_side'] < cp['saved_side']
+    assert trunk['saved_total'] < cp['saved_total']
     # selective: between keeping everything and recomputing everything
     sel = rows['dtlv2-ls+sel']
     assert cp['saved_backbone'] < sel['saved_backbone'] < \

@@ -115,3 +115,38 @@ def test_memory_prediction_script_runs_at_a_small_size(tmp_path):
     assert [r['variant'] for r in results['rows']] == ['full', 'dtlv2-ls']
     assert results['rows'][0]['size'] == [64, 128]
     assert '| voc | full |' in (tmp_path / 'results.md').read_text()
+
+
+@pytest.mark.slow  # four Swin-L steps
+def test_gpu_fit_table_runs_at_a_small_size(tmp_path):
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools/benchmarks/gpu_fit.py'), '--families', 'voc',
+        '--variants', 'dtlv2-ls', '--size-scale', '0.1', '--out',
+        str(tmp_path)
+    ],
+                         capture_output=True,
+                         text=True,
+                         env=dict(os.environ, PYTHONPATH=osp.join(
+                             ROOT, 'tools', 'benchmarks')))
+    assert out.returncode == 0, out.stderr[-3000:]
+    row, = json.load(open(tmp_path / 'results.json'))
+    assert row['batch'] == 2 and row['size'] == [64, 128]
+    # checkpointing never raises the peak; the steady peak is above the
+    # first step's (the moments)
+    assert row['fp32 + cp'] <= row['fp32']
+    assert row['fp32'] > row['fp32 first step']
+    assert '| retinanet_swin-l_dtlv2-ls_fpn_voc0712 | 2 | 64x128 |' in \
+        (tmp_path / 'results.md').read_text()
+
+
+def test_the_shipped_calibration_is_the_documented_run():
+    from dtl_mm.analysis.memory_estimate import GPU_CALIBRATION
+    run = json.load(
+        open(osp.join(ROOT, 'docs/benchmarks/memory_prediction/results.json')))
+    assert GPU_CALIBRATION['scale'] == round(run['scale'], 3)
+    assert GPU_CALIBRATION['band'] == run['band']
+    compared = [r for r in run['rows'] if r['comparable']]
+    assert str(len(compared)) in GPU_CALIBRATION['validated_on']
+    assert not any('+' in r['variant'] for r in compared)  # none checkpointed
+    assert max(abs(r['error']) for r in compared) <= run['band']

@@ -27,11 +27,14 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # '+cp' the backbone (with_cp=True: blocks autograd goes through, and a
 # side network), '+sel' the backbone selectively (with_cp='selective'),
 # '+heads' the neck and heads (the lowmem config's activation_checkpointing
-# list without its backbone).
+# list without its backbone), '+trunk' the frozen trunk recomputed too
+# (recompute_trunk=True; before that switch, '+cp' of a DTL backbone meant
+# '+cp+trunk').
 VARIANTS = ('full', 'full+cp', 'full+cp+heads', 'adaptformer',
             'adaptformer+cp', 'fixed', 'fixed+heads', 'dtlv2-ls',
-            'dtlv2-ls+sel', 'dtlv2-ls+cp', 'dtlv2-ls+sel+heads',
-            'dtlv2-ls+cp+heads')
+            'dtlv2-ls+sel', 'dtlv2-ls+cp', 'dtlv2-ls+cp+trunk',
+            'dtlv2-ls+sel+heads', 'dtlv2-ls+cp+heads',
+            'dtlv2-ls+cp+heads+trunk')
 BASE_VARIANTS = paper_results.VARIANTS
 CP_SUFFIXES = {'cp': True, 'sel': 'selective'}
 # the shipped config of each variant; the input size is the paper's
@@ -68,12 +71,12 @@ def describe(family):
 def parse_variant(variant):
     """'dtlv2-ls+sel+heads' -> ('dtlv2-ls', 'selective', True)."""
     base, *extras = variant.split('+')
-    unknown = set(extras) - set(CP_SUFFIXES) - {'heads'}
+    unknown = set(extras) - set(CP_SUFFIXES) - {'heads', 'trunk'}
     if base not in BASE_VARIANTS or unknown or len(
             set(extras)) < len(extras) or {'cp', 'sel'} <= set(extras):
         raise ValueError(
             f'variant {variant!r}: a variant of {BASE_VARIANTS}, then '
-            f'optionally +cp or +sel, then optionally +heads')
+            f'optionally +cp or +sel, then optionally +heads and +trunk')
     cp = next((CP_SUFFIXES[e] for e in extras if e in CP_SUFFIXES), False)
     return base, cp, 'heads' in extras
 
@@ -96,6 +99,8 @@ def load_variant_config(family,
         osp.join(ROOT, FAMILIES[family]['config'].format(base)))
     cfg.model.backbone.init_cfg = None
     cfg.model.backbone.with_cp = cp
+    if 'trunk' in variant.split('+'):
+        cfg.model.backbone.recompute_trunk = True
     if backbone_overrides:
         cfg.model.backbone.update(backbone_overrides)
     if model_overrides:
