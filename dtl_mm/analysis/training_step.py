@@ -1,6 +1,8 @@
 """One training step of a detector or segmentor built from its config, on a
 synthetic batch with ground truth: what the memory estimate and the
 benchmarks run."""
+from contextlib import nullcontext
+
 import torch
 
 
@@ -77,10 +79,9 @@ class TrainingStep:
         self.optim = torch.optim.AdamW(params, lr=1e-4) if params else None
 
     def loss(self):
-        with torch.autocast(
-                self.device.type,
-                dtype=self.amp or torch.float32,
-                enabled=self.amp is not None):
+        amp = nullcontext() if self.amp is None else torch.autocast(
+            self.device.type, dtype=self.amp)
+        with amp:
             losses = self.model(**self.data, mode='loss')
         return self.model.parse_losses(losses)[0]
 

@@ -127,8 +127,9 @@ def test_gpu_fit_table_runs_at_a_small_size(tmp_path):
     ],
                          capture_output=True,
                          text=True,
-                         env=dict(os.environ, PYTHONPATH=osp.join(
-                             ROOT, 'tools', 'benchmarks')))
+                         env=dict(
+                             os.environ,
+                             PYTHONPATH=osp.join(ROOT, 'tools', 'benchmarks')))
     assert out.returncode == 0, out.stderr[-3000:]
     row, = json.load(open(tmp_path / 'results.json'))
     assert row['batch'] == 2 and row['size'] == [64, 128]
@@ -150,3 +151,38 @@ def test_the_shipped_calibration_is_the_documented_run():
     assert str(len(compared)) in GPU_CALIBRATION['validated_on']
     assert not any('+' in r['variant'] for r in compared)  # none checkpointed
     assert max(abs(r['error']) for r in compared) <= run['band']
+
+
+@pytest.mark.slow  # eleven tiny training steps in their own processes
+def test_gpu_suite_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path):
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools/benchmarks/gpu_suite.py'), '--out',
+        str(tmp_path), '--device', 'cpu', '--tiny', '--scale', '0.1',
+        '--repeats', '1', '--families', 'voc'
+    ],
+                         capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = (tmp_path / 'summary.md').read_text()
+    for step in ('frontier voc', 'AMP fp16 voc', 'AMP bf16 voc',
+                 'memory prediction'):
+        assert f'| {step} |' in summary and '| ok |' in summary, summary
+    frontier = json.load(open(tmp_path / 'frontier_voc' / 'results.json'))
+    variants = [r['variant'] for r in frontier['voc']]
+    assert 'dtlv2-ls+cp+heads+trunk' in variants and 'fixed' in variants
+    assert 'throughput_bs1' in frontier['voc'][0]
+    amp = json.load(open(tmp_path / 'amp_bf16_voc' / 'results.json'))
+    assert {r['amp'] for r in amp['voc']} == {'bf16'}
+    # on a CPU there is no GPU peak to predict
+    assert 'nothing to compare' in (tmp_path / 'prediction' /
+                                    'results.md').read_text()
+
+
+def test_gpu_suite_stops_starting_steps_when_the_budget_is_spent(tmp_path):
+    from gpu_suite import Suite, parse_args
+    suite = Suite(parse_args(['--out', str(tmp_path), '--budget-s', '0']))
+    assert suite.frontier('voc') is None
+    suite.summary()
+    assert 'not run: the budget was spent' in (tmp_path /
+                                               'summary.md').read_text()

@@ -29,8 +29,7 @@ from dtl_mm.analysis.memory_estimate import (measure_step_memory,
 
 GB = 1 << 30
 SETTINGS = (('fp32', None, False), ('fp32 + cp', None, True),
-            ('AMP', torch.bfloat16, False), ('AMP + cp', torch.bfloat16,
-                                             True))
+            ('AMP', torch.bfloat16, False), ('AMP + cp', torch.bfloat16, True))
 
 
 def measured_peaks(path):
@@ -62,12 +61,12 @@ def row(family, variant, size_scale, measured):
             checkpointing=checkpointed_heads(family) if cp else [])
         out[name] = predicted_gpu_peak(memory)[0]
         out[name + ' first step'] = predicted_gpu_peak(memory, False)[0]
-        gpu = measured.get((family, variant + ('+cp' if cp else ''), batch,
-                            size))
+        gpu = measured.get(
+            (family, variant + ('+cp' if cp else ''), batch, size))
         if gpu is not None and amp is None and not cp:
             out[name + ' measured'] = gpu
-        print(f'{family} {variant} {name}: {out[name] / GB:.1f} GB',
-              flush=True)
+        print(
+            f'{family} {variant} {name}: {out[name] / GB:.1f} GB', flush=True)
     return out
 
 

@@ -60,6 +60,7 @@ FAMILIES = {
         size=(512, 512),
         title='UperNet + ViT-B/16 (mmpretrain, MultiLevelNeck)'),
 }
+AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 PAPER_FAMILIES = tuple(f for f in FAMILIES if 'title' not in FAMILIES[f])
 
 
@@ -210,9 +211,11 @@ def measure(family,
             repeats=3,
             backbone_overrides=None,
             model_overrides=None,
-            what=('params', 'saved', 'peak', 'time', 'throughput')):
+            what=('params', 'saved', 'peak', 'time', 'throughput'),
+            amp=None):
     """All figures of one variant, as a flat dict. ``memory_bytes`` is the
-    GPU peak on a GPU and model state + saved for backward on the CPU."""
+    GPU peak on a GPU and model state + saved for backward on the CPU.
+    ``amp``: 'fp16' or 'bf16' runs the forward under autocast."""
     device = torch.device(device)
     size = tuple(size or FAMILIES[family]['size'])
     torch.manual_seed(0)
@@ -233,8 +236,10 @@ def measure(family,
         params_trainable=sum(c['trainable'] for c in counts.values()),
         params_total=sum(c['trainable'] + c['frozen']
                          for c in counts.values()),
+        amp=amp or 'fp32',
         model_state_bytes=model_state_bytes(model))
-    step = TrainingStep(model, synthetic_batch(cfg, batch, size), device)
+    step = TrainingStep(model, synthetic_batch(cfg, batch, size), device,
+                        AMP_DTYPES.get(amp))
     if 'peak' in what and device.type == 'cuda':
         # first, so no earlier step's buffers are around
         row.update(peak_memory(step))

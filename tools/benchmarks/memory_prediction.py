@@ -23,6 +23,7 @@ results.json.
 import argparse
 import json
 import math
+import os
 import os.path as osp
 
 from measure import (ROOT, checkpointed_heads, load_variant_config,
@@ -87,7 +88,7 @@ def cross_validate(rows):
         r['comparable'] = comparable(r)
     used = [r for r in rows if r['comparable']]
     families = sorted({r['family'] for r in used})
-    scale = fit_scale(used)
+    scale = fit_scale(used) if used else 1.0
     for r in rows:
         if not r['comparable']:
             r['scale_held_out'] = scale
@@ -103,6 +104,8 @@ def cross_validate(rows):
         r['error'] = r['predicted'] / r['measured'] - 1
     band = math.ceil(max(abs(r['error']) for r in rows) * 100) / 100 \
         if len(families) > 1 else None
+    if not used:
+        scale = None
     return scale, band
 
 
@@ -127,9 +130,11 @@ def table(rows, scale, band, measured_file):
             f'{r["predicted_raw"] / MB:,.0f} | {r["scale_held_out"]:.3f} | '
             f'{r["predicted"] / MB:,.0f} | {error} | '
             f'{saved_gpu} / {r["saved"] / MB:,.0f} |')
-    worst = max(abs(r['error']) for r in rows if r['comparable'])
-    other = [f'{r["family"]} {r["variant"]}' for r in rows
-             if not r['comparable']]
+    worst = max((abs(r['error']) for r in rows if r['comparable']),
+                default=float('nan'))
+    other = [
+        f'{r["family"]} {r["variant"]}' for r in rows if not r['comparable']
+    ]
     if other:
         lines += [
             '', 'Not compared: ' + ', '.join(other) + '. The GPU counted '
@@ -139,7 +144,7 @@ def table(rows, scale, band, measured_file):
         ]
     lines += [
         '', f'Largest held-out error: {worst:.1%}. Scale fitted on all '
-        f'rows: {scale:.3f}' +
+        f'rows: {scale if scale is None else round(scale, 3)}' +
         (f'; band ±{band:.0%}' if band is not None else '') + '.'
     ]
     return '\n'.join(lines)
@@ -174,6 +179,19 @@ def main(argv=None):
         r for r in measured
         if not wanted or f'{r["family"]}:{r["variant"]}' in wanted
     ]
+    no_peak = [r for r in measured if 'peak_bytes' not in r]
+    if no_peak:  # measured on a CPU: nothing to compare with
+        print(
+            f'{len(no_peak)} row(s) of {args.measured} have no GPU peak '
+            f'(measured on a CPU); left out',
+            flush=True)
+        measured = [r for r in measured if 'peak_bytes' in r]
+    if not measured:
+        os.makedirs(args.out, exist_ok=True)
+        with open(osp.join(args.out, 'results.md'), 'w') as f:
+            f.write(f'No GPU peak in {args.measured}: nothing to compare.\n')
+        print('no GPU peak to compare with')
+        return
     if wanted - {f'{r["family"]}:{r["variant"]}' for r in measured}:
         p.error(f'--rows: not measured in {args.measured}: ' + ', '.join(
             sorted(wanted -

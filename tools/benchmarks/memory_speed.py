@@ -68,6 +68,10 @@ def parse_args():
         'sizes')
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument(
+        '--amp',
+        choices=['fp16', 'bf16'],
+        help='the forward under autocast (mixed precision)')
+    p.add_argument(
         '--saved-only',
         action='store_true',
         help='parameters, model state and saved-for-backward bytes only '
@@ -149,7 +153,8 @@ def run_worker(args):
         what=('params', 'saved') if args.saved_only else
         ('params', 'saved', 'peak', 'time', 'throughput'),
         backbone_overrides=TINY_SWIN if args.tiny else None,
-        model_overrides=neck)
+        model_overrides=neck,
+        amp=args.amp)
     print('RESULT ' + json.dumps(row), flush=True)
 
 
@@ -160,7 +165,8 @@ def run_variant(args, family, variant):
            str(args.repeats), '--infer-batches',
            *map(str, args.infer_batches)] + (['--tiny'] if args.tiny else []) \
         + (['--saved-only'] if args.saved_only else []) \
-        + (['--torch-focal-loss'] if args.torch_focal_loss else [])
+        + (['--torch-focal-loss'] if args.torch_focal_loss else []) \
+        + (['--amp', args.amp] if args.amp else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
     if proc.returncode or not lines:
@@ -199,7 +205,7 @@ def table(family, rows):
     out = [
         f'### {family}: {describe(family)}, '
         f'batch {r0["batch"]}, {r0["size"][0]}x{r0["size"][1]}, '
-        f'{r0["device"]}', '',
+        f'{r0["device"]}, {r0.get("amp", "fp32")}', '',
         '| configuration | #p trainable (M) | model state (MB) | saved for '
         'backward backbone / side / heads = total (MB) | saved ÷ full | '
         f'memory: {memory} (MB) | memory ÷ full | step, {clock} (s) | '
