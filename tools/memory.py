@@ -14,6 +14,7 @@ docs/benchmarks.md. With --gpu-mem: whether it fits that card, the largest
 batch that fits, and which checkpointing setting fits (each measured).
 """
 import argparse
+import copy
 import math
 import time
 
@@ -100,20 +101,49 @@ def input_size(cfg, args):
     return h, w
 
 
-def settings(cfg, model_parts):
-    """The checkpointing settings to compare: (name, with_cp, parts)."""
-    configured = (cfg.model.backbone.get('with_cp', False),
-                  list(cfg.get('activation_checkpointing') or []))
-    options = [('as configured', *configured),
-               ('backbone with_cp=True', True, []),
-               ('backbone + neck and heads checkpointed', True,
-                [p for p in HEAD_PARTS if p in model_parts])]
+def supports_trunk_recompute(cfg):
+    """Whether the config's backbone has the ``recompute_trunk`` switch."""
+    import inspect
+
+    from mmengine.registry import MODELS
+    cls = MODELS.get(cfg.model.backbone.type)
+    return cls is not None and \
+        'recompute_trunk' in inspect.signature(cls.__init__).parameters
+
+
+def setting_key(cfg):
+    """(backbone checkpointed, other parts checkpointed, trunk recomputed)."""
+    parts = list(cfg.get('activation_checkpointing') or [])
+    return (bool(cfg.model.backbone.get('with_cp'))
+            or 'backbone' in parts, tuple(p for p in parts if p != 'backbone'),
+            bool(cfg.model.backbone.get('recompute_trunk')))
+
+
+def settings(cfg):
+    """The checkpointing settings to compare: [(name, config)], the
+    configured one first, each once."""
+    heads = [p for p in HEAD_PARTS if cfg.model.get(p)]
+
+    def variant(with_cp, parts, trunk=False):
+        c = copy.deepcopy(cfg)
+        c.model.backbone.with_cp = with_cp
+        if trunk or 'recompute_trunk' in c.model.backbone:
+            c.model.backbone.recompute_trunk = trunk
+        c.activation_checkpointing = parts
+        return c
+
+    options = [('as configured', cfg),
+               ('backbone with_cp=True', variant(True, [])),
+               ('backbone + neck and heads checkpointed', variant(True,
+                                                                  heads))]
+    if supports_trunk_recompute(cfg):
+        options.append(('everything checkpointed, trunk recomputed',
+                        variant(True, heads, trunk=True)))
     seen, out = set(), []
-    for name, cp, parts in options:
-        key = (cp, tuple(parts))
-        if key not in seen:
-            seen.add(key)
-            out.append((name, cp, parts))
+    for name, c in options:
+        if setting_key(c) not in seen:
+            seen.add(setting_key(c))
+            out.append((name, c))
     return out
 
 
@@ -172,15 +202,8 @@ def main(argv=None):
     print(f'- as configured: {verdict(memory, args.gpu_mem)} at batch '
           f'{batch}; the largest batch that fits: '
           f'{largest_batch(memory, batch, args.gpu_mem)}')
-    parts = [k for k, v in cfg.model.items() if v]
-    for name, cp, heads in settings(cfg, parts)[1:]:
-        other = measure_step_memory(
-            cfg,
-            batch,
-            size,
-            amp=measured_amp,
-            with_cp=cp,
-            checkpointing=heads)
+    for name, other_cfg in settings(cfg)[1:]:
+        other = measure_step_memory(other_cfg, batch, size, amp=measured_amp)
         pred = predicted_gpu_peak(other)[0]
         print(f'- {name}: {pred / GB:.2f} GB at batch {batch}, '
               f'{verdict(other, args.gpu_mem)}; the largest batch that fits: '

@@ -47,6 +47,10 @@ HEAD_PARTS = ('neck', 'rpn_head', 'roi_head', 'bbox_head', 'decode_head',
               'auxiliary_head')
 
 
+class AMPNotMeasurable(ValueError):
+    """The model's mixed-precision step cannot run on the CPU."""
+
+
 @dataclass
 class StepMemory:
     """Bytes of one training step's memory, by part."""
@@ -191,6 +195,14 @@ def measure_step_memory(cfg,
         try:
             with KeptBytes(params, lambda: where.now) as kept:
                 loss = step.loss()
+        except RuntimeError as e:
+            if amp is not None and 'BFloat16' in str(e):
+                raise AMPNotMeasurable(
+                    f'mixed precision cannot be measured on the CPU for '
+                    f'this model: an mmcv op it trains through (e.g. the '
+                    f'RPN\'s nms, RoIAlign) has a CPU kernel for fp32 only '
+                    f'({e}); measure it in fp32, or on a GPU') from e
+            raise
         finally:
             where.remove()
         if loss.requires_grad:

@@ -161,3 +161,5 @@ def test_the_tool_names_the_setting_that_fits(tmp_path, large):
     line = next(x for x in out.splitlines() if 'backbone with_cp=True' in x)
     assert ', fits;' in line
     assert '**predicted GPU peak**' in out
+    # a DTL backbone: the lowest-memory setting, with the trunk recomputed
+    assert '- everything checkpointed, trunk recomputed:' in out

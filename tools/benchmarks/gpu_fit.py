@@ -7,12 +7,12 @@ on.
 
 Each cell is ``dtl-mm memory``'s prediction (one training step measured on
 this machine's CPU, dtl_mm.analysis.memory_estimate): the steady-state GPU
-peak from the second step on, in GB (GiB). "checkpointing on": the
-backbone's with_cp=True plus the neck and heads, what the lowmem configs
-checkpoint. GPU peaks measured on a card sit beside the prediction where a
-row of docs/benchmarks/gpu_h200 has the same configuration (those were
-measured in the first step, so the comparison is of the first step's
-prediction). Writes results.md and results.json.
+peak from the second step on, in GB (GiB). "+ cp": the backbone's
+with_cp=True plus the neck and heads, and a DTL backbone's trunk
+recomputed: what the lowmem configs set. GPU peaks measured on a card sit
+beside the prediction where a row of docs/benchmarks/gpu_h200 has the same
+configuration (those were measured in the first step, so the comparison
+is of the first step's prediction). Writes results.md and results.json.
 """
 import argparse
 import json
@@ -23,7 +23,8 @@ import torch
 from measure import (FAMILIES, PAPER_FAMILIES, ROOT, checkpointed_heads,
                      load_variant_config, save_results)
 
-from dtl_mm.analysis.memory_estimate import (measure_step_memory,
+from dtl_mm.analysis.memory_estimate import (AMPNotMeasurable,
+                                             measure_step_memory,
                                              predicted_gpu_peak,
                                              training_input_size)
 
@@ -51,14 +52,24 @@ def row(family, variant, size_scale, measured):
             math.ceil(s * size_scale / 32) * 32)
         for s in training_input_size(cfg))
     out = dict(family=family, variant=variant, batch=batch, size=list(size))
+    # checkpointing on: as the lowmem configs, the trunk recomputed too
+    cfg_cp = load_variant_config(family, variant + '+trunk') \
+        if variant.startswith('dtl') else cfg
     for name, amp, cp in SETTINGS:
-        memory = measure_step_memory(
-            cfg,
-            batch,
-            size,
-            amp=amp,
-            with_cp=cp,
-            checkpointing=checkpointed_heads(family) if cp else [])
+        try:
+            memory = measure_step_memory(
+                cfg_cp if cp else cfg,
+                batch,
+                size,
+                amp=amp,
+                with_cp=cp,
+                checkpointing=checkpointed_heads(family) if cp else [])
+        except AMPNotMeasurable:
+            out[name] = None  # mmcv's CPU ops: fp32 only
+            print(
+                f'{family} {variant} {name}: not measurable on the CPU',
+                flush=True)
+            continue
         out[name] = predicted_gpu_peak(memory)[0]
         out[name + ' first step'] = predicted_gpu_peak(memory, False)[0]
         gpu = measured.get(
@@ -77,6 +88,9 @@ def table(rows):
     for r in rows:
         cells = []
         for name, _, _ in SETTINGS:
+            if r[name] is None:
+                cells.append('n/a (mmcv\'s CPU ops: fp32 only)')
+                continue
             cell = f'{r[name] / GB:.1f}'
             if name + ' measured' in r:
                 cell += (f' (first step {r[name + " first step"] / GB:.1f}; '
