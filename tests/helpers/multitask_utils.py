@@ -50,6 +50,14 @@ def task_workspace(ws, swin_weights, tasks=TASKS):
     return ws
 
 
+def voc_and_ade20k_workspace(ws):
+    """voc and ade20k checkpoints "fine-tuned" from one random frozen Swin
+    (and the toy data) in ``ws``."""
+    torch.manual_seed(0)
+    swin = build_model(config('ade20k')).backbone.swin.state_dict()
+    return task_workspace(ws, swin, tasks=('voc', 'ade20k'))
+
+
 def toy_data(ws):
     """The toy data in the three layouts under ``ws/data/toy``."""
     for name, make in MAKERS.items():

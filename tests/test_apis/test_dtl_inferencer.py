@@ -10,9 +10,8 @@ from mmseg.apis import MMSegInferencer
 
 from dtl_mm.apis import DTLInferencer
 from dtl_mm.apis.det_inferencer import DTLDetInferencer
-from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.checkpoint.safe_load import CheckpointError
-from helpers.multitask_utils import config, images, task_workspace
+from helpers.multitask_utils import images, voc_and_ade20k_workspace
 from helpers.tool_utils import DEMO, ROOT
 
 VOC_NAME = 'retinanet_swin-t_dtlv2-ls_toy-voc'
@@ -21,10 +20,7 @@ ADE_NAME = 'upernet_swin-t_dtlv2-ls_toy-ade20k'
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    torch.manual_seed(0)
-    swin = build_model(config('ade20k')).backbone.swin.state_dict()
-    return task_workspace(
-        tmp_path_factory.mktemp('dtl_infer'), swin, tasks=('voc', 'ade20k'))
+    return voc_and_ade20k_workspace(tmp_path_factory.mktemp('dtl_infer'))
 
 
 @pytest.mark.parametrize(

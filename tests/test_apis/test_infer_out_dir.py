@@ -9,13 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from dtl_mm.apis.inferencer import (PredictionWriter, list_images, task_names,
                                     unique_inputs)
-from dtl_mm.apis.runner_setup import build_model
-from helpers.multitask_utils import config, task_workspace
+from helpers.multitask_utils import voc_and_ade20k_workspace
 from helpers.tool_utils import DEMO, ROOT, tool
 
 TASKS = {1: ('voc', ), 2: ('voc', 'ade20k')}
@@ -105,10 +103,7 @@ def test_an_out_dir_near_the_inputs_that_replaces_none_is_taken(
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    torch.manual_seed(0)
-    swin = build_model(config('ade20k')).backbone.swin.state_dict()
-    return task_workspace(
-        tmp_path_factory.mktemp('out_dir'), swin, tasks=('voc', 'ade20k'))
+    return voc_and_ade20k_workspace(tmp_path_factory.mktemp('out_dir'))
 
 
 @pytest.mark.slow  # the tool as a script, three times

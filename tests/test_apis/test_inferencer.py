@@ -12,25 +12,18 @@ import weakref
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from dtl_mm.apis import inferencer as inferencer_module
 from dtl_mm.apis.inferencer import MultiTaskInferencer, output_names
-from dtl_mm.apis.runner_setup import build_model
 from helpers.multitask_utils import (alone_on_images, assert_same, config,
-                                     images, task_workspace)
+                                     images, voc_and_ade20k_workspace)
 from helpers.tool_utils import DEMO, ROOT, tool
 
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    """voc and ade20k checkpoints "fine-tuned" from one random frozen Swin
-    (and the toy data)."""
-    torch.manual_seed(0)
-    swin = build_model(config('ade20k')).backbone.swin.state_dict()
-    return task_workspace(
-        tmp_path_factory.mktemp('infer'), swin, tasks=('voc', 'ade20k'))
+    return voc_and_ade20k_workspace(tmp_path_factory.mktemp('infer'))
 
 
 def two_tasks(ws, **kw):

@@ -14,6 +14,16 @@ from helpers.tool_utils import ROOT
 NECK = {'model.neck.in_channels': TINY_SWIN_CHANNELS[1:]}
 
 
+def run_script(name, *args):
+    """A script of tools/benchmarks, as its users run it."""
+    return subprocess.run(
+        [sys.executable,
+         osp.join(ROOT, 'tools/benchmarks', name), *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=osp.join(ROOT, 'tools', 'benchmarks')))
+
+
 @pytest.mark.slow  # four models through the benchmark
 def test_saved_bytes_order_fixed_dtl_petl_full():
     saved = {}
@@ -98,17 +108,8 @@ def test_memory_prediction_holds_each_family_out_of_its_own_fit():
 
 @pytest.mark.slow  # two Swin-L steps
 def test_memory_prediction_script_runs_at_a_small_size(tmp_path):
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools/benchmarks/memory_prediction.py'), '--rows',
-        'voc:dtlv2-ls', 'voc:full', '--size-scale', '0.1', '--out',
-        str(tmp_path)
-    ],
-                         capture_output=True,
-                         text=True,
-                         env=dict(
-                             os.environ,
-                             PYTHONPATH=osp.join(ROOT, 'tools', 'benchmarks')))
+    out = run_script('memory_prediction.py', '--rows', 'voc:dtlv2-ls',
+                     'voc:full', '--size-scale', '0.1', '--out', str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.load(open(tmp_path / 'results.json'))
     # in the measured file's order
@@ -119,17 +120,8 @@ def test_memory_prediction_script_runs_at_a_small_size(tmp_path):
 
 @pytest.mark.slow  # four Swin-L steps
 def test_gpu_fit_table_runs_at_a_small_size(tmp_path):
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools/benchmarks/gpu_fit.py'), '--families', 'voc',
-        '--variants', 'dtlv2-ls', '--size-scale', '0.1', '--out',
-        str(tmp_path)
-    ],
-                         capture_output=True,
-                         text=True,
-                         env=dict(
-                             os.environ,
-                             PYTHONPATH=osp.join(ROOT, 'tools', 'benchmarks')))
+    out = run_script('gpu_fit.py', '--families', 'voc', '--variants',
+                     'dtlv2-ls', '--size-scale', '0.1', '--out', str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
     row, = json.load(open(tmp_path / 'results.json'))
     assert row['batch'] == 2 and row['size'] == [64, 128]
@@ -155,14 +147,9 @@ def test_the_shipped_calibration_is_the_documented_run():
 
 @pytest.mark.slow  # eleven tiny training steps in their own processes
 def test_gpu_suite_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path):
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools/benchmarks/gpu_suite.py'), '--out',
-        str(tmp_path), '--device', 'cpu', '--tiny', '--scale', '0.1',
-        '--repeats', '1', '--families', 'voc'
-    ],
-                         capture_output=True,
-                         text=True)
+    out = run_script('gpu_suite.py', '--out', str(tmp_path), '--device', 'cpu',
+                     '--tiny', '--scale', '0.1', '--repeats', '1',
+                     '--families', 'voc')
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = (tmp_path / 'summary.md').read_text()
     for step in ('frontier voc', 'AMP fp16 voc', 'AMP bf16 voc',

@@ -14,14 +14,12 @@ beside the prediction where a row of docs/benchmarks/gpu_h200 has the same
 configuration (those were measured in the first step, so the comparison
 is of the first step's prediction). Writes results.md and results.json.
 """
-import argparse
 import json
-import math
 import os.path as osp
 
 import torch
 from measure import (FAMILIES, PAPER_FAMILIES, ROOT, checkpointed_heads,
-                     load_variant_config, save_results)
+                     load_variant_config, save_results, scaled, script_parser)
 
 from dtl_mm.analysis.memory_estimate import (AMPNotMeasurable,
                                              measure_step_memory,
@@ -47,10 +45,7 @@ def measured_peaks(path):
 def row(family, variant, size_scale, measured):
     cfg = load_variant_config(family, variant)
     batch = cfg.train_dataloader.batch_size
-    size = tuple(
-        max(32,
-            math.ceil(s * size_scale / 32) * 32)
-        for s in training_input_size(cfg))
+    size = tuple(scaled(training_input_size(cfg), size_scale))
     out = dict(family=family, variant=variant, batch=batch, size=list(size))
     # checkpointing on: as the lowmem configs, the trunk recomputed too
     cfg_cp = load_variant_config(family, variant + '+trunk') \
@@ -104,10 +99,7 @@ def table(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    p = script_parser(__doc__)
     p.add_argument(
         '--families',
         nargs='+',

@@ -23,7 +23,6 @@ needs mmcv's CUDA ops) fails alone; the others go on. Everything lands in
 OUT (results.md / results.json per step, and summary.md: what ran, how
 long, what failed and why), ready to commit.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -32,6 +31,9 @@ import sys
 import time
 
 HERE = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, HERE)
+from measure import script_parser  # noqa: E402
+
 FAMILIES = ('voc', 'ade20k', 'coco')
 FRONTIER = ('full', 'full+cp+heads', 'adaptformer+cp', 'fixed', 'dtlv2-ls',
             'dtlv2-ls+sel', 'dtlv2-ls+cp+heads+trunk')
@@ -39,10 +41,7 @@ AMP_VARIANTS = ('full', 'dtlv2-ls')
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    p = script_parser(__doc__)
     p.add_argument('--out', required=True)
     p.add_argument('--device', default='cuda')
     p.add_argument(

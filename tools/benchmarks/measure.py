@@ -5,6 +5,7 @@ Used by the scripts beside it (memory_speed.py runs each variant in a fresh
 process for the CPU peak-memory figure) and by the tests on tiny models.
 """
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -62,6 +63,21 @@ FAMILIES = {
 }
 AMP_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 PAPER_FAMILIES = tuple(f for f in FAMILIES if 'title' not in FAMILIES[f])
+
+
+def scaled(size, scale):
+    """``size`` times ``scale``, padded up to a multiple of 32 as the data
+    preprocessors do (at least 64)."""
+    return [max(64, math.ceil(s * scale / 32) * 32) for s in size]
+
+
+def script_parser(doc):
+    """An argument parser whose help is the script's docstring."""
+    import argparse
+    return argparse.ArgumentParser(
+        description=doc.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(doc.splitlines()[1:]))
 
 
 def describe(family):

@@ -20,14 +20,13 @@ largest held-back error rounded up to a whole percent.
 of the script; the errors then compare nothing). Writes results.md and
 results.json.
 """
-import argparse
 import json
 import math
 import os
 import os.path as osp
 
 from measure import (ROOT, checkpointed_heads, load_variant_config,
-                     parse_variant, save_results)
+                     parse_variant, save_results, scaled, script_parser)
 
 from dtl_mm.analysis.memory_estimate import measure_step_memory
 
@@ -54,7 +53,7 @@ def predict(row, scale):
 def measure_row(row, size_scale):
     base, cp, heads = parse_variant(row['variant'])
     cfg = load_variant_config(row['family'], row['variant'])
-    size = [max(32, math.ceil(s * size_scale / 32) * 32) for s in row['size']]
+    size = scaled(row['size'], size_scale)
     parts = checkpointed_heads(row['family']) if heads else []
     memory = measure_step_memory(
         cfg, row['batch'], size, with_cp=cp, checkpointing=parts)
@@ -151,10 +150,7 @@ def table(rows, scale, band, measured_file):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    p = script_parser(__doc__)
     p.add_argument(
         '--measured',
         default=osp.join(ROOT, 'docs/benchmarks/gpu_h200/results.json'))

@@ -23,14 +23,13 @@ against step time, one point per configuration) to --out.
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 import subprocess
 import sys
 
 from measure import (FAMILIES, PAPER_FAMILIES, VARIANTS, describe, measure,
-                     parse_variant, save_results)
+                     parse_variant, save_results, scaled)
 
 from dtl_mm import paper_results
 from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
@@ -104,11 +103,6 @@ def variant_name(name):
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e))
     return name
-
-
-def scaled(size, scale):
-    # padded up to a multiple of 32, as the data preprocessors do
-    return [max(64, math.ceil(s * scale / 32) * 32) for s in size]
 
 
 def use_torch_focal_loss():
