@@ -31,8 +31,8 @@ def find_config(path):
         return path
     rel = path.split('::', 1)[1] if path.startswith('dtl_mm::') else path
     rel = rel[len('configs/'):] if rel.startswith('configs/') else rel
-    if not rel.endswith('.py'):
-        rel += '.py'
+    if not rel.endswith(('.py', '.json', '.yml', '.yaml')):
+        rel += '.py'  # a model name
     configs = shipped('configs')
     if osp.isfile(osp.join(configs, rel)):
         return osp.join(configs, rel)

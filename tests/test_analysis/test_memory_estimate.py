@@ -66,6 +66,7 @@ def large(voc):
     ]
 
 
+@pytest.mark.slow  # three steps at 384x512
 def test_checkpointing_lowers_the_peak(large):
     plain, cp, heads = large
     assert cp.saved_backbone < plain.saved_backbone
@@ -76,6 +77,7 @@ def test_checkpointing_lowers_the_peak(large):
     assert heads.peak() <= cp.peak()
 
 
+@pytest.mark.slow
 def test_amp_keeps_less(voc, large):
     amp = measure_step_memory(voc, 2, LARGE, amp=torch.bfloat16)
     # activations in half precision (plus the half-precision copies of
@@ -147,6 +149,7 @@ def test_a_bad_memory_size_is_named():
         parse_memory('lots')
 
 
+@pytest.mark.slow  # the tool as a script, four steps
 def test_the_tool_names_the_setting_that_fits(tmp_path, large):
     """A card between the checkpointed and the plain step's needs: the
     configured step does not fit, backbone checkpointing does."""
