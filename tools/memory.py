@@ -20,12 +20,7 @@ import time
 
 import torch
 
-from dtl_mm.analysis.memory_estimate import (GPU_CALIBRATION, GPU_HEADROOM,
-                                             HEAD_PARTS, fits, largest_batch,
-                                             measure_step_memory,
-                                             moments_per_weight, parse_memory,
-                                             predicted_gpu_peak,
-                                             training_input_size)
+from dtl_mm.analysis import memory_estimate as estimate
 from dtl_mm.apis.runner_setup import read_config
 from dtl_mm.utils.package_files import config_arg
 
@@ -36,7 +31,7 @@ GB = 1 << 30
 
 def memory_arg(text):
     try:
-        return parse_memory(text)
+        return estimate.parse_memory(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -93,7 +88,7 @@ def load(args):
 def input_size(cfg, args):
     if args.size:
         return tuple(args.size)
-    h, w = training_input_size(cfg)
+    h, w = estimate.training_input_size(cfg)
     if args.scale:
         div = cfg.model.get('data_preprocessor',
                             {}).get('pad_size_divisor') or 1
@@ -122,7 +117,7 @@ def setting_key(cfg):
 def settings(cfg):
     """The checkpointing settings to compare: [(name, config)], the
     configured one first, each once."""
-    heads = [p for p in HEAD_PARTS if cfg.model.get(p)]
+    heads = [p for p in estimate.HEAD_PARTS if cfg.model.get(p)]
 
     def variant(with_cp, parts, trunk=False):
         c = copy.deepcopy(cfg)
@@ -148,13 +143,14 @@ def settings(cfg):
 
 
 def report(memory, batch, amp_name, optimizer):
-    pred, low, high = predicted_gpu_peak(memory)
-    first = predicted_gpu_peak(memory, steady=False)[0]
+    pred, low, high = estimate.predicted_gpu_peak(memory)
+    first = estimate.predicted_gpu_peak(memory, steady=False)[0]
     rows = [
         ('weights and buffers', memory.weights),
         ('gradients (trainable weights)', memory.gradients),
         (f'optimizer moments ({optimizer})', memory.moments),
-        (f'input batch ({batch} images)', memory.inputs),
+        (f'input batch ({batch} image{"s" if batch > 1 else ""})',
+         memory.inputs),
         ('saved for backward: backbone', memory.saved_backbone),
         ('saved for backward: side network', memory.saved_side),
         ('saved for backward: neck and heads', memory.saved_heads),
@@ -171,8 +167,22 @@ def report(memory, batch, amp_name, optimizer):
     return '\n'.join(lines)
 
 
+def measure(cfg, batch, size, amp):
+    """(memory, how it was measured): a batch of one that batch norm cannot
+    train on here (on GPUs, SyncBN normalises over all of them) is measured
+    at two images and scaled to one."""
+    try:
+        return estimate.measure_step_memory(cfg, batch, size, amp=amp), ''
+    except ValueError as e:
+        if batch != 1 or 'more than 1 value per channel' not in str(e):
+            raise
+    two = estimate.measure_step_memory(cfg, 2, size, amp=amp)
+    return estimate.at_batch(two, 2, 1), \
+        ' (at batch 2, scaled to 1: batch norm needs two images here)'
+
+
 def verdict(memory, gpu_bytes):
-    return 'fits' if fits(memory, gpu_bytes) else 'does not fit'
+    return 'fits' if estimate.fits(memory, gpu_bytes) else 'does not fit'
 
 
 def main(argv=None):
@@ -185,29 +195,30 @@ def main(argv=None):
     optimizer = cfg.optim_wrapper.optimizer.type
     print(f'{args.config}: batch {batch}, input {size[0]}x{size[1]}, '
           f'{args.amp or "fp32"}, {optimizer} '
-          f'({moments_per_weight(cfg)} moments per trainable weight)')
+          f'({estimate.moments_per_weight(cfg)} moments per trainable weight)')
     started = time.time()
-    memory = measure_step_memory(cfg, batch, size, amp=measured_amp)
-    print(f'measured: one training step on the CPU at this size, random '
-          f'weights ({time.time() - started:.0f} s). The prediction was '
-          f'within ±{GPU_CALIBRATION["band"]:.0%} of '
-          f'{GPU_CALIBRATION["validated_on"]} (docs/benchmarks.md)\n')
+    memory, how = measure(cfg, batch, size, measured_amp)
+    print(f'measured: one training step on the CPU at this size{how}, '
+          f'random weights ({time.time() - started:.0f} s). The prediction '
+          f'was '
+          f'within ±{estimate.GPU_CALIBRATION["band"]:.0%} of '
+          f'{estimate.GPU_CALIBRATION["validated_on"]} (docs/benchmarks.md)\n')
     print(report(memory, batch, args.amp or 'fp32', optimizer))
     if args.gpu_mem is None:
         return 0
     card = args.gpu_mem / GB
     print(f'\nOn a {card:.3g} GB card (needs the upper band plus '
-          f'{GPU_HEADROOM / GB:.0f} GB for the CUDA context and the '
+          f'{estimate.GPU_HEADROOM / GB:.0f} GB for the CUDA context and the '
           f'allocator):')
     print(f'- as configured: {verdict(memory, args.gpu_mem)} at batch '
           f'{batch}; the largest batch that fits: '
-          f'{largest_batch(memory, batch, args.gpu_mem)}')
+          f'{estimate.largest_batch(memory, batch, args.gpu_mem)}')
     for name, other_cfg in settings(cfg)[1:]:
-        other = measure_step_memory(other_cfg, batch, size, amp=measured_amp)
-        pred = predicted_gpu_peak(other)[0]
+        other, _ = measure(other_cfg, batch, size, measured_amp)
+        pred = estimate.predicted_gpu_peak(other)[0]
         print(f'- {name}: {pred / GB:.2f} GB at batch {batch}, '
               f'{verdict(other, args.gpu_mem)}; the largest batch that fits: '
-              f'{largest_batch(other, batch, args.gpu_mem)}')
+              f'{estimate.largest_batch(other, batch, args.gpu_mem)}')
     return 0
 
 

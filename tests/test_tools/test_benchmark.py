@@ -145,11 +145,12 @@ def test_the_shipped_calibration_is_the_documented_run():
     assert max(abs(r['error']) for r in compared) <= run['band']
 
 
-@pytest.mark.slow  # eleven tiny training steps in their own processes
+@pytest.mark.slow  # six tiny training steps in their own processes
 def test_gpu_suite_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path):
     out = run_script('gpu_suite.py', '--out', str(tmp_path), '--device', 'cpu',
                      '--tiny', '--scale', '0.1', '--repeats', '1',
-                     '--families', 'voc')
+                     '--families', 'voc', '--variants', 'fixed',
+                     'dtlv2-ls+cp+heads+trunk')
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = (tmp_path / 'summary.md').read_text()
     for step in ('frontier voc', 'AMP fp16 voc', 'AMP bf16 voc',
@@ -157,7 +158,7 @@ def test_gpu_suite_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path):
         assert f'| {step} |' in summary and '| ok |' in summary, summary
     frontier = json.load(open(tmp_path / 'frontier_voc' / 'results.json'))
     variants = [r['variant'] for r in frontier['voc']]
-    assert 'dtlv2-ls+cp+heads+trunk' in variants and 'fixed' in variants
+    assert variants == ['fixed', 'dtlv2-ls+cp+heads+trunk']
     assert 'throughput_bs1' in frontier['voc'][0]
     amp = json.load(open(tmp_path / 'amp_bf16_voc' / 'results.json'))
     assert {r['amp'] for r in amp['voc']} == {'bf16'}
@@ -173,3 +174,16 @@ def test_gpu_suite_stops_starting_steps_when_the_budget_is_spent(tmp_path):
     suite.summary()
     assert 'not run: the budget was spent' in (tmp_path /
                                                'summary.md').read_text()
+
+
+@pytest.mark.slow  # six Swin-B steps
+def test_head_policies_table_runs_at_a_small_size(tmp_path):
+    out = run_script('head_policies.py', '--size-scale', '0.1', '--out',
+                     str(tmp_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.load(open(tmp_path / 'results.json'))
+    assert len(rows) == 6
+    peaks = {r['name']: r['peak'] for r in rows}
+    # DTL keeps less than full fine-tuning with the same checkpointing
+    assert peaks['DTLv2-LS, shipped lowmem'] < peaks['full, shipped policy']
+    assert '÷ best full' in (tmp_path / 'results.md').read_text()

@@ -50,6 +50,11 @@ def parse_args(argv=None):
         default=540,
         help='stop starting steps after this many seconds')
     p.add_argument('--families', nargs='+', default=list(FAMILIES))
+    p.add_argument(
+        '--variants',
+        nargs='+',
+        help='only these configurations, in every step (default: '
+        f'{" ".join(FRONTIER)}; AMP: {" ".join(AMP_VARIANTS)})')
     p.add_argument('--tiny', action='store_true')
     p.add_argument('--scale', type=float, default=1.0)
     p.add_argument('--repeats', type=int, default=3)
@@ -102,15 +107,17 @@ class Suite:
     def frontier(self, family):
         out = osp.join(self.args.out, f'frontier_{family}')
         ok = self.run(f'frontier {family}', 'memory_speed.py', '--out', out,
-                      '--family', family, '--variants', *FRONTIER,
-                      '--infer-batches', '1', *self.common())
+                      '--family', family, '--variants',
+                      *(self.args.variants
+                        or FRONTIER), '--infer-batches', '1', *self.common())
         return osp.join(out, 'results.json') if ok else None
 
     def amp(self, family, dtype):
         out = osp.join(self.args.out, f'amp_{dtype}_{family}')
         self.run(f'AMP {dtype} {family}', 'memory_speed.py', '--out', out,
-                 '--family', family, '--variants', *AMP_VARIANTS, '--amp',
-                 dtype, *self.common())
+                 '--family', family, '--variants',
+                 *(self.args.variants or AMP_VARIANTS), '--amp', dtype,
+                 *self.common())
 
     def prediction(self, measured):
         merged = {}
