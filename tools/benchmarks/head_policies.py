@@ -42,11 +42,18 @@ def main(argv=None):
     p.add_argument('--size', type=int, nargs=2, default=(800, 1344))
     p.add_argument('--size-scale', type=float, default=1.0)
     p.add_argument('--batch', type=int, default=1)
+    p.add_argument(
+        '--rows',
+        nargs='+',
+        choices=[r[0] for r in ROWS],
+        help='only these rows (default: all)')
     p.add_argument('--out', default=f'{ROOT}/docs/benchmarks/head_policies')
     args = p.parse_args(argv)
     size = scaled(args.size, args.size_scale)
     rows = []
     for name, variant, parts, trunk in ROWS:
+        if args.rows and name not in args.rows:
+            continue
         cfg = load_variant_config('coco', variant)
         cfg.activation_checkpointing = parts
         if trunk is not None:
@@ -59,7 +66,8 @@ def main(argv=None):
                 peak=predicted_gpu_peak(m)[0],
                 memory=m.as_dict()))
         print(f'{name}: saved {m.saved / MB:.0f} MB', flush=True)
-    best_full = min(r['peak'] for r in rows if r['name'].startswith('full'))
+    best_full = min((r['peak'] for r in rows if r['name'].startswith('full')),
+                    default=float('nan'))
     lines = [
         f'COCO Cascade Mask R-CNN Swin-B, batch {args.batch}, '
         f'{size[0]}x{size[1]}; predicted GPU peak from the second step on', '',
