@@ -188,3 +188,18 @@ def test_head_policies_table_runs_at_a_small_size(tmp_path):
     # DTL keeps less than full fine-tuning with the same checkpointing
     assert peaks['DTLv2-LS, shipped lowmem'] < peaks['full, shipped policy']
     assert '÷ best full' in (tmp_path / 'results.md').read_text()
+
+
+@pytest.mark.slow  # two Swin-L steps
+def test_memory_scaling_runs_at_small_sizes(tmp_path):
+    out = run_script('memory_scaling.py', '--family', 'voc', '--methods',
+                     'dtlv2-ls', '--fractions', '0.1', '0.2', '--out',
+                     str(tmp_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.load(open(tmp_path / 'results.json'))
+    assert [r['size'] for r in rows] == [[64, 128], [128, 224]]
+    small, large = (r['batches'] for r in rows)
+    # more pixels, more memory; more images, more memory
+    assert large['2']['peak'] > small['2']['peak']
+    assert small['1']['peak'] < small['2']['peak'] < small['4']['peak']
+    assert (tmp_path / 'scaling.png').is_file()
