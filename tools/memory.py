@@ -66,10 +66,19 @@ def parse_args(argv=None):
         metavar='SIZE',
         help='a card\'s memory, e.g. 24G: report what fits it')
     p.add_argument(
+        '--measure-at',
+        type=float,
+        metavar='F',
+        help='measure at F and F/2 of each side of the input and '
+        'extrapolate: for a machine with less free memory than the step '
+        'needs (the CPU runs the same step); e.g. 0.5')
+    p.add_argument(
         '--cfg-options', nargs='+', default=[], help='key=value overrides')
     args = p.parse_args(argv)
     if args.batch is not None and args.batch < 1:
         p.error(f'--batch: at least 1, got {args.batch}')
+    if args.measure_at is not None and not 0 < args.measure_at < 1:
+        p.error(f'--measure-at: a fraction in (0, 1), got {args.measure_at}')
     if args.scale is not None and args.scale <= 0:
         p.error(f'--scale: a positive factor, got {args.scale}')
     return args
@@ -167,10 +176,29 @@ def report(memory, batch, amp_name, optimizer):
     return '\n'.join(lines)
 
 
-def measure(cfg, batch, size, amp):
-    """(memory, how it was measured): a batch of one that batch norm cannot
-    train on here (on GPUs, SyncBN normalises over all of them) is measured
-    at two images and scaled to one."""
+def measure(cfg, batch, size, amp, measure_at=None):
+    """(memory, how it was measured). ``measure_at``: measure at that
+    fraction of each side and at half of it, and extrapolate to ``size``
+    (linearly in pixels)."""
+    if measure_at:
+        div = cfg.model.get('data_preprocessor',
+                            {}).get('pad_size_divisor') or 32
+        sa, sb = (
+            tuple(max(div,
+                      math.ceil(s * f / div) * div) for s in size)
+            for f in (measure_at, measure_at / 2))
+        (a, how), (b, _) = (measure(cfg, batch, s, amp) for s in (sa, sb))
+        return estimate.at_pixels(
+            a, sa[0] * sa[1], b, sb[0] * sb[1], size[0] * size[1]), (
+                f' (extrapolated from {sa[0]}x{sa[1]} and {sb[0]}x{sb[1]}, '
+                f'linearly in pixels{how})')
+    return measure_batch(cfg, batch, size, amp)
+
+
+def measure_batch(cfg, batch, size, amp):
+    """(memory, how): a batch of one that batch norm cannot train on here
+    (on GPUs, SyncBN normalises over all of them) is measured at two images
+    and scaled to one."""
     try:
         return estimate.measure_step_memory(cfg, batch, size, amp=amp), ''
     except ValueError as e:
@@ -197,7 +225,7 @@ def main(argv=None):
           f'{args.amp or "fp32"}, {optimizer} '
           f'({estimate.moments_per_weight(cfg)} moments per trainable weight)')
     started = time.time()
-    memory, how = measure(cfg, batch, size, measured_amp)
+    memory, how = measure(cfg, batch, size, measured_amp, args.measure_at)
     print(f'measured: one training step on the CPU at this size{how}, '
           f'random weights ({time.time() - started:.0f} s). The prediction '
           f'was '
@@ -214,7 +242,8 @@ def main(argv=None):
           f'{batch}; the largest batch that fits: '
           f'{estimate.largest_batch(memory, batch, args.gpu_mem)}')
     for name, other_cfg in settings(cfg)[1:]:
-        other, _ = measure(other_cfg, batch, size, measured_amp)
+        other, _ = measure(other_cfg, batch, size, measured_amp,
+                           args.measure_at)
         pred = estimate.predicted_gpu_peak(other)[0]
         print(f'- {name}: {pred / GB:.2f} GB at batch {batch}, '
               f'{verdict(other, args.gpu_mem)}; the largest batch that fits: '

@@ -227,6 +227,9 @@ def measure_step_memory(cfg,
         optimizer_peak=live.peaks.get('optimizer', 0))
 
 
+# what grows with the input and the batch (the model state does not)
+INPUT_DEPENDENT = ('inputs', 'saved_backbone', 'saved_side', 'saved_heads',
+                   'forward_backward_peak')
 # what a card needs beyond the step's peak of allocated tensors: the CUDA
 # context and what the caching allocator holds but has not handed out
 GPU_HEADROOM = 1 << 30
@@ -253,8 +256,7 @@ def at_batch(memory: StepMemory, measured_batch: int,
     state does not."""
     f = batch / measured_batch
     scaled = dict(memory.as_dict())
-    for key in ('inputs', 'saved_backbone', 'saved_side', 'saved_heads',
-                'forward_backward_peak'):
+    for key in INPUT_DEPENDENT:
         scaled[key] = int(scaled[key] * f)
     return StepMemory(**scaled)
 
@@ -281,3 +283,19 @@ def largest_batch(memory: StepMemory,
             break
         best = b
     return best
+
+
+def at_pixels(a: StepMemory, a_pixels: int, b: StepMemory, b_pixels: int,
+              pixels: int) -> StepMemory:
+    """The step at ``pixels`` per image, from measurements ``a`` and ``b``
+    at two smaller inputs: each input-dependent part on the straight line
+    through the two (per-pixel activations plus what does not grow with
+    the image, such as a fixed number of RoIs)."""
+    if a_pixels == b_pixels:
+        raise ValueError('two different input sizes are needed')
+    out = dict(a.as_dict())
+    for key in INPUT_DEPENDENT:
+        va, vb = getattr(a, key), getattr(b, key)
+        slope = (va - vb) / (a_pixels - b_pixels)
+        out[key] = max(0, int(round(va + slope * (pixels - a_pixels))))
+    return StepMemory(**out)

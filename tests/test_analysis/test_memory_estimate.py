@@ -78,6 +78,22 @@ def test_checkpointing_lowers_the_peak(large):
 
 
 @pytest.mark.slow
+def test_extrapolating_from_smaller_inputs(voc, large):
+    """What --measure-at does: two smaller inputs, a straight line in
+    pixels; within a few percent of measuring at the size itself."""
+    from dtl_mm.analysis.memory_estimate import at_pixels
+    half, quarter = (
+        measure_step_memory(voc, 2, (LARGE[0] // f, LARGE[1] // f))
+        for f in (2, 4))
+    px = LARGE[0] * LARGE[1]
+    guess = at_pixels(half, px // 4, quarter, px // 16, px)
+    assert guess.weights == large[0].weights
+    assert guess.peak() == pytest.approx(large[0].peak(), rel=0.05)
+    with pytest.raises(ValueError, match='two different input sizes'):
+        at_pixels(half, 1, quarter, 1, px)
+
+
+@pytest.mark.slow
 def test_amp_keeps_less(voc, large):
     amp = measure_step_memory(voc, 2, LARGE, amp=torch.bfloat16)
     # activations in half precision (plus the half-precision copies of

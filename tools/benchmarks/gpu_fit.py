@@ -15,6 +15,7 @@ configuration (those were measured in the first step, so the comparison
 is of the first step's prediction). Writes results.md and results.json.
 """
 import json
+import os
 import os.path as osp
 
 import torch
@@ -114,10 +115,26 @@ def main(argv=None):
     p.add_argument('--out', default=osp.join(ROOT, 'docs/benchmarks/gpu_fit'))
     args = p.parse_args(argv)
     measured = measured_peaks(args.measured)
-    rows = [
-        row(f, v, args.size_scale, measured) for f in args.families
-        for v in args.variants
-    ]
+    # rows of an earlier, interrupted run of the same settings are kept
+    done_file = osp.join(args.out, 'results.json')
+    done = {}
+    if osp.isfile(done_file):
+        with open(done_file) as f:
+            done = {(r['family'], r['variant'], r['size_scale']): r
+                    for r in json.load(f) if 'size_scale' in r}
+    rows = []
+    for f in args.families:
+        for v in args.variants:
+            r = done.get((f, v, args.size_scale))
+            if r is None:
+                r = dict(
+                    row(f, v, args.size_scale, measured),
+                    size_scale=args.size_scale)
+            rows.append(r)
+            # after each row: an interrupted run loses nothing
+            os.makedirs(args.out, exist_ok=True)
+            with open(done_file, 'w') as fh:
+                json.dump(rows, fh, indent=1)
     save_results(args.out, table(rows), rows)
 
 
