@@ -12,6 +12,8 @@ predicted GPU peak (what torch.cuda.max_memory_allocated reports from the
 second step on) with its error band, validated against GPU measurements in
 docs/benchmarks.md. With --gpu-mem: whether it fits that card, the largest
 batch that fits, and which checkpointing setting fits (each measured).
+The CPU runs the same step, so it needs about as much free memory as the
+step; with less, --measure-at 0.5 measures smaller inputs and extrapolates.
 """
 import argparse
 import copy
