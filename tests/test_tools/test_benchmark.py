@@ -145,11 +145,11 @@ def test_the_shipped_calibration_is_the_documented_run():
     assert max(abs(r['error']) for r in compared) <= run['band']
 
 
-@pytest.mark.slow  # six tiny training steps in their own processes
+@pytest.mark.slow  # three tiny training steps in their own processes
 def test_gpu_suite_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path):
     out = run_script('gpu_suite.py', '--out', str(tmp_path), '--device', 'cpu',
                      '--tiny', '--scale', '0.1', '--repeats', '1',
-                     '--families', 'voc', '--variants', 'fixed',
+                     '--families', 'voc', '--variants',
                      'dtlv2-ls+cp+heads+trunk')
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = (tmp_path / 'summary.md').read_text()
@@ -158,7 +158,7 @@ def test_gpu_suite_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path):
         assert f'| {step} |' in summary and '| ok |' in summary, summary
     frontier = json.load(open(tmp_path / 'frontier_voc' / 'results.json'))
     variants = [r['variant'] for r in frontier['voc']]
-    assert variants == ['fixed', 'dtlv2-ls+cp+heads+trunk']
+    assert variants == ['dtlv2-ls+cp+heads+trunk']
     assert 'throughput_bs1' in frontier['voc'][0]
     amp = json.load(open(tmp_path / 'amp_bf16_voc' / 'results.json'))
     assert {r['amp'] for r in amp['voc']} == {'bf16'}
