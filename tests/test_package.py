@@ -397,6 +397,10 @@ def test_entry_point_with_a_user_config_inheriting_dtl_mm(installed):
     dtl = str(bin_dir / 'dtl-mm')
     rc, out = run([dtl, 'check-data', 'my_voc.py'], ws, env)
     assert 'ok' in out.splitlines(), out
+    # the memory estimate, from the installed package (dtl_mm.analysis)
+    rc, out = run([dtl, 'memory', 'my_voc.py', '--size', '128', '160'], ws,
+                  env)
+    assert '**predicted GPU peak**' in out, out[-2000:]
     rc, out = run([dtl, 'train', 'my_voc.py', '--work-dir', 'wd_cli'], ws, env)
     assert 'Epoch(train) [1]' in out
     rc, out = run([
