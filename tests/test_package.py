@@ -93,7 +93,7 @@ def test_entry_point_verbs_and_python_m():
     env = dict(os.environ, PYTHONPATH=ROOT)
     rc, out = run([sys.executable, '-m', 'dtl_mm', '--help'], ROOT, env)
     for verb in ('train', 'test', 'infer', 'convert', 'check-data', 'params',
-                 'env'):
+                 'memory', 'env'):
         assert f'  {verb} ' in out
     rc, out = run([sys.executable, '-m', 'dtl_mm', 'env', '--help'], ROOT, env)
     assert 'usage: dtl-mm env' in out and '--versions' in out
