@@ -139,6 +139,8 @@ def test_lowmem_config_checkpoints_everything_that_trains(path):
     base = load(path.replace('-lowmem_', '_'))
     assert cfg.activation_checkpointing[0] == 'backbone'
     cfg.pop('activation_checkpointing')
+    # the trunk is recomputed too: the lowest memory
+    assert cfg.model.backbone.pop('recompute_trunk') is True
     assert cfg.pretty_text == base.pretty_text  # nothing else differs
     assert 'ActivationCheckpointingHook' in {
         h['type']
