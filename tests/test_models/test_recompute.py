@@ -112,8 +112,8 @@ def test_checkpointing_keeps_less(family):
     rows = {
         v: tiny_saved(v, family)
         for v in ('full+cp+heads', 'dtlv2-ls', 'dtlv2-ls+sel', 'dtlv2-ls+cp',
-                  'dtlv2-ls+cp+trunk', 'dtlv2-ls+cp+heads', 'fixed',
-                  'fixed+heads')
+                  'dtlv2-ls+cp+heads', 'fixed', 'fixed+heads') +
+        (('dtlv2-ls+cp+trunk', ) if family == 'voc' else ())
     }
     saved = {v: r['saved_total'] for v, r in rows.items()}
     dtl, cp = rows['dtlv2-ls'], rows['dtlv2-ls+cp']
@@ -122,9 +122,10 @@ def test_checkpointing_keeps_less(family):
     assert cp['saved_backbone'] < dtl['saved_backbone']
     # recomputing the trunk too: its blocks' inputs the side network reads
     # are not kept (they count as the side network's: it reads them)
-    trunk = rows['dtlv2-ls+cp+trunk']
-    assert trunk['saved_side'] < cp['saved_side']
-    assert trunk['saved_total'] < cp['saved_total']
+    if family == 'voc':  # the backbone is the same in both families
+        trunk = rows['dtlv2-ls+cp+trunk']
+        assert trunk['saved_side'] < cp['saved_side']
+        assert trunk['saved_total'] < cp['saved_total']
     # selective: between keeping everything and recomputing everything
     sel = rows['dtlv2-ls+sel']
     assert cp['saved_backbone'] < sel['saved_backbone'] < \
