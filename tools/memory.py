@@ -21,6 +21,7 @@ import math
 import time
 
 import torch
+from mmengine.config import DictAction
 
 from dtl_mm.analysis import memory_estimate as estimate
 from dtl_mm.apis.runner_setup import read_config
@@ -75,7 +76,10 @@ def parse_args(argv=None):
         'extrapolate: for a machine with less free memory than the step '
         'needs (the CPU runs the same step); e.g. 0.5')
     p.add_argument(
-        '--cfg-options', nargs='+', default=[], help='key=value overrides')
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
     args = p.parse_args(argv)
     if args.batch is not None and args.batch < 1:
         p.error(f'--batch: at least 1, got {args.batch}')
@@ -87,12 +91,9 @@ def parse_args(argv=None):
 
 
 def load(args):
-    from mmengine.config import DictAction
     cfg = read_config(args.config)
     if args.cfg_options:
-        options = {}
-        DictAction(None, 'cfg_options')(None, options, args.cfg_options)
-        cfg.merge_from_dict(options['cfg_options'])
+        cfg.merge_from_dict(args.cfg_options)
     return cfg
 
 
@@ -234,6 +235,9 @@ def main(argv=None):
           f'within ±{estimate.GPU_CALIBRATION["band"]:.0%} of '
           f'{estimate.GPU_CALIBRATION["validated_on"]} (docs/benchmarks.md)\n')
     print(report(memory, batch, args.amp or 'fp32', optimizer))
+    if any(setting_key(cfg)):
+        print('\nThis configuration checkpoints: no checkpointed step has '
+              'been measured on a GPU yet, so its band is not checked.')
     if args.gpu_mem is None:
         return 0
     card = args.gpu_mem / GB

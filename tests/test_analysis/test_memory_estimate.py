@@ -182,3 +182,15 @@ def test_the_tool_names_the_setting_that_fits(tmp_path, large):
     assert '**predicted GPU peak**' in out
     # a DTL backbone: the lowest-memory setting, with the trunk recomputed
     assert '- everything checkpointed, trunk recomputed:' in out
+    # the demo config checkpoints nothing: no caveat
+    assert 'This configuration checkpoints' not in out
+
+
+@pytest.mark.slow  # the tool as a script
+def test_the_tool_takes_cfg_options_and_names_an_unchecked_band(tmp_path):
+    out = run_tool(tmp_path,
+                   osp.join(ROOT, 'tools/memory.py'), DEMO['voc'], '--size',
+                   *map(str,
+                        SIZE), '--cfg-options', 'model.backbone.with_cp=True')
+    assert '**predicted GPU peak**' in out
+    assert 'This configuration checkpoints: no checkpointed step' in out
