@@ -83,6 +83,15 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.batch is not None and args.batch < 1:
         p.error(f'--batch: at least 1, got {args.batch}')
+    if args.size is not None and min(args.size) < 1:
+        p.error(f'--size: a positive height and width, got '
+                f'{args.size[0]} {args.size[1]}')
+    if args.gpu_mem is not None and \
+            args.gpu_mem <= estimate.GPU_HEADROOM:
+        p.error(f'--gpu-mem: more than the '
+                f'{estimate.GPU_HEADROOM / GB:.0f} GB a card needs for the '
+                f'CUDA context and the allocator, got {args.gpu_mem / GB:.3g} '
+                f'GB')
     if args.measure_at is not None and not 0 < args.measure_at < 1:
         p.error(f'--measure-at: a fraction in (0, 1), got {args.measure_at}')
     if args.scale is not None and args.scale <= 0:

@@ -2,6 +2,8 @@
 comes from the config, and the batch / setting that fits is the right
 one."""
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -194,3 +196,23 @@ def test_the_tool_takes_cfg_options_and_names_an_unchecked_band(tmp_path):
                         SIZE), '--cfg-options', 'model.backbone.with_cp=True')
     assert '**predicted GPU peak**' in out
     assert 'This configuration checkpoints: no checkpointed step' in out
+
+
+@pytest.mark.slow  # the tool as a script, five times
+@pytest.mark.parametrize('args,message', [
+    (['--size', '0', '0'], '--size: a positive height and width, got 0 0'),
+    (['--gpu-mem', '0'], '--gpu-mem: more than the 1 GB'),
+    (['--gpu-mem', '512M'], '--gpu-mem: more than the 1 GB'),
+    (['--measure-at', '1.5'], '--measure-at: a fraction in (0, 1)'),
+    (['--batch', '0'], '--batch: at least 1'),
+])
+def test_bad_arguments_are_one_line_errors(args, message):
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools/memory.py'), DEMO['voc'], *args
+    ],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and 'Traceback' not in proc.stderr
