@@ -26,7 +26,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from .live_memory import LiveBytes
-from .saved_tensors import KeptBytes, ModelPart
+from .saved_tensors import kept_by_part, parameter_bytes
 from .training_step import TrainingStep, synthetic_batch
 
 # what measured CPU bytes are on a GPU: peak_gpu = weights + inputs +
@@ -183,17 +183,12 @@ def measure_step_memory(cfg,
     ``size`` (H, W), measured (see the module's docstring)."""
     model = model_for_memory(cfg, with_cp, checkpointing)
     step = TrainingStep(model, synthetic_batch(cfg, batch, size), device, amp)
-    params = list(model.parameters())
-    weights = sum(t.numel() * t.element_size()
-                  for t in [*params, *model.buffers()])
-    grads = sum(p.numel() * p.element_size() for p in params
-                if p.requires_grad)
+    weights, grads = parameter_bytes(model)
     inputs = step.data['inputs']  # the preprocessed batch tensor
-    where = ModelPart(model)
-    with LiveBytes([*params, *model.buffers(), inputs]) as live:
+    with LiveBytes([*model.parameters(), *model.buffers(), inputs]) as live:
         live.phase('forward_backward')
         try:
-            with KeptBytes(params, lambda: where.now) as kept:
+            with kept_by_part(model) as kept:
                 loss = step.loss()
         except RuntimeError as e:
             if amp is not None and 'BFloat16' in str(e):
@@ -203,8 +198,6 @@ def measure_step_memory(cfg,
                     f'RPN\'s nms, RoIAlign) has a CPU kernel for fp32 only '
                     f'({e}); measure it in fp32, or on a GPU') from e
             raise
-        finally:
-            where.remove()
         if loss.requires_grad:
             loss.backward()
         live.phase('optimizer')

@@ -1,5 +1,7 @@
 """What a training step keeps for backward, by part of the model, and what
 training keeps besides (weights, gradients, optimizer moments)."""
+from contextlib import contextmanager
+
 import torch
 
 
@@ -108,18 +110,25 @@ class KeptBytes:
                    if part is None or p == part)
 
 
-def saved_for_backward(step):
-    """Bytes one training step keeps for backward (:class:`KeptBytes`),
-    split into backbone / side network / neck+heads."""
-    model = step.model
+@contextmanager
+def kept_by_part(model):
+    """A :class:`KeptBytes` of what runs inside, each storage attributed to
+    the part of ``model`` that saved it (:class:`ModelPart`)."""
     where = ModelPart(model)
     try:
         with KeptBytes(model.parameters(), lambda: where.now) as kept:
-            loss = step.loss()
-        if loss.requires_grad:
-            loss.backward()
+            yield kept
     finally:
         where.remove()
+
+
+def saved_for_backward(step):
+    """Bytes one training step keeps for backward (:class:`KeptBytes`),
+    split into backbone / side network / neck+heads."""
+    with kept_by_part(step.model) as kept:
+        loss = step.loss()
+    if loss.requires_grad:
+        loss.backward()
     step.model.zero_grad(set_to_none=True)
     return dict(
         saved_backbone=kept.total('backbone'),
@@ -128,11 +137,17 @@ def saved_for_backward(step):
         saved_total=kept.total())
 
 
-def model_state_bytes(model):
-    """Weights and buffers, plus a gradient and AdamW's two moments for
-    every trainable weight: what training keeps besides activations."""
+def parameter_bytes(model):
+    """(bytes of the weights and buffers, bytes of the trainable weights)."""
     weights = sum(t.numel() * t.element_size()
                   for t in [*model.parameters(), *model.buffers()])
     trainable = sum(p.numel() * p.element_size() for p in model.parameters()
                     if p.requires_grad)
+    return weights, trainable
+
+
+def model_state_bytes(model):
+    """Weights and buffers, plus a gradient and AdamW's two moments for
+    every trainable weight: what training keeps besides activations."""
+    weights, trainable = parameter_bytes(model)
     return weights + 3 * trainable

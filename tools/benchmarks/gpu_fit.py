@@ -19,11 +19,10 @@ import os
 import os.path as osp
 
 import torch
-from measure import (FAMILIES, PAPER_FAMILIES, ROOT, checkpointed_heads,
-                     load_variant_config, save_results, scaled, script_parser)
+from measure import (FAMILIES, PAPER_FAMILIES, ROOT, load_variant_config,
+                     save_results, scaled, script_parser, variant_step_memory)
 
 from dtl_mm.analysis.memory_estimate import (AMPNotMeasurable,
-                                             measure_step_memory,
                                              predicted_gpu_peak,
                                              training_input_size)
 
@@ -49,17 +48,12 @@ def row(family, variant, size_scale, measured):
     size = tuple(scaled(training_input_size(cfg), size_scale))
     out = dict(family=family, variant=variant, batch=batch, size=list(size))
     # checkpointing on: as the lowmem configs, the trunk recomputed too
-    cfg_cp = load_variant_config(family, variant + '+trunk') \
-        if variant.startswith('dtl') else cfg
+    lowmem = variant + '+cp+heads' + ('+trunk'
+                                      if variant.startswith('dtl') else '')
     for name, amp, cp in SETTINGS:
         try:
-            memory = measure_step_memory(
-                cfg_cp if cp else cfg,
-                batch,
-                size,
-                amp=amp,
-                with_cp=cp,
-                checkpointing=checkpointed_heads(family) if cp else [])
+            memory = variant_step_memory(family, lowmem if cp else variant,
+                                         batch, size, amp)
         except AMPNotMeasurable:
             out[name] = None  # mmcv's CPU ops: fp32 only
             print(

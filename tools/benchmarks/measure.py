@@ -16,6 +16,7 @@ import torch
 from mmengine.config import Config
 
 from dtl_mm import paper_results
+from dtl_mm.analysis.memory_estimate import measure_step_memory
 from dtl_mm.analysis.saved_tensors import model_state_bytes, saved_for_backward
 from dtl_mm.analysis.training_step import TrainingStep, synthetic_batch
 from dtl_mm.apis.runner_setup import build_model
@@ -123,6 +124,15 @@ def load_variant_config(family,
     if model_overrides:
         cfg.merge_from_dict(model_overrides)
     return cfg
+
+
+def variant_step_memory(family, variant, batch, size, amp=None):
+    """``dtl-mm memory``'s measurement of one training step of a variant:
+    its backbone checkpointing and trunk recomputation as the name says,
+    with '+heads' the neck and heads the lowmem config checkpoints."""
+    cfg = load_variant_config(family, variant)
+    heads = checkpointed_heads(family) if parse_variant(variant)[2] else []
+    return measure_step_memory(cfg, batch, size, amp=amp, checkpointing=heads)
 
 
 class RSSPeak:

@@ -25,10 +25,8 @@ import math
 import os
 import os.path as osp
 
-from measure import (ROOT, checkpointed_heads, load_variant_config,
-                     parse_variant, save_results, scaled, script_parser)
-
-from dtl_mm.analysis.memory_estimate import measure_step_memory
+from measure import (ROOT, save_results, scaled, script_parser,
+                     variant_step_memory)
 
 MB = 1 << 20
 # a GPU row compares only when it ran the computation measured here: its
@@ -51,12 +49,9 @@ def predict(row, scale):
 
 
 def measure_row(row, size_scale):
-    base, cp, heads = parse_variant(row['variant'])
-    cfg = load_variant_config(row['family'], row['variant'])
     size = scaled(row['size'], size_scale)
-    parts = checkpointed_heads(row['family']) if heads else []
-    memory = measure_step_memory(
-        cfg, row['batch'], size, with_cp=cp, checkpointing=parts)
+    memory = variant_step_memory(row['family'], row['variant'], row['batch'],
+                                 size)
     return dict(
         family=row['family'],
         variant=row['variant'],

@@ -12,11 +12,10 @@ does not: memory_estimate.at_batch). Writes results.md, results.json and
 scaling.png (predicted peak against input pixels, one line per method and
 batch).
 """
-from measure import (FAMILIES, ROOT, checkpointed_heads, describe,
-                     load_variant_config, save_results, scaled, script_parser)
+from measure import (FAMILIES, ROOT, describe, save_results, scaled,
+                     script_parser, variant_step_memory)
 
-from dtl_mm.analysis.memory_estimate import (at_batch, measure_step_memory,
-                                             predicted_gpu_peak)
+from dtl_mm.analysis.memory_estimate import at_batch, predicted_gpu_peak
 
 METHODS = ('full', 'full+cp+heads', 'adaptformer+cp', 'dtlv2-ls',
            'dtlv2-ls+cp+heads+trunk')
@@ -26,9 +25,7 @@ GB = 1 << 30
 
 
 def measure_method(family, method, size):
-    cfg = load_variant_config(family, method)
-    parts = checkpointed_heads(family) if '+heads' in method else []
-    m = measure_step_memory(cfg, MEASURED_BATCH, size, checkpointing=parts)
+    m = variant_step_memory(family, method, MEASURED_BATCH, size)
     out = {}
     for b in BATCHES:
         mb = at_batch(m, MEASURED_BATCH, b)
