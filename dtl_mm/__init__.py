@@ -1,17 +1,15 @@
 """DTL: Disentangled Transfer Learning for OpenMMLab dense prediction.
 
 Importing ``dtl_mm`` registers its modules (each class where it is
-defined): the backbones in mmengine's root ``MODELS``, the hooks, the
-optimizer-wrapper constructor and the metric; and it adds the ``dtl_mm::``
-config scope to mmengine's table of config packages (nothing else in that
-table changes), so that a user's own config can inherit ours with
-``_base_ = 'dtl_mm::coco/...'``. The changes to how mmengine loads and
-writes checkpoints are a separate, named import,
-:mod:`dtl_mm.process_changes`, which every shipped config lists in
-``custom_imports`` beside ``dtl_mm`` and our tools apply first.
+defined): the backbones and checkpointed RoI heads in mmengine's root
+``MODELS``, ``DTLRunner`` in ``RUNNERS``, the hooks, the optimizer-wrapper
+constructor, the metric and the ``atomic_local`` file backend; and it adds
+the ``dtl_mm::`` config scope to mmengine's table of config packages
+(:mod:`dtl_mm.process_changes` says what exactly, and why).
 """
 from . import engine, evaluation, models  # noqa: F401
-from .utils.config_packages import register_own_configs
+from .checkpoint import atomic_io  # noqa: F401 (the atomic_local backend)
+from .process_changes import apply_process_changes
 from .version import __version__  # noqa: F401
 
-register_own_configs()
+apply_process_changes()

@@ -172,13 +172,17 @@ def test_param_table_counts_a_config():
     assert side > 0
 
 
-def test_tools_leave_out_the_check_hooks_they_run_themselves():
-    from dtl_mm.apis.runner_setup import check_data_once, load_config
-    cfg = load_config(osp.join(ROOT, DEMO['voc']))
-    types = [h['type'] for h in cfg.custom_hooks]
-    assert 'ModelCheckHook' not in types and 'DataCheckHook' in types
-    check_data_once(cfg, ('train', ), skip=True)
-    assert 'DataCheckHook' not in [h['type'] for h in cfg.custom_hooks]
+def test_tools_build_the_dtl_runner_and_skip_the_data_check_on_request(
+        tmp_path):
+    from dtl_mm.apis.runner_setup import build_runner, load_config
+    from dtl_mm.engine.runner import DTLRunner
+    cfg = load_config(osp.join(ROOT, DEMO['voc']), work_dir=str(tmp_path))
+    runner = build_runner(cfg, check_data=False)
+    assert type(runner) is DTLRunner and runner.check_data is False
+    cfg = load_config(osp.join(ROOT, DEMO['voc']), work_dir=str(tmp_path))
+    cfg.pop('runner_type')  # a config of the user's that names no runner
+    runner = build_runner(cfg)
+    assert type(runner) is DTLRunner and runner.check_data is True
 
 
 @pytest.mark.slow  # runs the tools as subprocesses
@@ -197,7 +201,7 @@ def test_check_data_verb_prints_what_it_counted(toy_workspace):
     assert any(line.startswith('  val: VOCDataset ') for line in lines)
 
 
-# --------------------- mmdet's own tool: the config's hooks stop the run
+# --------------------- mmdet's own tool: the config's runner stops the run
 def mmdet_train_tool():
     import mmdet
     path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')

@@ -25,6 +25,8 @@ from mmengine.config import DictAction
 
 from dtl_mm.analysis import memory_estimate as estimate
 from dtl_mm.apis.runner_setup import read_config
+from dtl_mm.models.recompute import (checkpointing_requested,
+                                     request_checkpointing)
 from dtl_mm.utils.package_files import config_arg
 
 AMP = {'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -129,7 +131,7 @@ def supports_trunk_recompute(cfg):
 
 def setting_key(cfg):
     """(backbone checkpointed, other parts checkpointed, trunk recomputed)."""
-    parts = list(cfg.get('activation_checkpointing') or [])
+    parts = checkpointing_requested(cfg)
     return (bool(cfg.model.backbone.get('with_cp'))
             or 'backbone' in parts, tuple(p for p in parts if p != 'backbone'),
             bool(cfg.model.backbone.get('recompute_trunk')))
@@ -145,7 +147,7 @@ def settings(cfg):
         c.model.backbone.with_cp = with_cp
         if trunk or 'recompute_trunk' in c.model.backbone:
             c.model.backbone.recompute_trunk = trunk
-        c.activation_checkpointing = parts
+        request_checkpointing(c, parts)
         return c
 
     options = [('as configured', cfg),

@@ -6,8 +6,9 @@ import argparse
 import os.path as osp
 
 from dtl_mm.apis.runner_setup import (add_common_args, build_runner,
-                                      check_data_once, load_config,
-                                      parse_tool_args, setup_test_outputs)
+                                      load_config, parse_tool_args,
+                                      setup_test_outputs)
+from dtl_mm.checks.data_check import check_data
 from dtl_mm.utils.model_unwrap import bare_model
 from dtl_mm.utils.package_files import config_arg
 
@@ -48,8 +49,9 @@ def main():
                       args.launcher)
     cfg.load_from = args.checkpoint
     setup_test_outputs(cfg, args.out, args.show, args.show_dir, args.wait_time)
-    check_data_once(cfg, ('test', ), skip=args.skip_data_check)
-    runner = build_runner(cfg)
+    if not args.skip_data_check:  # before the runner and its model
+        check_data(cfg, ('test', ))
+    runner = build_runner(cfg, check_data=False)
     if args.backbone_from_pretrained is not None:
         model = runner.model
         backbone = bare_model(model).backbone

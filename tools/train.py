@@ -5,10 +5,11 @@ Same arguments as mmdet's and mmseg's tools/train.py.
 import argparse
 
 from dtl_mm.apis.runner_setup import (add_common_args, build_runner, check_amp,
-                                      check_data_once, check_pretrained_trunk,
                                       load_config, parse_tool_args)
 from dtl_mm.checkpoint.atomic_io import remove_stale_temp_files
 from dtl_mm.checkpoint.resume import refuse_to_overwrite, resume_from
+from dtl_mm.checks.data_check import check_data
+from dtl_mm.checks.model_check import check_pretrained_trunk
 from dtl_mm.utils.package_files import config_arg
 
 
@@ -57,11 +58,14 @@ def main():
     check_amp(cfg)
     if args.resume is not None:
         resume_from(cfg, args.resume)
+    # what DTLRunner checks in train(), here before the runner creates its
+    # log folder in the work dir; the data files are then not read twice
     refuse_to_overwrite(cfg)
     check_pretrained_trunk(cfg)
-    check_data_once(cfg, ('train', 'val'), skip=args.skip_data_check)
+    if not args.skip_data_check:
+        check_data(cfg, ('train', 'val'))
     remove_stale_temp_files(cfg.work_dir)
-    build_runner(cfg).train()
+    build_runner(cfg, check_data=False).train()
 
 
 if __name__ == '__main__':

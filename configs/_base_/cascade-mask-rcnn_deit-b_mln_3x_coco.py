@@ -8,8 +8,7 @@ _base_ = './cascade-mask-rcnn_swin-b_fpn_3x_coco.py'
 from dtl_mm.models import vit_presets  # noqa: E402 isort:skip
 
 # MultiLevelNeck is mmseg's (registered by importing mmseg.models)
-custom_imports = dict(
-    imports=['dtl_mm', 'dtl_mm.process_changes', 'mmseg.models'])
+custom_imports = dict(imports=['dtl_mm', 'mmseg.models'])
 model = dict(
     backbone=dict(
         _delete_=True,

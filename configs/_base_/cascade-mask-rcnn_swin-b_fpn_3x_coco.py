@@ -10,6 +10,10 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
     './dtl_common.py',
 ]
+# checkpoints appear whole or not at all: a run killed mid-save leaves no
+# truncated file under the final name (dtl_mm's atomic_local file backend)
+default_hooks = dict(
+    checkpoint=dict(backend_args=dict(backend='atomic_local')))
 from dtl_mm.models import swin_presets  # noqa: E402 isort:skip
 
 # names starting with __ are helpers: they stay out of the final config

@@ -6,8 +6,7 @@ _base_ = './cascade-mask-rcnn_swin-t_dtlv2-ls_toy-coco.py'
 from dtl_mm.models import vit_presets  # noqa: E402 isort:skip
 
 # MultiLevelNeck is mmseg's (registered by importing mmseg.models)
-custom_imports = dict(
-    imports=['dtl_mm', 'dtl_mm.process_changes', 'mmseg.models'])
+custom_imports = dict(imports=['dtl_mm', 'mmseg.models'])
 model = dict(
     # no pretrained tiny ViT exists (init_cfg=None); the neck reads the
     # last block only

@@ -157,18 +157,20 @@ def model_for_memory(cfg,
     backbone's ``with_cp`` and the parts checkpointed as given (None: as
     the config has them)."""
     from ..apis.runner_setup import build_model
-    from ..models.recompute import enable_activation_checkpointing
+    from ..models.recompute import (CONFIG_KEY,
+                                    enable_activation_checkpointing,
+                                    request_checkpointing)
     cfg = copy.deepcopy(cfg)
     backbone = cfg.model.backbone
     backbone.init_cfg = None
     backbone.pop('pretrained', None)
     if with_cp is not None:
         backbone.with_cp = with_cp
+    if checkpointing is not None:
+        request_checkpointing(cfg, checkpointing)
     torch.manual_seed(0)
     model = build_model(cfg)
-    parts = cfg.get('activation_checkpointing') or [] \
-        if checkpointing is None else checkpointing
-    enable_activation_checkpointing(model, parts)
+    enable_activation_checkpointing(model, cfg.get(CONFIG_KEY) or [])
     return model
 
 

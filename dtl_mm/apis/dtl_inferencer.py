@@ -18,6 +18,7 @@ from typing import Optional
 from mmengine.config import Config, ConfigDict
 
 from ..checkpoint.fit_check import check_checkpoint_fits
+from ..checkpoint.schemes import safe_checkpoint_schemes
 from ..checkpoint.trained_config import check_trained_config
 from .runner_setup import SCOPES, load_config
 
@@ -84,7 +85,8 @@ class DTLInferencer:
                 type='Pretrained', checkpoint=backbone_from_pretrained)
         check_trained_config(weights, cfg)
         self._weights = weights
-        super().__init__(cfg, weights, **kwargs)
+        with safe_checkpoint_schemes():  # the library reads it by scheme
+            super().__init__(cfg, weights, **kwargs)
 
     def _load_weights_to_model(self, model, checkpoint, cfg):
         # the library loads with strict=False: a checkpoint of another

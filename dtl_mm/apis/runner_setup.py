@@ -8,8 +8,6 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from ..checks.data_check import check_data
-
 SCOPES = ('mmdet', 'mmseg')
 
 
@@ -17,12 +15,7 @@ def read_config(path):
     """``Config.fromfile`` of a config file, or of a shipped config named
     by its path under configs/ or its file name (as ``mim train`` accepts);
     a package base config that cannot be read for lack of pkg_resources
-    names the fix. Applies the process changes first (safe checkpoint
-    loading, atomic writes, ``dtl_mm::`` / forked ``mmseg::`` bases)."""
-    # here, not at this module's import: a program importing the apis for
-    # their classes keeps mmengine's behaviour until it reads a config
-    from ..process_changes import apply_process_changes
-    apply_process_changes()  # idempotent
+    names the fix."""
     from ..utils.config_packages import explain_config_error
     from ..utils.package_files import find_config, not_found_message
     found = find_config(path)
@@ -50,8 +43,7 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
                          f'(inherit an mmdet or mmseg base config), got '
                          f'{scope!r}')
     from ..checks.model_check import check_model_config
-    check_model_config(cfg)
-    drop_hook(cfg, 'ModelCheckHook')  # checked now, before the model builds
+    check_model_config(cfg)  # DTLRunner checks again: that is cheap
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -160,22 +152,6 @@ def setup_test_outputs(cfg, out=None, show=False, show_dir=None, wait_time=2):
             hook['interval'] = 1
 
 
-def drop_hook(cfg, hook_type):
-    """Leaves a custom hook out of the run (one whose work a tool does
-    itself, earlier)."""
-    hooks = cfg.get('custom_hooks') or []
-    cfg.custom_hooks = [h for h in hooks if h.get('type') != hook_type]
-
-
-def check_data_once(cfg, splits, skip=False):
-    """Our tools' data check: now, before the runner (and its model) is
-    built, instead of in the config's DataCheckHook; ``skip``
-    (``--skip-data-check``) checks nothing."""
-    if not skip:
-        check_data(cfg, splits)
-    drop_hook(cfg, 'DataCheckHook')
-
-
 def check_amp(cfg):
     """AMP needs a GPU: refused before anything is created."""
     if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
@@ -186,36 +162,6 @@ def check_amp(cfg):
             'train without --amp on this machine')
 
 
-def check_pretrained_trunk(cfg):
-    """Training a frozen (or fine-tuned) Swin or ViT that loads no
-    pretrained weights wastes the run: an error unless the config opts in
-    with ``allow_random_trunk = True`` (the demo configs do: no pretrained
-    tiny Swin or ViT exists). ``allow_random_swin``, its name before ViT
-    trunks came, is read too. Resuming or ``load_from`` bring the weights
-    themselves."""
-    from ..checks.model_check import SWIN_TYPES, VIT_TYPES
-    bb = cfg.model.get('backbone') or {}
-    kind = bb.get('type')
-    if kind not in SWIN_TYPES[1:] + VIT_TYPES \
-            or cfg.get('allow_random_trunk') \
-            or cfg.get('allow_random_swin') \
-            or cfg.get('resume') or cfg.get('load_from'):
-        return
-    name = 'ViT' if kind in VIT_TYPES else 'Swin'
-    full = kind in ('PretrainedSwinTransformer', 'PretrainedVisionTransformer',
-                    'PretrainedMMPretrainViT')
-    init = bb.get('init_cfg')
-    if init is None or not init.get('checkpoint'):
-        raise ValueError(
-            f'model.backbone.init_cfg={init!r}: no pretrained {name}, so '
-            f'training would start from a random ' +
-            ('frozen ' if not full or bb.get('frozen') else '') +
-            f'{name}. Set model.backbone.init_cfg.checkpoint to the '
-            f'pretrained file or URL; to train on a random {name} '
-            f'deliberately, add allow_random_trunk=True to the config (or '
-            f'--cfg-options allow_random_trunk=True).')
-
-
 def build_model(cfg):
     """The config's model, built in its scope's registry."""
     from mmengine.registry import MODELS, init_default_scope
@@ -223,12 +169,18 @@ def build_model(cfg):
     return MODELS.build(cfg.model)
 
 
-def build_runner(cfg):
+def build_runner(cfg, check_data=True):
+    """The config's runner (``runner_type``, as mmdet's tools build it),
+    ``DTLRunner`` for a config that names none. ``check_data=False``
+    (``--skip-data-check``) leaves the data files unread."""
     from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+
+    from ..engine.runner import DTLRunner
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        DTLRunner.from_cfg(cfg)
+    if not check_data:
+        runner.check_data = False
+    return runner
 
 
 def add_common_args(parser):

@@ -11,17 +11,17 @@ writer into that folder removes the ones whose process is gone from this
 host, never those of a run still alive (or of another host, which it cannot
 see).
 
-mmengine's CheckpointHook writes ``last_checkpoint`` (the name of the latest
-checkpoint) with a plain ``open(..., 'w')``, outside the file backend; the
-``open`` its module sees is replaced by one that sends exactly that write
-through ``atomic_write`` and leaves every other call alone.
-
-Nothing changes on import: :func:`make_local_writes_atomic` does it, called
-from :mod:`dtl_mm.process_changes`.
+A config selects it by name for its checkpoints, as mmengine selects any
+file backend: ``default_hooks.checkpoint.backend_args =
+dict(backend='atomic_local')`` (every shipped config does, in
+``configs/_base_/dtl_common.py``). mmengine's ``local`` backend is left as
+it is. CheckpointHook's ``last_checkpoint`` (the name of the newest
+checkpoint) is written outside the file backend; a run that resumes with
+``DTLRunner`` does not trust it: it takes the newest complete checkpoint
+file when that name is missing, empty or names no file
+(:mod:`dtl_mm.checkpoint.resume`).
 """
-import builtins
 import errno
-import io
 import os
 import os.path as osp
 import re
@@ -29,7 +29,6 @@ import socket
 import tempfile
 
 from mmengine.fileio.backends import LocalBackend, register_backend
-from mmengine.hooks import checkpoint_hook
 from mmengine.logging import print_log
 
 HOST = socket.gethostname()
@@ -131,36 +130,13 @@ def _remove(path):
         pass
 
 
+@register_backend('atomic_local')
 class AtomicLocalBackend(LocalBackend):
+    """mmengine's local backend whose writes are atomic
+    (:func:`atomic_write`)."""
 
     def put(self, obj, filepath):
         atomic_write(obj, filepath)
 
     def put_text(self, obj, filepath, encoding='utf-8'):
         atomic_write(obj, filepath, 'w', encoding)
-
-
-class _AtomicTextFile(io.StringIO):
-    """A text file that appears whole, on closing, or not at all."""
-
-    def __init__(self, path, encoding):
-        super().__init__()
-        self._path, self._encoding = path, encoding
-
-    def __exit__(self, exc_type, *exc):
-        if exc_type is None:
-            atomic_write(self.getvalue(), self._path, 'w', self._encoding)
-        return super().__exit__(exc_type, *exc)
-
-
-def _checkpoint_hook_open(file, mode='r', *args, encoding=None, **kwargs):
-    if mode == 'w' and osp.basename(str(file)) == 'last_checkpoint':
-        return _AtomicTextFile(file, encoding or 'utf-8')
-    return builtins.open(file, mode, *args, encoding=encoding, **kwargs)
-
-
-def make_local_writes_atomic():
-    """Sends mmengine's local file writes and CheckpointHook's
-    ``last_checkpoint`` write through :func:`atomic_write` (idempotent)."""
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    checkpoint_hook.open = _checkpoint_hook_open

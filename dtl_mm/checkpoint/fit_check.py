@@ -4,9 +4,10 @@ mmengine loads ``load_from``, ``--resume`` and test checkpoints with
 ``strict=False``: a checkpoint of another architecture (other shapes) or of
 another task (a segmentor's ``decode_head.*`` for a detector's
 ``roi_head.*``) only prints warnings, and the run goes on with random
-weights where they did not fit. :class:`StrictLoadHook` (in every dtl_mm
-config's ``custom_hooks``, so mmdet's and mmseg's own tools get it too)
-checks the checkpoint against the model before mmengine loads it.
+weights where they did not fit. ``DTLRunner`` (every dtl_mm config's
+``runner_type``, so mmdet's and mmseg's own tools get it too) checks each
+checkpoint it loads against the model and stops the run when it does not
+fit.
 
 Deliberately absent keys are not errors: the frozen Swin of a lean
 checkpoint (the backbone restores and checks it itself) and the backbone's

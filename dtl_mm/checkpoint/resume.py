@@ -97,24 +97,14 @@ def good_checkpoint(work_dir, tries=3):
     return None, broken
 
 
-def resume_from(cfg, resume):
-    """--resume CKPT, or --resume alone: the latest checkpoint of the work
-    dir. With none there, training starts from scratch (from the config's
-    load_from, if any) and says so: a job script can pass --resume on every
-    (re)start."""
-    if resume != 'auto':
-        if '://' not in resume and not osp.isfile(resume):
-            raise FileNotFoundError(f'--resume: checkpoint not found: '
-                                    f'{resume}')
-        cfg.resume, cfg.load_from = True, resume
-        return
-    ckpt, note = latest_checkpoint(cfg.work_dir)
+def resumable_checkpoint(work_dir):
+    """The checkpoint ``--resume`` without a file continues, or None (logged
+    with how it was chosen): the latest, or the newest complete one when the
+    latest was cut short while saving (a full disk, a killed job)."""
+    ckpt, note = latest_checkpoint(work_dir)
     if ckpt is not None and not complete(ckpt):
-        # a save cut short (a full disk, a killed job): the newest complete
-        # one before it
         older = [
-            p for p in saved_checkpoints(cfg.work_dir)
-            if p != ckpt and complete(p)
+            p for p in saved_checkpoints(work_dir) if p != ckpt and complete(p)
         ]
         note = (f'{ckpt} is incomplete (cut short while saving?)' +
                 (f'; the newest complete checkpoint, {older[0]}, is used'
@@ -126,13 +116,29 @@ def resume_from(cfg, resume):
             f'starts from scratch',
             logger='current',
             level=30)
-        cfg.resume = False
+    else:
+        print_log(
+            f'--resume: resuming from {ckpt}' + (f' ({note})' if note else ''),
+            logger='current',
+            level=30 if note else 20)
+    return ckpt
+
+
+def resume_from(cfg, resume):
+    """--resume CKPT, or --resume alone: the latest checkpoint of the work
+    dir. With none there, training starts from scratch (from the config's
+    load_from, if any) and says so: a job script can pass --resume on every
+    (re)start."""
+    if resume != 'auto':
+        if '://' not in resume and not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume: checkpoint not found: '
+                                    f'{resume}')
+        cfg.resume, cfg.load_from = True, resume
         return
-    print_log(
-        f'--resume: resuming from {ckpt}' + (f' ({note})' if note else ''),
-        logger='current',
-        level=30 if note else 20)
-    cfg.resume, cfg.load_from = True, ckpt
+    ckpt = resumable_checkpoint(cfg.work_dir)
+    cfg.resume = ckpt is not None
+    if ckpt is not None:
+        cfg.load_from = ckpt
 
 
 def refuse_to_overwrite(cfg):

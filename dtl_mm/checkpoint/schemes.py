@@ -4,14 +4,18 @@ mmengine picks a loader by the path's prefix (``CheckpointLoader``). Its own
 loaders for local files, URLs and model-zoo names end in a plain
 ``torch.load`` (or ``torch.hub.load_state_dict_from_url``), which on torch
 < 2.6 unpickles anything, and the URL one unpickles anything on every torch.
-:func:`register_safe_loaders` replaces each of them (``force=True``), once,
-for the whole process: ``load_from``, ``--resume``, ``init_cfg`` and mmdet's
-and mmseg's own tools then all read checkpoints through
-:func:`dtl_mm.checkpoint.safe_load.load_checkpoint_file`. Model-zoo names
-(``open-mmlab://``, ``torchvision://``, ``mmcls://``) keep working: they are
-resolved to their URL as mmengine does, then downloaded safely.
+Inside :func:`safe_checkpoint_schemes` each prefix loads through
+:func:`dtl_mm.checkpoint.safe_load.load_checkpoint_file` instead: the
+``DTLRunner`` runs its training, validation, test and every checkpoint load
+in it, so ``load_from``, ``--resume`` and any module's ``init_cfg``
+checkpoint are read safely, and leaves mmengine's loaders as they were when
+it is done. Model-zoo names (``open-mmlab://``, ``torchvision://``,
+``mmcls://``) keep working: they are resolved to their URL as mmengine
+does, then downloaded safely.
 """
 import os.path as osp
+from collections import OrderedDict
+from contextlib import contextmanager
 
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -75,11 +79,19 @@ _LOADERS = {
 }
 
 
-def register_safe_loaders():
-    """Makes every mmengine checkpoint prefix load through the safe loader
-    (idempotent)."""
+@contextmanager
+def safe_checkpoint_schemes():
+    """Every mmengine checkpoint prefix loads through the safe loader while
+    the context is open; the loaders registered before are back afterwards
+    (contexts nest)."""
+    # mmengine offers registration only; the table is read to restore it
+    before = OrderedDict(CheckpointLoader._schemes)
     for prefix, loader in _LOADERS.items():
         CheckpointLoader.register_scheme(prefix, loader, force=True)
+    try:
+        yield
+    finally:
+        CheckpointLoader._schemes = before
 
 
 def unsafe_schemes():

@@ -878,7 +878,7 @@ def check_config_data(cfg, splits=('train', 'val'), counted=None):
     return warnings
 
 
-# ---- the launch check: what our tools and DataCheckHook call
+# ---- the launch check: what DTLRunner calls before a loop starts
 def check_toy_data_written(cfg):
     """A demo config whose toy data set is not there yet names the command
     that writes it, rather than failing on a missing file in the dataset."""

@@ -123,25 +123,29 @@ def check_block_options(bb, depths):
 
 
 def check_activation_checkpointing(cfg):
-    """mmengine's ``activation_checkpointing`` key needs our
-    ``ActivationCheckpointingHook``: without it mmengine applies the key
-    with the reentrant checkpoint, under which a part whose inputs come
-    from the frozen trunk gets no gradients (it trains nothing, silently)
-    or the first backward fails."""
-    if not cfg.get('activation_checkpointing'):
-        return
-    hooks = [
-        h.get('type') for h in cfg.get('custom_hooks') or []
-        if isinstance(h, dict)
-    ]
-    if 'ActivationCheckpointingHook' not in hooks:
+    """mmengine's ``activation_checkpointing`` key wraps parts with the
+    reentrant checkpoint, under which a part whose inputs come from the
+    frozen trunk gets no gradients (it trains nothing, silently) or the
+    first backward fails: refused, naming our key. An RoI head is
+    checkpointed by its type, not by the key."""
+    from ..models.recompute import CONFIG_KEY, ROI_HEAD_TYPES
+    if cfg.get('activation_checkpointing'):
         raise ValueError(
             f'activation_checkpointing={list(cfg.activation_checkpointing)}'
-            f' needs dict(type="ActivationCheckpointingHook") in '
-            f'custom_hooks (configs/_base_/dtl_common.py lists it): without '
-            f'it mmengine wraps those parts with the reentrant checkpoint, '
-            f'which gives a part behind the frozen trunk no gradients. Add '
-            f'the hook, or remove the key.')
+            f': mmengine applies this key with the reentrant checkpoint, '
+            f'which gives a part behind the frozen trunk no gradients. Use '
+            f'{CONFIG_KEY}={list(cfg.activation_checkpointing)} instead '
+            f'(same part names, non-reentrant; DTLRunner applies it).')
+    head = cfg.model.get('roi_head')
+    if 'roi_head' in (cfg.get(CONFIG_KEY) or []) and isinstance(
+            head, dict) and head.get('type') not in ROI_HEAD_TYPES.values():
+        ours = ROI_HEAD_TYPES.get(head.get('type'))
+        raise ValueError(
+            f'{CONFIG_KEY} lists roi_head: an RoI head is checkpointed by '
+            f'its type; set model.roi_head.type=' +
+            (repr(ours
+                  ) if ours else f'one of {sorted(ROI_HEAD_TYPES.values())}') +
+            f' (or leave roi_head out of {CONFIG_KEY})')
 
 
 def check_model_config(cfg):
@@ -185,3 +189,32 @@ def check_model_config(cfg):
             raise ValueError(
                 f'model.auxiliary_head.in_channels={aux["in_channels"]} '
                 f'(in_index={i}) does not match the backbone outputs {chans}')
+
+
+def check_pretrained_trunk(cfg):
+    """Training a frozen (or fine-tuned) Swin or ViT that loads no
+    pretrained weights wastes the run: an error unless the config opts in
+    with ``allow_random_trunk = True`` (the demo configs do: no pretrained
+    tiny Swin or ViT exists). ``allow_random_swin``, its name before ViT
+    trunks came, is read too. Resuming or ``load_from`` bring the weights
+    themselves."""
+    bb = cfg.model.get('backbone') or {}
+    kind = bb.get('type')
+    if kind not in SWIN_TYPES[1:] + VIT_TYPES \
+            or cfg.get('allow_random_trunk') \
+            or cfg.get('allow_random_swin') \
+            or cfg.get('resume') or cfg.get('load_from'):
+        return
+    name = 'ViT' if kind in VIT_TYPES else 'Swin'
+    full = kind in ('PretrainedSwinTransformer', 'PretrainedVisionTransformer',
+                    'PretrainedMMPretrainViT')
+    init = bb.get('init_cfg')
+    if init is None or not init.get('checkpoint'):
+        raise ValueError(
+            f'model.backbone.init_cfg={init!r}: no pretrained {name}, so '
+            f'training would start from a random ' +
+            ('frozen ' if not full or bb.get('frozen') else '') +
+            f'{name}. Set model.backbone.init_cfg.checkpoint to the '
+            f'pretrained file or URL; to train on a random {name} '
+            f'deliberately, add allow_random_trunk=True to the config (or '
+            f'--cfg-options allow_random_trunk=True).')

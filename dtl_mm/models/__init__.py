@@ -4,7 +4,8 @@ mmpretrain's plain ViTs (LoRA on mmpretrain's).
 Each backbone registers itself in mmengine's root ``MODELS`` registry where
 it is defined; mmdet's and mmseg's ``MODELS`` registries are its children and
 find it from either scope, so Swin detection never needs mmseg installed
-(the ViT backbones import it when built).
+(the ViT backbones import it when built). So do the checkpointed RoI heads
+(``roi_heads``), mmdet's own with their training forward checkpointed.
 """
 from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
@@ -13,6 +14,7 @@ from .mmpretrain_vit import DTLMMPretrainViT, PretrainedMMPretrainViT
 from .petl_baselines import (AdapterSwinTransformer,
                              AdaptFormerSwinTransformer, LoRASwinTransformer)
 from .petl_vit import LoRAMMPretrainViT
+from .roi_heads import CheckpointedCascadeRoIHead, CheckpointedStandardRoIHead
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 from .trunk_wrapper import PretrainedTrunk
@@ -28,5 +30,6 @@ __all__ = [
     'load_swin_weights', 'load_vit_weights', 'CheckpointLayoutError',
     'trunk_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
     'AdaptFormerSwinTransformer', 'PretrainedMMPretrainViT',
-    'DTLMMPretrainViT', 'LoRAMMPretrainViT'
+    'DTLMMPretrainViT', 'LoRAMMPretrainViT', 'CheckpointedCascadeRoIHead',
+    'CheckpointedStandardRoIHead'
 ]

@@ -134,14 +134,30 @@ def running_stats_kept(module: torch.nn.Module):
                     b.copy_(buffers[k])
 
 
+def recompute_module_call(module: torch.nn.Module, method: Callable, *args,
+                          **kwargs):
+    """``method(*args, **kwargs)`` (a method of ``module``) as a checkpointed
+    region while ``module`` trains. Heads hold batch norms (Swin recipes:
+    SyncBN in the bbox heads, UperNet), whose running statistics the
+    recomputation leaves as the forward set them."""
+    calls = []
+
+    def run(*args, **kwargs):
+        if not calls:  # the forward
+            calls.append(1)
+            return method(*args, **kwargs)
+        with running_stats_kept(module):  # a recomputation
+            return method(*args, **kwargs)
+
+    return recompute(module.training, run, *args, **kwargs)
+
+
 class CheckpointedMethod:
     """Replaces ``module.<name>`` by a checkpointed call of the class's
     method while the module trains.
 
     An object holding the module, not a closure: deep copies of the model
-    (EMA, test-time augmentation) then call their own module. Heads hold
-    batch norms (Swin recipes: SyncBN in the bbox heads, UperNet), whose
-    running statistics the recomputation leaves as the forward set them.
+    (EMA, test-time augmentation) then call their own module.
     """
 
     def __init__(self, module: torch.nn.Module, name: str):
@@ -149,16 +165,7 @@ class CheckpointedMethod:
 
     def __call__(self, *args, **kwargs):
         method = getattr(type(self.module), self.name).__get__(self.module)
-        calls = []
-
-        def run(*args, **kwargs):
-            if not calls:  # the forward
-                calls.append(1)
-                return method(*args, **kwargs)
-            with running_stats_kept(self.module):  # a recomputation
-                return method(*args, **kwargs)
-
-        return recompute(self.module.training, run, *args, **kwargs)
+        return recompute_module_call(self.module, method, *args, **kwargs)
 
 
 def _checkpoint_method(module, name: str):
@@ -166,17 +173,59 @@ def _checkpoint_method(module, name: str):
         setattr(module, name, CheckpointedMethod(module, name))
 
 
+# The config key naming the parts to checkpoint (dotted attribute names of
+# the model). Not mmengine's ``activation_checkpointing``, whose reentrant
+# wrapper gives a part behind a frozen trunk no gradients; DTLRunner refuses
+# that key and applies this one.
+CONFIG_KEY = 'checkpointed_parts'
+# an RoI head is checkpointed by its type, not by the key
+ROI_HEAD_TYPES = {
+    'CascadeRoIHead': 'CheckpointedCascadeRoIHead',
+    'StandardRoIHead': 'CheckpointedStandardRoIHead',
+}
+
+
+def request_checkpointing(cfg, parts: Iterable[str]):
+    """Makes a config (before its model is built) checkpoint exactly
+    ``parts``: an RoI head by its type (the checkpointed one when listed,
+    the library's own when not), every other part in :data:`CONFIG_KEY`."""
+    parts = list(parts)
+    head = cfg.model.get('roi_head')
+    if isinstance(head, dict):
+        plain = {v: k for k, v in ROI_HEAD_TYPES.items()}
+        if 'roi_head' in parts:
+            parts.remove('roi_head')
+            head.type = ROI_HEAD_TYPES.get(head.type, head.type)
+            if head.type not in plain:
+                raise ValueError(f'model.roi_head.type={head.type!r}: no '
+                                 f'checkpointed variant (there is one of '
+                                 f'{sorted(ROI_HEAD_TYPES)})')
+        else:
+            head.type = plain.get(head.type, head.type)
+    cfg[CONFIG_KEY] = parts
+
+
+def checkpointing_requested(cfg) -> list:
+    """The parts a config checkpoints: its :data:`CONFIG_KEY`, and
+    ``'roi_head'`` when that has a checkpointed type."""
+    parts = list(cfg.get(CONFIG_KEY) or [])
+    head = cfg.model.get('roi_head')
+    if isinstance(head, dict) and head.get('type') in ROI_HEAD_TYPES.values():
+        parts.append('roi_head')
+    return parts
+
+
 def enable_activation_checkpointing(model: torch.nn.Module,
                                     modules: Iterable[str]) -> list:
     """Checkpoints the named parts of ``model`` (dotted attribute names, as
-    in mmengine's ``activation_checkpointing`` key) in training; returns
-    what was wrapped, for the log.
+    in the :data:`CONFIG_KEY` config key) in training; returns what was
+    wrapped, for the log.
 
     - a backbone with a ``with_cp`` policy (ours): recompute policy on,
       unless it is already set (e.g. ``'selective'``);
-    - an RoI head (mmdet): each stage's RoI extractor + head together
-      (``_bbox_forward`` / ``_mask_forward``), so the RoI features are not
-      kept either;
+    - an RoI head: only one of the checkpointed RoI head types
+      (``models/roi_heads``), which checkpoint each stage's RoI extractor
+      and head together;
     - a segmentation decode head (mmseg): its whole ``loss``, so the
       full-resolution logits the loss builds are not kept;
     - anything else: its ``forward``.
@@ -189,7 +238,7 @@ def enable_activation_checkpointing(model: torch.nn.Module,
             module = attrgetter(name)(model)
         except AttributeError:
             raise ValueError(
-                f'activation_checkpointing: the model has no part '
+                f'{CONFIG_KEY}: the model has no part '
                 f'{name!r}; its parts are '
                 f'{[n for n, _ in model.named_children()]}') from None
         parent_name, _, _ = name.rpartition('.')
@@ -199,17 +248,23 @@ def enable_activation_checkpointing(model: torch.nn.Module,
             # own forward is never called, so wrapping it would checkpoint
             # nothing while the log said it did
             raise ValueError(
-                f'activation_checkpointing: {name!r} is the trunk inside '
+                f'{CONFIG_KEY}: {name!r} is the trunk inside '
                 f'{parent_name!r}, whose blocks the backbone runs itself '
                 f'(the trunk\'s forward is never called); list '
                 f'{parent_name!r} instead (its with_cp policy)')
         if hasattr(module, 'set_checkpointing'):
             done.append(f'{name} ({module.set_checkpointing()})')
         elif hasattr(module, '_bbox_forward'):
-            for method in ('_bbox_forward', '_mask_forward'):
-                if hasattr(module, method):
-                    _checkpoint_method(module, method)
-                    done.append(f'{name}.{method}')
+            if not getattr(module, 'checkpointed', False):
+                checkpointed = ROI_HEAD_TYPES.get(type(module).__name__)
+                raise ValueError(
+                    f'{CONFIG_KEY}: {name!r} is a {type(module).__name__}; '
+                    f'an RoI head is checkpointed by its type: set '
+                    f'model.{name}.type=' +
+                    (f'{checkpointed!r}' if checkpointed else
+                     f'one of {sorted(ROI_HEAD_TYPES.values())}') +
+                    f' and leave it out of {CONFIG_KEY}')
+            done.append(f'{name} (its type)')
         elif hasattr(module, 'loss_by_feat') and hasattr(module, 'cls_seg'):
             _checkpoint_method(module, 'loss')
             done.append(f'{name}.loss')

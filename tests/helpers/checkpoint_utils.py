@@ -54,7 +54,7 @@ def file_bytes(path):
         return f.read()
 
 
-class _RunsCode:
+class RunsCode:
 
     def __reduce__(self):
         return (os.system, ('touch PWNED_BY_CHECKPOINT', ))

@@ -5,8 +5,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from dtl_mm.apis.runner_setup import (check_amp, check_pretrained_trunk,
-                                      load_config)
+from dtl_mm.apis.runner_setup import check_amp, load_config
+from dtl_mm.checks.model_check import check_pretrained_trunk
 from helpers.tool_utils import DEMO, ROOT
 
 VOC = 'configs/voc/retinanet_swin-b_dtlv2-ls_fpn_voc0712.py'

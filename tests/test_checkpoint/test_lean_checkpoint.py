@@ -24,7 +24,7 @@ from dtl_mm.checkpoint.safe_load import (CheckpointError, _restricted_pickle,
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            trunk_fingerprint)
 from dtl_mm.models.weight_loading import decode_trunk_record
-from helpers.checkpoint_utils import (DEMO_SWIN, _RunsCode, lean_checkpoint,
+from helpers.checkpoint_utils import (DEMO_SWIN, RunsCode, lean_checkpoint,
                                       run_failing, swin_file, voc_config)
 from helpers.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,
                                 metrics_in, pretrained_config, run_tool, tool)
@@ -83,7 +83,7 @@ def test_restricted_unpickler_for_old_torch(lean_run, monkeypatch):
     monkeypatch.delattr(torch.serialization, 'add_safe_globals')
     ckpt = load_checkpoint_file(str(lean_run['lean']))
     assert 'message_hub' in ckpt and 'optimizer' in ckpt
-    torch.save({'x': _RunsCode()}, lean_run['ws'] / 'evil_old.pth')
+    torch.save({'x': RunsCode()}, lean_run['ws'] / 'evil_old.pth')
     with pytest.raises(CheckpointError, match='refused.*posix.system'):
         load_checkpoint_file(str(lean_run['ws'] / 'evil_old.pth'))
     assert issubclass(_restricted_pickle.Unpickler, pickle.Unpickler)

@@ -18,8 +18,9 @@ from dtl_mm.checkpoint.safe_load import (CheckpointError,
                                          cached_checkpoint_path,
                                          download_checkpoint,
                                          load_checkpoint_file)
+from dtl_mm.checkpoint.schemes import safe_checkpoint_schemes
 from dtl_mm.models import DTLSwinTransformer
-from helpers.checkpoint_utils import (DEMO_SWIN, _RunsCode, file_bytes,
+from helpers.checkpoint_utils import (DEMO_SWIN, RunsCode, file_bytes,
                                       swin_file, voc_config)
 from helpers.swin_utils import (plain_swin, skip_random_init,
                                 to_microsoft_layout)
@@ -137,7 +138,7 @@ def test_truncated_download_is_an_error_and_not_cached(tmp_path, server,
 def test_code_running_checkpoint_from_url_is_refused(tmp_path, server,
                                                      torch_home, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    torch.save({'state_dict': {}, 'x': _RunsCode()}, tmp_path / 'evil.pth')
+    torch.save({'state_dict': {}, 'x': RunsCode()}, tmp_path / 'evil.pth')
     server.files['/evil.pth'] = file_bytes(tmp_path / 'evil.pth')
     url = server.url('/evil.pth')
     # init_cfg
@@ -146,7 +147,9 @@ def test_code_running_checkpoint_from_url_is_refused(tmp_path, server,
     with pytest.raises(CheckpointError, match=f'{url}.*refused.*posix.system'):
         backbone.init_weights()
     # every other mmengine path (load_from, resume, test) goes through here
-    with pytest.raises(CheckpointError, match='refused'):
+    # in DTLRunner
+    with pytest.raises(CheckpointError, match='refused'), \
+            safe_checkpoint_schemes():
         CheckpointLoader.load_checkpoint(url, map_location='cpu')
     assert not (tmp_path / 'PWNED_BY_CHECKPOINT').exists()
 
@@ -187,5 +190,5 @@ def test_random_bytes_and_plain_tensor_are_named_as_such(tmp_path):
     with pytest.raises(
             CheckpointError,
             match='tensor.pth: not a checkpoint:'
-            ' it holds a Tensor'):
+            ' it holds a Tensor'), safe_checkpoint_schemes():
         CheckpointLoader.load_checkpoint(str(tmp_path / 'tensor.pth'))

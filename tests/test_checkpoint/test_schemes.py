@@ -1,8 +1,16 @@
-"""Every file scheme mmengine loads checkpoints from goes through the safe
-loader."""
-from dtl_mm.checkpoint.schemes import unsafe_schemes
+"""Inside safe_checkpoint_schemes every file scheme mmengine loads
+checkpoints from goes through the safe loader; outside, mmengine's own."""
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from dtl_mm.checkpoint.schemes import safe_checkpoint_schemes, unsafe_schemes
 
 
-# --------------------------------------------------- URLs, as shipped
-def test_every_mmengine_scheme_goes_through_the_safe_loader():
-    assert unsafe_schemes() == []
+def test_every_mmengine_scheme_is_safe_inside_and_restored_after():
+    before = dict(CheckpointLoader._schemes)
+    assert unsafe_schemes()  # mmengine's own: importing dtl_mm changed none
+    with safe_checkpoint_schemes():
+        assert unsafe_schemes() == []
+        with safe_checkpoint_schemes():  # contexts nest
+            assert unsafe_schemes() == []
+        assert unsafe_schemes() == []
+    assert dict(CheckpointLoader._schemes) == before

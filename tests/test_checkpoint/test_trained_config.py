@@ -21,7 +21,7 @@ def test_checkpoint_of_another_side_network_layout_is_refused(tmp_path):
         with pytest.raises(TrainedConfigMismatch, match=named):
             DTLInferencer(other, lean)  # tools/infer.py
         with pytest.raises(TrainedConfigMismatch, match=named):
-            # tools/test.py and a --resume (StrictLoadHook), and
+            # tools/test.py and a --resume (DTLRunner), and
             # tools/convert_checkpoint.py
             check_trained_config(torch.load(lean), other, lean)
         # a new training from it (load_from): a warning, not an error

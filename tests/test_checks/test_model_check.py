@@ -42,23 +42,30 @@ def test_out_indices_must_match_neck(tmp_path):
         check_model_config(cfg)
 
 
-def test_activation_checkpointing_key_needs_our_hook():
-    """Without the hook mmengine would apply the key with the reentrant
+def test_mmengine_checkpointing_key_is_refused_and_ours_named():
+    """mmengine applies activation_checkpointing with the reentrant
     checkpoint: the parts behind the frozen trunk would train nothing."""
     cfg = demo()
     cfg.activation_checkpointing = ['neck']
-    check_model_config(cfg)  # the shipped hook list has the hook
-    cfg.custom_hooks = [
-        h for h in cfg.custom_hooks
-        if h['type'] != 'ActivationCheckpointingHook'
-    ]
     with pytest.raises(
             ValueError,
-            match=r"activation_checkpointing=\['neck'\] needs "
-            r'dict\(type="ActivationCheckpointingHook"\) in custom_hooks'):
+            match=r"activation_checkpointing=\['neck'\].*reentrant.*"
+            r"checkpointed_parts=\['neck'\]"):
         check_model_config(cfg)
     cfg.activation_checkpointing = None
+    cfg.checkpointed_parts = ['neck']
     check_model_config(cfg)
+
+
+def test_roi_head_is_checkpointed_by_its_type():
+    cfg = Config.fromfile(osp.join(ROOT, DEMO['coco']))
+    cfg.checkpointed_parts = ['neck', 'roi_head']
+    with pytest.raises(
+            ValueError,
+            match=r"model.roi_head.type='CheckpointedCascadeRoIHead'"):
+        check_model_config(cfg)
+    cfg.model.roi_head.type = 'CheckpointedCascadeRoIHead'
+    check_model_config(cfg)  # listed as well: harmless
 
 
 def test_trunk_of_a_dtl_backbone_is_not_a_checkpointing_part():

@@ -11,7 +11,8 @@ from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models import (AdapterSwinTransformer, AdaptFormerSwinTransformer,
                            DTLSwinTransformer, LoRASwinTransformer,
                            PretrainedSwinTransformer)
-from dtl_mm.models.recompute import enable_activation_checkpointing
+from dtl_mm.models.recompute import (checkpointing_requested,
+                                     enable_activation_checkpointing)
 from dtl_mm.utils.param_count import count_parameters
 from helpers.swin_utils import skip_random_init
 from helpers.tool_utils import ROOT
@@ -102,7 +103,12 @@ def test_all_variants_and_sizes_present():
 def test_config_builds_with_expected_trainable_parts(path):
     task, arch, variant = describe(path)
     cfg = load(path)
-    assert cfg.custom_imports.imports == ['dtl_mm', 'dtl_mm.process_changes']
+    # the plugin, its runner and atomic checkpoint writes, by public config
+    # keys (no process-wide change)
+    assert cfg.custom_imports.imports == ['dtl_mm']
+    assert cfg.runner_type == 'DTLRunner'
+    assert cfg.default_hooks.checkpoint.backend_args == dict(
+        backend='atomic_local')
     assert cfg.default_scope == ('mmseg' if task == 'ade20k' else 'mmdet')
     ckpt = cfg.model.backbone.init_cfg.checkpoint
     assert ckpt.endswith(
@@ -137,20 +143,20 @@ def test_config_builds_with_expected_trainable_parts(path):
 def test_lowmem_config_checkpoints_everything_that_trains(path):
     cfg = load(path)
     base = load(path.replace('-lowmem_', '_'))
-    assert cfg.activation_checkpointing[0] == 'backbone'
-    cfg.pop('activation_checkpointing')
+    parts = checkpointing_requested(cfg)
+    assert parts[0] == 'backbone'
+    cfg.pop('checkpointed_parts')
     # the trunk is recomputed too: the lowest memory
     assert cfg.model.backbone.pop('recompute_trunk') is True
+    if 'roi_head' in parts:  # by its checkpointed type
+        assert cfg.model.roi_head.type == 'CheckpointedCascadeRoIHead'
+        cfg.model.roi_head.type = base.model.roi_head.type
     assert cfg.pretty_text == base.pretty_text  # nothing else differs
-    assert 'ActivationCheckpointingHook' in {
-        h['type']
-        for h in cfg.custom_hooks
-    }
+    cfg = load(path)
     cfg.model.backbone.init_cfg = None
     with skip_random_init():
         model = build_model(cfg)
-    parts = load(path).activation_checkpointing
-    enable_activation_checkpointing(model, parts)
+    enable_activation_checkpointing(model, cfg.checkpointed_parts)
     assert model.backbone.with_cp is True
     trained = {
         n.split('.')[0]

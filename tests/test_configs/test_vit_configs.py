@@ -10,8 +10,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from dtl_mm.apis.runner_setup import (build_model, check_pretrained_trunk,
-                                      load_config)
+from dtl_mm.apis.runner_setup import build_model, load_config
+from dtl_mm.checks.model_check import check_pretrained_trunk
 from dtl_mm.models import DTLVisionTransformer, PretrainedVisionTransformer
 from dtl_mm.utils.param_count import count_parameters
 from helpers.config_utils import VIT_DEMO

@@ -1,6 +1,7 @@
 """Activation checkpointing of the trainable path (dtl_mm/models/
 recompute.py): the same gradients, less kept for backward, nothing in eval,
 and mmengine's own config key made safe."""
+import copy
 import os.path as osp
 
 import pytest
@@ -13,7 +14,8 @@ from dtl_mm.analysis.saved_tensors import saved_for_backward
 from dtl_mm.analysis.training_step import TrainingStep, synthetic_batch
 from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.models import recompute
-from dtl_mm.models.recompute import enable_activation_checkpointing
+from dtl_mm.models.recompute import (enable_activation_checkpointing,
+                                     request_checkpointing)
 from dtl_mm.models.swin_presets import TINY_SWIN, TINY_SWIN_CHANNELS
 from helpers.tool_utils import DEMO, ROOT, SHORT, dist_train, run_tool, tool
 
@@ -62,16 +64,20 @@ def step(model, data, seed=1):
 @pytest.mark.parametrize(
     'task', [pytest.param('coco', marks=pytest.mark.slow), 'voc', 'ade20k'])
 def test_checkpointing_gives_the_same_gradients(task, policy):
-    """'trunk': with_cp=True and the frozen trunk recomputed too."""
+    """'trunk': with_cp=True and the frozen trunk recomputed too. The
+    checkpointed model is built as a config asks for it (for COCO, the
+    checkpointed RoI head type), with the same weights."""
     cfg, model = demo_model(task)
     data = synthetic_batch(cfg, 2, SIZE[task])
-    before = {n: b.clone() for n, b in model.named_buffers()}
+    start = copy.deepcopy(model.state_dict())
     ref, ref_stats = step(model, data)
-    for n, b in model.named_buffers():  # the same start for the second step
-        b.copy_(before[n])
+    cp_cfg = copy.deepcopy(cfg)
+    request_checkpointing(cp_cfg, PARTS[task][1:])
+    model = build_model(cp_cfg).train()
+    model.load_state_dict(start)
     model.backbone.with_cp = True if policy == 'trunk' else policy
     model.backbone.recompute_trunk = policy == 'trunk'
-    enable_activation_checkpointing(model, PARTS[task][1:])
+    enable_activation_checkpointing(model, cp_cfg[recompute.CONFIG_KEY])
     grads, stats = step(model, data)
     assert set(grads) == set(ref) and ref
     # every trainable weight got a gradient (DDP needs one), and a step
@@ -201,8 +207,8 @@ def test_config_key_is_applied_non_reentrantly(toy_workspace, tmp_path):
     out = run_tool(toy_workspace, tool('train.py'),
                    osp.join(ROOT, DEMO['voc']), '--work-dir',
                    str(tmp_path / 'wd'), '--cfg-options', *SHORT['voc'],
-                   'activation_checkpointing=[backbone,neck,bbox_head]')
-    assert ('activation_checkpointing (non-reentrant, in training only): '
+                   'checkpointed_parts=[backbone,neck,bbox_head]')
+    assert ('checkpointed_parts (non-reentrant, in training only): '
             "backbone (with_cp=True), neck.forward, bbox_head.forward") in out
     # mmengine's own (reentrant) wrapper did not run as well
     assert 'Enabling the "activation_checkpointing" feature' not in out

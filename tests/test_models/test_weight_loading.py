@@ -10,6 +10,7 @@ from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from dtl_mm.checkpoint.safe_load import CheckpointError
+from dtl_mm.checkpoint.schemes import safe_checkpoint_schemes
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            PretrainedSwinTransformer)
 from helpers.checkpoint_utils import DEMO_SWIN
@@ -133,13 +134,14 @@ def test_mmengine_checkpoint_types_load_safely(tmp_path):
         },
     }
     path = save(tmp_path, 'epoch_1.pth', ckpt)
-    loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    with safe_checkpoint_schemes():  # as DTLRunner loads
+        loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     buf = loaded['message_hub']['log_scalars']['train/loss']
     assert buf.current() == 0.5
     assert loaded['param_schedulers'][0]['milestones'][27] == 1
 
 
-class _RunsCode:
+class RunsCode:
 
     def __reduce__(self):
         return (os.system, ('touch PWNED_BY_CHECKPOINT', ))
@@ -147,8 +149,9 @@ class _RunsCode:
 
 def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    path = save(tmp_path, 'evil.pth', {'state_dict': {}, 'x': _RunsCode()})
-    with pytest.raises(CheckpointError, match='evil.pth.*refused'):
+    path = save(tmp_path, 'evil.pth', {'state_dict': {}, 'x': RunsCode()})
+    with pytest.raises(CheckpointError, match='evil.pth.*refused'), \
+            safe_checkpoint_schemes():
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert not (tmp_path / 'PWNED_BY_CHECKPOINT').exists()
 
@@ -158,7 +161,8 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
     data = open(path, 'rb').read()
     open(path, 'wb').write(data[:len(data) // 2])
     with pytest.raises(
-            CheckpointError, match='good.pth.*truncated or corrupt'):
+            CheckpointError, match='good.pth.*truncated or corrupt'), \
+            safe_checkpoint_schemes():
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
 
 

@@ -15,7 +15,7 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import get_state_dict, save_checkpoint
 
 from dtl_mm.checkpoint.safe_load import load_checkpoint_file
-from helpers.checkpoint_utils import _RunsCode, file_bytes, run_failing
+from helpers.checkpoint_utils import RunsCode, file_bytes, run_failing
 from helpers.tool_utils import DEMO, ROOT, SHORT, run_tool, tool
 
 
@@ -42,7 +42,7 @@ def test_tools_refuse_a_stripped_resume_and_another_layout(
 @pytest.mark.slow
 def test_tools_refuse_code_running_checkpoint_url(workspace, server,
                                                   torch_home):
-    torch.save({'state_dict': {}, 'x': _RunsCode()}, workspace / 'evil.pth')
+    torch.save({'state_dict': {}, 'x': RunsCode()}, workspace / 'evil.pth')
     server.files['/evil.pth'] = file_bytes(workspace / 'evil.pth')
     url = server.url('/evil.pth')
     env = dict(TORCH_HOME=str(torch_home))
@@ -146,19 +146,15 @@ def test_checkpoint_without_frozen_backbone_is_refused(voc_run, tmp_path):
 
 
 @pytest.mark.slow  # mmdet's own tools as subprocesses
-def test_code_running_url_refused_without_the_process_changes_import(
-        workspace, server, torch_home):
-    """A config that imports dtl_mm but not dtl_mm.process_changes (a user
-    who replaced custom_imports): mmdet's own test.py and train.py
-    (load_from) still load through the safe loader, since our hooks put it
-    in place before the run loads anything."""
-    torch.save({'state_dict': {}, 'x': _RunsCode()}, workspace / 'evil2.pth')
+def test_code_running_url_refused_by_mmdets_own_tools(workspace, server,
+                                                      torch_home):
+    """mmdet's own test.py and train.py (load_from) on a shipped config load
+    through the safe loader: the config's DTLRunner reads every checkpoint
+    that way, with no process-wide change."""
+    torch.save({'state_dict': {}, 'x': RunsCode()}, workspace / 'evil2.pth')
     server.files['/evil2.pth'] = file_bytes(workspace / 'evil2.pth')
     url = server.url('/evil2.pth')
-    cfg = workspace / 'only_dtl_mm.py'
-    cfg.write_text(f'_base_ = {osp.join(ROOT, DEMO["voc"])!r}\n'
-                   'custom_imports = dict(_delete_=True, imports=["dtl_mm"],'
-                   ' allow_failed_imports=False)\n')
+    cfg = osp.join(ROOT, DEMO['voc'])
     tools = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
     env = dict(TORCH_HOME=str(torch_home))
     runs = ([osp.join(tools, 'test.py'),

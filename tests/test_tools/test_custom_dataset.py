@@ -249,9 +249,8 @@ def test_guide_configs_set_every_head_and_split(tmp_path):
                                             f'{ann}/')
         for ev in (cfg.val_evaluator, cfg.test_evaluator):
             assert ev.ann_file == 'data/parts/annotations/val.json'
-        assert cfg.custom_imports.imports == [
-            'dtl_mm', 'dtl_mm.process_changes'
-        ]
+        assert cfg.custom_imports.imports == ['dtl_mm']
+        assert cfg.runner_type == 'DTLRunner'
     real = Config.fromfile(str(ws / COCO_CONFIG))
     assert real.model.backbone.type == 'DTLSwinTransformer'
     assert real.model.roi_head.bbox_head[0].fc_out_channels == 1024
@@ -266,9 +265,8 @@ def test_guide_configs_set_every_head_and_split(tmp_path):
             assert ds.reduce_zero_label is False
             loads = [s for s in ds.pipeline if s.type == 'LoadAnnotations']
             assert loads == [dict(type='LoadAnnotations')]
-        assert cfg.custom_imports.imports == [
-            'dtl_mm', 'dtl_mm.process_changes'
-        ]
+        assert cfg.custom_imports.imports == ['dtl_mm']
+        assert cfg.runner_type == 'DTLRunner'
     assert Config.fromfile(str(ws / SEG_CONFIG)).model.backbone.type == \
         'DTLSwinTransformer'
 

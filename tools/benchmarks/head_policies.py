@@ -4,12 +4,12 @@ backward and by predicted GPU peak: COCO Cascade Mask R-CNN, Swin-B.
     python tools/benchmarks/head_policies.py [--size H W] [--batch N]
         [--out DIR]
 
-Policies: the shipped lowmem one (``activation_checkpointing = ['neck',
-'rpn_head', 'roi_head']``: each cascade stage's RoI extractor and head in
-one region) against a plain checkpoint around the neck, the RPN head and
-each ``roi_head.bbox_head.i`` / ``roi_head.mask_head.i`` separately (the
-RoI features then are each region's kept input), for DTLv2-LS (trunk
-recomputed and kept), full fine-tuning and AdaptFormer, all with the
+Policies: the shipped lowmem one (``checkpointed_parts = ['neck',
+'rpn_head']`` and the checkpointed cascade RoI head: each stage's RoI
+extractor and head in one region) against a plain checkpoint around the
+neck, the RPN head and each ``roi_head.bbox_head.i`` /
+``roi_head.mask_head.i`` separately (the RoI features then are each
+region's kept input), for DTLv2-LS (trunk recomputed and kept), full fine-tuning and AdaptFormer, all with the
 backbone's ``with_cp=True``. Each row is one training step measured on
 this machine's CPU (dtl_mm.analysis.memory_estimate); "peak" is the
 predicted steady GPU peak. Writes results.md and results.json.
@@ -19,6 +19,7 @@ from measure import (ROOT, load_variant_config, save_results, scaled,
 
 from dtl_mm.analysis.memory_estimate import (measure_step_memory,
                                              predicted_gpu_peak)
+from dtl_mm.models.recompute import request_checkpointing
 
 MB = 1 << 20
 SHIPPED = ['neck', 'rpn_head', 'roi_head']
@@ -55,7 +56,7 @@ def main(argv=None):
         if args.rows and name not in args.rows:
             continue
         cfg = load_variant_config('coco', variant)
-        cfg.activation_checkpointing = parts
+        request_checkpointing(cfg, parts)
         if trunk is not None:
             cfg.model.backbone.recompute_trunk = trunk
         m = measure_step_memory(cfg, args.batch, size)

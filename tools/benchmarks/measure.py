@@ -20,7 +20,9 @@ from dtl_mm.analysis.memory_estimate import measure_step_memory
 from dtl_mm.analysis.saved_tensors import model_state_bytes, saved_for_backward
 from dtl_mm.analysis.training_step import TrainingStep, synthetic_batch
 from dtl_mm.apis.runner_setup import build_model
-from dtl_mm.models.recompute import enable_activation_checkpointing
+from dtl_mm.models.recompute import (CONFIG_KEY, checkpointing_requested,
+                                     enable_activation_checkpointing,
+                                     request_checkpointing)
 from dtl_mm.utils.param_count import count_parameters
 
 # the repository root: the configs are read from its configs/ folder
@@ -103,7 +105,7 @@ def checkpointed_heads(family):
     """The neck and heads the family's lowmem config checkpoints."""
     cfg = Config.fromfile(
         osp.join(ROOT, FAMILIES[family]['config'].format('dtlv2-ls-lowmem')))
-    return [m for m in cfg.activation_checkpointing if m != 'backbone']
+    return [m for m in checkpointing_requested(cfg) if m != 'backbone']
 
 
 def load_variant_config(family,
@@ -111,14 +113,16 @@ def load_variant_config(family,
                         backbone_overrides=None,
                         model_overrides=None):
     """The shipped config of the variant's base, with its backbone
-    checkpointing set; random weights (they measure the same)."""
-    base, cp, _ = parse_variant(variant)
+    checkpointing set and, for '+heads', the neck and heads the lowmem
+    config checkpoints; random weights (they measure the same)."""
+    base, cp, heads = parse_variant(variant)
     cfg = Config.fromfile(
         osp.join(ROOT, FAMILIES[family]['config'].format(base)))
     cfg.model.backbone.init_cfg = None
     cfg.model.backbone.with_cp = cp
     if 'trunk' in variant.split('+'):
         cfg.model.backbone.recompute_trunk = True
+    request_checkpointing(cfg, checkpointed_heads(family) if heads else [])
     if backbone_overrides:
         cfg.model.backbone.update(backbone_overrides)
     if model_overrides:
@@ -131,8 +135,7 @@ def variant_step_memory(family, variant, batch, size, amp=None):
     its backbone checkpointing and trunk recomputation as the name says,
     with '+heads' the neck and heads the lowmem config checkpoints."""
     cfg = load_variant_config(family, variant)
-    heads = checkpointed_heads(family) if parse_variant(variant)[2] else []
-    return measure_step_memory(cfg, batch, size, amp=amp, checkpointing=heads)
+    return measure_step_memory(cfg, batch, size, amp=amp)
 
 
 class RSSPeak:
@@ -248,8 +251,7 @@ def measure(family,
     cfg = load_variant_config(family, variant, backbone_overrides,
                               model_overrides)
     model = build_model(cfg)
-    heads = checkpointed_heads(family) if parse_variant(variant)[2] else []
-    enable_activation_checkpointing(model, heads)
+    enable_activation_checkpointing(model, cfg[CONFIG_KEY])
     counts = count_parameters(model)
     row = dict(
         family=family,

@@ -1,5 +1,7 @@
-"""ModelCheckHook through mmdet's own tools/train.py: what our tools refuse
-before building the runner is refused there too."""
+"""DTLRunner through mmdet's own tools/train.py (the config's runner_type,
+no process-wide change): what our tools refuse is refused there too, resume
+takes the newest complete checkpoint, and checkpoints are written through
+the atomic file backend."""
 import os.path as osp
 import subprocess
 import sys
@@ -7,6 +9,7 @@ import sys
 import mmdet
 import pytest
 
+from dtl_mm.checkpoint import atomic_io
 from helpers.tool_utils import DEMO, ROOT, SHORT, copy_run
 
 pytestmark = pytest.mark.slow  # mmdet's train.py as a subprocess
@@ -45,3 +48,32 @@ def test_random_frozen_trunk_is_refused(toy_workspace, tmp_path):
     assert rc != 0, out[-3000:]
     assert 'no pretrained Swin' in out and 'allow_random_trunk=True' in out
     assert 'Epoch(train)' not in out
+
+
+def test_resume_with_a_broken_last_checkpoint_and_atomic_saves(
+        toy_workspace, short_run, tmp_path):
+    """A run killed while mmengine wrote last_checkpoint (outside the file
+    backend) leaves it empty: --resume still continues the newest complete
+    checkpoint. The saves go through atomic_write, which also removes the
+    temporary file an earlier writer left when it was killed mid-save."""
+    wd = copy_run(short_run('voc'), tmp_path / 'killed')
+    (wd / 'last_checkpoint').write_text('')
+    dead = _dead_pid()
+    stale = wd / f'.epoch_2.pth.x1.{dead}@{atomic_io.HOST}.tmp'
+    stale.write_bytes(b'half a checkpoint')
+    rc, out = mmdet_train(toy_workspace, osp.join(ROOT,
+                                                  DEMO['voc']), '--work-dir',
+                          str(wd), '--resume', '--cfg-options', *SHORT['voc'],
+                          'train_cfg.max_epochs=2')
+    assert rc == 0, out[-3000:]
+    assert f'resuming from {wd / "epoch_1.pth"}' in out
+    assert 'last_checkpoint is empty' in out
+    assert (wd / 'epoch_2.pth').is_file() and not stale.exists()
+    assert (wd / 'last_checkpoint').read_text() == str(wd / 'epoch_2.pth')
+
+
+def _dead_pid():
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    return proc.pid

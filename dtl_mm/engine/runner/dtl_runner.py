@@ -1,0 +1,131 @@
+"""DTLRunner: mmengine's Runner with what a dtl_mm run must not do without.
+
+Selected by the config's ``runner_type = 'DTLRunner'`` (every shipped
+config sets it in ``configs/_base_/dtl_common.py``), which mmdet's and
+mmseg's own ``tools/train.py`` / ``tools/test.py``, ``mim`` and our tools
+all honour, so none of this depends on a process-wide change.
+"""
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from ...checkpoint.fit_check import check_checkpoint_fits
+from ...checkpoint.resume import refuse_to_overwrite, resumable_checkpoint
+from ...checkpoint.safe_load import CheckpointError, checkpoint_source
+from ...checkpoint.schemes import safe_checkpoint_schemes
+from ...checkpoint.trained_config import check_trained_config
+from ...checks.data_check import check_data
+from ...checks.model_check import check_model_config, check_pretrained_trunk
+from ...models.recompute import (CONFIG_KEY, checkpointing_requested,
+                                 enable_activation_checkpointing)
+from ...utils.model_unwrap import bare_model
+from ..hooks.runner_state import is_training
+
+
+@RUNNERS.register_module()
+class DTLRunner(Runner):
+    """mmengine's ``Runner``, plus, in the order a run meets them:
+
+    1. **Before anything is built** (:meth:`from_cfg`): the model config
+       check (:func:`~dtl_mm.checks.model_check.check_model_config`: the
+       heads' ``num_classes`` against the data set, ``in_channels`` against
+       the backbone, the DTL block options; mmengine's reentrant
+       ``activation_checkpointing`` key refused).
+    2. **Before a loop builds its data set** (:meth:`train`, :meth:`val`,
+       :meth:`test`): that split's data files are read
+       (:mod:`dtl_mm.checks.data_check`; :attr:`check_data` off skips it).
+       A new training must load a pretrained trunk (or say
+       ``allow_random_trunk = True``) and must not overwrite the
+       checkpoints of an earlier run in its work dir.
+    3. **Activation checkpointing** of the parts the config's
+       ``checkpointed_parts`` key names, non-reentrant
+       (:func:`~dtl_mm.models.recompute.enable_activation_checkpointing`).
+    4. **Every checkpoint read** while it trains, validates, tests or loads
+       (``load_from``, ``--resume``, any module's ``init_cfg``) goes through
+       the safe loader (:func:`~dtl_mm.checkpoint.schemes.
+       safe_checkpoint_schemes`), and a loaded checkpoint must fit the
+       model and its training layout; resuming needs the training state.
+    5. **Resume without a file** continues the newest complete checkpoint
+       of the work dir (:func:`~dtl_mm.checkpoint.resume.
+       resumable_checkpoint`), not a truncated one.
+
+    Checkpoints are written atomically by the config's file backend
+    (``default_hooks.checkpoint.backend_args = dict(backend='atomic_local')``),
+    not by the runner.
+
+    Attributes:
+        check_data (bool): read the data files before a loop starts; our
+            tools' ``--skip-data-check`` turns it off.
+    """
+
+    check_data = True
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'DTLRunner':
+        check_model_config(cfg)
+        return super().from_cfg(cfg)
+
+    def train(self):
+        self._choose_resume_checkpoint()
+        if not self._resume:
+            check_pretrained_trunk(self.cfg)
+            refuse_to_overwrite(self.cfg)
+        self._check_data(('train', 'val') if self._val_loop else ('train', ))
+        parts = self.cfg.get(CONFIG_KEY)
+        if parts:
+            done = enable_activation_checkpointing(
+                bare_model(self.model), parts)
+            self.logger.info(f'{CONFIG_KEY} (non-reentrant, in training '
+                             f'only): ' + ', '.join(done))
+        elif checkpointing_requested(self.cfg):
+            self.logger.info('activation checkpointing (non-reentrant, in '
+                             'training only): roi_head (its type)')
+        with safe_checkpoint_schemes():
+            return super().train()
+
+    def val(self) -> dict:
+        self._check_data(('val', ))
+        with safe_checkpoint_schemes():
+            return super().val()
+
+    def test(self) -> dict:
+        self._check_data(('test', ))
+        with safe_checkpoint_schemes():
+            return super().test()
+
+    def _check_data(self, splits):
+        if self.check_data:
+            check_data(self.cfg, splits)
+
+    def _choose_resume_checkpoint(self):
+        """Resume without a file: the newest complete checkpoint (mmengine
+        would take whatever ``last_checkpoint`` names); with none, a new
+        training."""
+        if not self._has_loaded and self._resume and self._load_from is None:
+            self._load_from = resumable_checkpoint(self.work_dir)
+            self._resume = self._load_from is not None
+
+    def load_or_resume(self):
+        self._choose_resume_checkpoint()
+        super().load_or_resume()
+
+    def load_checkpoint(self, filename, *args, **kwargs):
+        with safe_checkpoint_schemes():
+            checkpoint = super().load_checkpoint(filename, *args, **kwargs)
+        name = checkpoint_source(checkpoint)
+        if name == 'the checkpoint':
+            name = filename
+        if self._resume and 'message_hub' not in checkpoint:
+            raise CheckpointError(
+                f'{name} holds no training state (no message hub, '
+                f'optimizer or scheduler: saved with --strip-optimizer, or '
+                f'not a training checkpoint), so a run cannot resume from '
+                f'it. To train further from its weights start a new run: '
+                f'--cfg-options load_from={filename} (without --resume).')
+        check_checkpoint_fits(self.model, checkpoint, name)
+        # only a warning for a load_from that starts a new training
+        check_trained_config(
+            checkpoint,
+            self.cfg,
+            name,
+            strict=self._resume or not is_training(self))
+        return checkpoint
