@@ -10,9 +10,10 @@ extractor and head in one region) against a plain checkpoint around the
 neck, the RPN head and each ``roi_head.bbox_head.i`` /
 ``roi_head.mask_head.i`` separately (the RoI features then are each
 region's kept input), for DTLv2-LS (trunk recomputed and kept), full
-fine-tuning and AdaptFormer, all with the backbone's ``with_cp=True``. Each row is one training step measured on
-this machine's CPU (dtl_mm.analysis.memory_estimate); "peak" is the
-predicted steady GPU peak. Writes results.md and results.json.
+fine-tuning and AdaptFormer, all with the backbone's ``with_cp=True``.
+Each row is one training step measured on this machine's CPU
+(dtl_mm.analysis.memory_estimate); "peak" is the predicted steady GPU
+peak. Writes results.md and results.json.
 """
 from measure import (ROOT, load_variant_config, save_results, scaled,
                      script_parser)
