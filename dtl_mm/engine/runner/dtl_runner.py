@@ -32,7 +32,8 @@ class DTLRunner(Runner):
        ``activation_checkpointing`` key refused).
     2. **Before a loop builds its data set** (:meth:`train`, :meth:`val`,
        :meth:`test`): that split's data files are read
-       (:mod:`dtl_mm.checks.data_check`; :attr:`check_data` off skips it).
+       (:mod:`dtl_mm.checks.data_check`; the config's ``check_data = False``
+       skips it, as our tools' ``--skip-data-check`` does).
        A new training must load a pretrained trunk (or say
        ``allow_random_trunk = True``) and must not overwrite the
        checkpoints of an earlier run in its work dir.
@@ -53,8 +54,9 @@ class DTLRunner(Runner):
     not by the runner.
 
     Attributes:
-        check_data (bool): read the data files before a loop starts; our
-            tools' ``--skip-data-check`` turns it off.
+        check_data (bool): read the data files before a loop starts
+            (unless the config says ``check_data = False``); our tools,
+            which check before building the runner, turn it off.
     """
 
     check_data = True
@@ -93,7 +95,7 @@ class DTLRunner(Runner):
             return super().test()
 
     def _check_data(self, splits):
-        if self.check_data:
+        if self.check_data and self.cfg.get('check_data', True):
             check_data(self.cfg, splits)
 
     def _choose_resume_checkpoint(self):

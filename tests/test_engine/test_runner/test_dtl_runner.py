@@ -75,3 +75,14 @@ def test_a_code_running_load_from_is_refused(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match='refused to load'):
         runner.load_checkpoint(evil)
     assert not osp.exists(tmp_path / 'PWNED_BY_CHECKPOINT')
+
+
+def test_data_check_before_the_loop_and_its_config_switch(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/toy here
+    cfg = voc_config(swin_file(tmp_path / 's.pth', 0))
+    with pytest.raises(FileNotFoundError, match='toy data set not found'):
+        runner_for(cfg, tmp_path / 'wd').val()
+    with pytest.raises(Exception) as skipped:  # the dataset's own error
+        runner_for(cfg, tmp_path / 'wd2', check_data=False).val()
+    assert 'toy data set not found' not in str(skipped.value)
