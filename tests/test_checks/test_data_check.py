@@ -10,7 +10,7 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from dtl_mm.checks import data_check
+from dtl_mm.checks import data_check, segmentation_check
 from dtl_mm.checks.data_check import DataError, check_config_data
 from helpers.tool_utils import DEMO
 
@@ -306,8 +306,8 @@ def test_second_check_reads_only_changed_files(toy, tmp_path, monkeypatch):
     cfg = toy('ade20k')
     monkeypatch.setenv('DTL_MM_CACHE_DIR', str(tmp_path / 'cache'))
     reads = []
-    real = data_check.label_facts
-    monkeypatch.setattr(data_check, 'label_facts',
+    real = segmentation_check.label_facts
+    monkeypatch.setattr(segmentation_check, "label_facts",
                         lambda p, b: reads.append(p) or real(p, b))
     check_config_data(cfg, ('train', 'val'))
     assert len(reads) == 6
