@@ -10,6 +10,7 @@ find it from either scope, so Swin detection never needs mmseg installed
 from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
 from .dtl_vit import DTLVisionTransformer
+from .dtl_wrapper import TRUNK_ADAPTERS, build_dtl_backbone
 from .mmpretrain_vit import DTLMMPretrainViT, PretrainedMMPretrainViT
 from .petl_baselines import (AdapterSwinTransformer,
                              AdaptFormerSwinTransformer, LoRASwinTransformer)
@@ -24,6 +25,7 @@ from .weight_loading import (CheckpointLayoutError, load_swin_weights,
                              trunk_fingerprint)
 
 __all__ = [
+    'build_dtl_backbone', 'TRUNK_ADAPTERS',
     'PretrainedTrunk', 'PretrainedSwinTransformer', 'DTLSwinTransformer',
     'PretrainedVisionTransformer', 'DTLVisionTransformer',
     'CompactSideNetwork', 'CSNLayout', 'DTLOptions', 'build_layout',
