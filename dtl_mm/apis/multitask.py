@@ -1,5 +1,6 @@
-"""Several detectors / segmentors fine-tuned from one frozen Swin or plain
-ViT, run on one input with the shared part of the backbone computed once.
+"""Several detectors / segmentors fine-tuned from one frozen trunk (Swin,
+plain ViT, any family with an adapter), run on one input with the shared
+part of the backbone computed once.
 
 Up to its first add-back block M, a DTL backbone computes exactly what the
 frozen trunk computes, so K tasks fine-tuned from the same trunk share the
@@ -15,29 +16,16 @@ checked here (tasks that differ are refused, by name); for the third,
 trunk only between tasks given the same tensor object.
 """
 import copy
-import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from ..models import (DTLSwinTransformer, DTLVisionTransformer,
-                      PretrainedSwinTransformer, PretrainedTrunk,
-                      PretrainedVisionTransformer, trunk_fingerprint)
-from ..models.dtl_vit import run_frozen_vit, run_vit_from_trunk
+from ..models import PretrainedTrunk, trunk_fingerprint
+from ..models.dtl_backbone import DTLBackbone
 from ..models.frozen_trunk import TrunkState, run_from_trunk, run_frozen_trunk
-from ..models.mmpretrain_vit import (PretrainedMMPretrainViT,
-                                     mmpretrain_vit_architecture,
-                                     use_mmpretrain_vit_of)
-# the output norms (norm0..3) exist only for a model's out_indices and act
-# on stage outputs, which every task normalises itself
-from ..models.weight_loading import OUTPUT_NORM
-
-# a ViT's final norm acts on its last block's output, after any add-back
-VIT_FINAL_NORM = re.compile(r'^ln1\.')
-DTL_BACKBONES = (DTLSwinTransformer, DTLVisionTransformer)
 
 
 class TrunkSharingError(ValueError):
@@ -46,100 +34,12 @@ class TrunkSharingError(ValueError):
 
 def shared_trunk_fingerprint(backbone: PretrainedTrunk) -> str:
     """sha256 of the frozen weights the tasks would share (the whole trunk
-    but the output norms, which each task applies itself)."""
-    own = trunk_kind(backbone).own
+    but the keys each task keeps its own, ``OWN_KEYS``: output norms)."""
     return trunk_fingerprint({
         k: v
-        for k, v in backbone.trunk.state_dict().items() if not own.match(k)
+        for k, v in backbone.trunk.state_dict().items()
+        if not backbone.OWN_KEYS.match(k)
     })
-
-
-def swin_architecture(backbone: PretrainedSwinTransformer) -> Dict:
-    """What makes two Swins compute the same function from the same weights
-    (weight shapes are compared by the fingerprint)."""
-    swin = backbone.swin
-    proj = swin.patch_embed.projection
-    attns = [blk.attn for st in swin.stages for blk in st.blocks]
-    return dict(
-        depths=tuple(backbone.depths),
-        channels=tuple(backbone.channels),
-        patch=(tuple(proj.kernel_size), tuple(proj.stride)),
-        num_heads=tuple(a.w_msa.num_heads for a in attns),
-        window_size=tuple(a.window_size for a in attns),
-        shift_size=tuple(a.shift_size for a in attns),
-        qk_scale=tuple(a.w_msa.scale for a in attns),
-        abs_pos_embed=bool(swin.use_abs_pos_embed),
-        patch_norm=swin.patch_embed.norm is not None)
-
-
-def vit_architecture(backbone: PretrainedVisionTransformer) -> Dict:
-    """The same for a plain ViT."""
-    vit = backbone.vit
-    proj = vit.patch_embed.projection
-    return dict(
-        depths=tuple(backbone.depths),
-        channels=tuple(backbone.channels),
-        patch=(tuple(proj.kernel_size), tuple(proj.stride)),
-        num_heads=tuple(layer.attn.num_heads for layer in vit.layers),
-        extra_tokens=backbone.num_extra_tokens,
-        pos_embed_grid=tuple(s // vit.patch_size for s in vit.img_size),
-        interpolate_mode=vit.interpolate_mode,
-        pre_norm=bool(vit.pre_norm))
-
-
-def use_swin_of(backbone: PretrainedSwinTransformer,
-                trunk: PretrainedSwinTransformer):
-    """Point ``backbone`` at ``trunk``'s frozen patch embedding and stages
-    (its own copies are dropped); its output norms stay its own."""
-    swin, shared = backbone.swin, trunk.swin
-    swin.patch_embed = shared.patch_embed
-    swin.stages = shared.stages
-    if swin.use_abs_pos_embed:
-        swin.absolute_pos_embed = shared.absolute_pos_embed
-
-
-def use_vit_of(backbone: PretrainedVisionTransformer,
-               trunk: PretrainedVisionTransformer):
-    """Point ``backbone`` at ``trunk``'s frozen embeddings and blocks; its
-    final norm stays its own."""
-    vit, shared = backbone.vit, trunk.vit
-    names = ('patch_embed', 'cls_token', 'pos_embed', 'layers')
-    for name in names + (('pre_ln', ) if vit.pre_norm else ()):
-        setattr(vit, name, getattr(shared, name))
-
-
-@dataclass(frozen=True)
-class TrunkKind:
-    """How the tasks of one kind of trunk share it."""
-    name: str
-    run_frozen: Callable  # (backbone, x, upto, keep) -> TrunkState
-    run_from: Callable  # (backbone, state) -> outputs, no side network
-    architecture: Callable  # backbone -> dict
-    use_trunk_of: Callable  # (backbone, trunk): share trunk's modules
-    own: re.Pattern  # trunk keys each task keeps its own
-
-
-TRUNK_KINDS = {
-    PretrainedSwinTransformer:
-    TrunkKind('Swin', run_frozen_trunk, run_from_trunk, swin_architecture,
-              use_swin_of, OUTPUT_NORM),
-    PretrainedVisionTransformer:
-    TrunkKind('ViT', run_frozen_vit, run_vit_from_trunk, vit_architecture,
-              use_vit_of, VIT_FINAL_NORM),
-    PretrainedMMPretrainViT:
-    TrunkKind('mmpretrain ViT', run_frozen_vit, run_vit_from_trunk,
-              mmpretrain_vit_architecture, use_mmpretrain_vit_of,
-              VIT_FINAL_NORM),
-}
-
-
-def trunk_kind(backbone) -> TrunkKind:
-    # the most specific kind (an mmpretrain ViT is also an mmseg-ViT
-    # wrapper)
-    for cls in type(backbone).__mro__:
-        if cls in TRUNK_KINDS:
-            return TRUNK_KINDS[cls]
-    raise TypeError(f'{type(backbone).__name__} is not a dtl_mm backbone')
 
 
 def why_not_shared(model) -> Optional[str]:
@@ -147,9 +47,9 @@ def why_not_shared(model) -> Optional[str]:
     the reason it has to run alone."""
     backbone = model.backbone
     name = type(backbone).__name__
-    if isinstance(backbone, DTL_BACKBONES):
+    if isinstance(backbone, DTLBackbone):
         pass
-    elif type(backbone) in TRUNK_KINDS:
+    elif 'FAMILY' in type(backbone).__dict__:  # a family's own wrapper
         if not backbone.frozen:
             return (f'full fine-tuning: every {backbone.TRUNK_NAME} weight '
                     f'is its own, so no block computes what another task '
@@ -159,7 +59,7 @@ def why_not_shared(model) -> Optional[str]:
                 f'{backbone.TRUNK_NAME} block, so no block computes what '
                 f'another task computes')
     else:
-        return f'{name} is not a frozen DTL or fixed Swin / ViT backbone'
+        return f'{name} is not a frozen DTL or fixed dtl_mm backbone'
     mode = (getattr(model, 'test_cfg', None) or {}).get('mode')
     if mode == 'slide':
         return ("test_cfg.mode='slide' runs the backbone on crops of the "
@@ -169,18 +69,15 @@ def why_not_shared(model) -> Optional[str]:
 
 def first_add_back(backbone) -> Optional[int]:
     """M, the first block whose output gets a side signal (None: none)."""
-    if isinstance(backbone, DTL_BACKBONES):
+    if isinstance(backbone, DTLBackbone):
         return backbone.layout.first_g
     return None
 
 
 def trunk_reads(backbone, upto: int) -> set:
     """The blocks whose inputs a shared trunk ending at block ``upto`` must
-    keep for ``backbone``: its side network's reads (and, for a ViT, its
-    outputs inside the trunk)."""
-    if isinstance(backbone, PretrainedVisionTransformer):
-        return backbone.needs_from_trunk(upto)
-    if isinstance(backbone, DTLSwinTransformer):
+    keep for ``backbone``: its side network's reads."""
+    if isinstance(backbone, DTLBackbone):
         return {w for w in backbone.layout.w_blocks if w <= upto}
     return set()
 
@@ -226,10 +123,10 @@ class TrunkBranch(nn.Module):
         state = self.run.state_for(x)
         if state is None:
             return self.backbone(x)
-        if isinstance(self.backbone, DTL_BACKBONES):
+        if isinstance(self.backbone, DTLBackbone):
             return self.backbone.forward_rest(state)
         # fixed: no side network
-        return trunk_kind(self.backbone).run_from(self.backbone, state)
+        return run_from_trunk(self.backbone, state)
 
 
 def shallow_copy(module: nn.Module) -> nn.Module:
@@ -252,7 +149,7 @@ def branch_of(model: nn.Module, trunk: PretrainedTrunk, run) -> nn.Module:
     backbone = shallow_copy(model.backbone)
     if backbone.trunk is not trunk.trunk:
         setattr(backbone, backbone.TRUNK, shallow_copy(backbone.trunk))
-        trunk_kind(backbone).use_trunk_of(backbone, trunk)
+        backbone.share_trunk_of(trunk)
     model.backbone = TrunkBranch(backbone, run)
     return model
 
@@ -294,6 +191,7 @@ class MultiTaskModel(nn.Module):
         self.trunk = None
         self.shared_blocks = 0
         self.keep = ()
+        self.keep_outputs = ()
         if sharing:
             self.trunk = sharing[0].model.backbone
             check_same_trunk([(t.name, t.model.backbone) for t in sharing])
@@ -309,6 +207,10 @@ class MultiTaskModel(nn.Module):
             sorted(set().union(
                 *(trunk_reads(t.model.backbone.backbone, self.shared_blocks)
                   for t in sharing))))
+        # each task's outputs inside the shared trunk
+        self.keep_outputs = tuple(
+            sorted(set().union(*(t.model.backbone.backbone.out_blocks
+                                 for t in sharing))))
         print_log(
             f'{len(sharing)} task(s) share the frozen '
             f'{self.trunk.TRUNK_NAME} trunk (patch '
@@ -341,8 +243,8 @@ class MultiTaskModel(nn.Module):
         """Runs the shared trunk on a batch (None when no task shares)."""
         if self.trunk is None:
             return None
-        return trunk_kind(self.trunk).run_frozen(self.trunk, inputs,
-                                                 self.shared_blocks, self.keep)
+        return run_frozen_trunk(self.trunk, inputs, self.shared_blocks,
+                                self.keep, self.keep_outputs)
 
     @torch.no_grad()
     def predict(self, inputs: Union[torch.Tensor, Dict[str, torch.Tensor]],
@@ -401,26 +303,26 @@ def own_samples(names: Sequence[str],
 
 
 def check_same_trunk(backbones):
-    """Refuses, naming the two tasks, when trunk kinds, architectures or
+    """Refuses, naming the two tasks, when trunk families, architectures or
     frozen weights differ. ``backbones``: [(task name, backbone)]."""
     (name0, ref), rest = backbones[0], backbones[1:]
-    kind = trunk_kind(ref)
+    kind = ref.FAMILY
     for name, backbone in rest:
-        if trunk_kind(backbone) is not kind:
+        if backbone.FAMILY != kind:
             raise TrunkSharingError(
                 f'tasks {name0!r} and {name!r} have different trunks '
-                f'({kind.name} vs {trunk_kind(backbone).name}): they cannot '
-                f'share a frozen trunk')
-    arch0 = kind.architecture(ref)
+                f'({kind} vs {backbone.FAMILY}): they cannot share a frozen '
+                f'trunk')
+    arch0 = ref.architecture()
     for name, backbone in rest:
-        arch = kind.architecture(backbone)
+        arch = backbone.architecture()
         diff = [
             f'{k} {arch0[k]} vs {arch[k]}' for k in arch0
             if arch0[k] != arch[k]
         ]
         if diff:
             raise TrunkSharingError(
-                f'tasks {name0!r} and {name!r} have different {kind.name} '
+                f'tasks {name0!r} and {name!r} have different {kind} '
                 f'architectures ({"; ".join(diff)}): they cannot share a '
                 f'frozen trunk')
     print0 = shared_trunk_fingerprint(ref)
@@ -429,7 +331,7 @@ def check_same_trunk(backbones):
         if other != print0:
             raise TrunkSharingError(
                 f'tasks {name0!r} and {name!r} were fine-tuned from '
-                f'different frozen {kind.name} weights (trunk sha256 '
+                f'different frozen {kind} weights (trunk sha256 '
                 f'{print0[:12]}... vs {other[:12]}...): their trunk features '
                 f'differ, so they cannot share one. Check that both '
-                f'checkpoints come from the same pretrained {kind.name}.')
+                f'checkpoints come from the same pretrained {kind}.')

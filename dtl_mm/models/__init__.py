@@ -25,8 +25,8 @@ from .weight_loading import (CheckpointLayoutError, load_swin_weights,
                              trunk_fingerprint)
 
 __all__ = [
-    'build_dtl_backbone', 'TRUNK_ADAPTERS',
-    'PretrainedTrunk', 'PretrainedSwinTransformer', 'DTLSwinTransformer',
+    'build_dtl_backbone', 'TRUNK_ADAPTERS', 'PretrainedTrunk',
+    'PretrainedSwinTransformer', 'DTLSwinTransformer',
     'PretrainedVisionTransformer', 'DTLVisionTransformer',
     'CompactSideNetwork', 'CSNLayout', 'DTLOptions', 'build_layout',
     'load_swin_weights', 'load_vit_weights', 'CheckpointLayoutError',

@@ -34,8 +34,8 @@ def adapter_for(trunk_type: str, default_scope: str = None) -> str:
     trunks that have one."""
     scope, _, name = trunk_type.rpartition('.')
     found = [
-        dtl for (lib, kind), dtl in TRUNK_ADAPTERS.items() if kind == name
-        and (lib == scope if scope else lib == default_scope)
+        dtl for (lib, kind), dtl in TRUNK_ADAPTERS.items()
+        if kind == name and (lib == scope if scope else lib == default_scope)
     ]
     if not found and not scope:  # another library's type of that name
         found = [

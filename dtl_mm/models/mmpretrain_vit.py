@@ -103,15 +103,15 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
             ``drop_path_rate``, ``with_cls_token``, ``layer_cfgs``, ...).
     """
     TRUNK_NAME = 'ViT'
+    FAMILY = 'mmpretrain ViT'
 
     def __init__(self, **kwargs):
         # PretrainedTrunk builds the trunk (build_trunk); the mmseg-ViT
         # wrapper's __init__ reads mmseg's attributes, so it is skipped
         PretrainedTrunk.__init__(self, **kwargs)
-        self.num_blocks = len(self.vit.layers)
-        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
         # one stage, one width: the CSN layout's view of a plain ViT
-        self.depths = (self.num_blocks, )
+        self.depths = (len(self.vit.layers), )
+        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
         self.channels = (self.vit.embed_dims, )
 
     def build_trunk(self, arch: Union[str, dict] = 'base', **vit_args):
@@ -172,6 +172,27 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
             num_extra_tokens=vit.num_extra_tokens)
         return vit.pre_norm(vit.drop_after_pos(x)), tuple(hw_shape)
 
+    def architecture(self) -> dict:
+        vit = self.vit
+        proj = vit.patch_embed.projection
+        return dict(
+            library='mmpretrain',
+            depths=tuple(self.depths),
+            channels=tuple(self.channels),
+            patch=(tuple(proj.kernel_size), tuple(proj.stride)),
+            num_heads=tuple(layer.attn.num_heads for layer in vit.layers),
+            extra_tokens=self.num_extra_tokens,
+            pos_embed_grid=tuple(vit.patch_resolution),
+            interpolate_mode=vit.interpolate_mode,
+            pre_norm=type(vit.pre_norm).__name__,
+            ffn=tuple(type(layer.ffn).__name__ for layer in vit.layers))
+
+    def share_trunk_of(self, other):
+        vit, shared = self.vit, other.vit
+        for name in ('patch_embed', 'cls_token', 'pos_embed', 'pre_norm',
+                     'layers'):
+            setattr(vit, name, getattr(shared, name))
+
 
 @MODELS.register_module()
 class DTLMMPretrainViT(DTLVisionTransformer, PretrainedMMPretrainViT):
@@ -179,32 +200,3 @@ class DTLMMPretrainViT(DTLVisionTransformer, PretrainedMMPretrainViT):
     options, side network and guarantees of :class:`DTLVisionTransformer`
     (M defaults to the middle block: 7 of 12, 13 of 24, 21 of 40), with the
     ViT of :class:`PretrainedMMPretrainViT`."""
-
-
-def mmpretrain_vit_architecture(backbone: PretrainedMMPretrainViT) -> dict:
-    """What makes two mmpretrain ViTs compute the same function from the
-    same weights (shapes are compared by the fingerprint): for multi-task
-    sharing."""
-    vit = backbone.vit
-    proj = vit.patch_embed.projection
-    return dict(
-        library='mmpretrain',
-        depths=tuple(backbone.depths),
-        channels=tuple(backbone.channels),
-        patch=(tuple(proj.kernel_size), tuple(proj.stride)),
-        num_heads=tuple(layer.attn.num_heads for layer in vit.layers),
-        extra_tokens=backbone.num_extra_tokens,
-        pos_embed_grid=tuple(vit.patch_resolution),
-        interpolate_mode=vit.interpolate_mode,
-        pre_norm=type(vit.pre_norm).__name__,
-        ffn=tuple(type(layer.ffn).__name__ for layer in vit.layers))
-
-
-def use_mmpretrain_vit_of(backbone: PretrainedMMPretrainViT,
-                          trunk: PretrainedMMPretrainViT):
-    """Point ``backbone`` at ``trunk``'s frozen embeddings and blocks; its
-    final norm stays its own."""
-    vit, shared = backbone.vit, trunk.vit
-    for name in ('patch_embed', 'cls_token', 'pos_embed', 'pre_norm',
-                 'layers'):
-        setattr(vit, name, getattr(shared, name))

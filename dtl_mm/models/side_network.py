@@ -1,6 +1,7 @@
 """Parts of the Compact Side Network (CSN) and the CSN itself.
 
-Tensors between Swin blocks are ``(B, H*W, C)`` with ``hw_shape = (H, W)``;
+Tensors between trunk blocks are ``(B, H*W, C)`` with ``hw_shape = (H, W)``
+(patch tokens; the walker strips a class token before a read);
 the side state ``h`` uses the same layout, so reads and add-backs are plain
 additions and only the spatial operators reshape to ``(B, C, H, W)``.
 """
@@ -228,9 +229,10 @@ class CompactSideNetwork(nn.Module):
         where no bridge carries it."""
         return recompute(bool(cp), self._bridge, stage, h, hw_shape)
 
-    def state_from_trunk(self, state, cp=False):
+    def state_from_trunk(self, state, cp=False, extra=0):
         """h after the trunk's last block, from the block inputs the trunk
-        kept (None when nothing reads inside the trunk).
+        kept (None when nothing reads inside the trunk); ``extra``: tokens
+        before the patch tokens (a class token), which w does not read.
 
         One region: checkpointed, it keeps only those inputs, which the
         trunk keeps anyway, and recomputes the reads and bridges.
@@ -240,7 +242,8 @@ class CompactSideNetwork(nn.Module):
             return None
         run = partial(self._state_from_trunk, reads, state.block,
                       state.stage_hw)
-        return recompute(bool(cp), run, *[state.inputs[b] for b in reads])
+        return recompute(
+            bool(cp), run, *[state.inputs[b][:, extra:] for b in reads])
 
     def _state_from_trunk(self, reads, last, stage_hw, *zs):
         inputs = dict(zip(reads, zs))

@@ -9,9 +9,10 @@ loading, lean checkpoints) is :class:`PretrainedTrunk`.
 from mmdet.models.backbones.swin import SwinTransformer
 from mmengine.registry import MODELS
 
+from .csn_layout import stage_of
 from .recompute import recompute
 from .trunk_wrapper import PretrainedTrunk
-from .weight_loading import load_swin_weights
+from .weight_loading import OUTPUT_NORM, load_swin_weights
 
 
 @MODELS.register_module()
@@ -45,12 +46,19 @@ class PretrainedSwinTransformer(PretrainedTrunk):
 
     TRUNK = 'swin'
     TRUNK_NAME = 'Swin'
+    FAMILY = 'Swin'
+    # the output norms (norm0..3) exist only for a model's out_indices and
+    # act on stage outputs, which every task normalises itself
+    OWN_KEYS = OUTPUT_NORM
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.out_indices = tuple(self.swin.out_indices)
         self.depths = tuple(len(s.blocks) for s in self.swin.stages)
         self.channels = tuple(self.swin.num_features)
+        # a stage's output is its last block's (normed by norm{stage})
+        self.out_blocks = tuple(self.stage_ends[s]
+                                for s in self.swin.out_indices)
+        self.out_indices = tuple(self.swin.out_indices)
 
     def build_trunk(self, convert_weights=None, **swin_args):
         # convert_weights: the layout is detected from the file instead.
@@ -61,38 +69,55 @@ class PretrainedSwinTransformer(PretrainedTrunk):
     def load_trunk_weights(self, filename: str) -> dict:
         return load_swin_weights(self.swin, filename, keys=self.trunk_keys)
 
-    # -- pieces of Swin's forward, shared by every variant -----------------
-    def run_block(self, block, x, hw_shape):
-        return recompute(self.cp_policy, block, x, hw_shape)
-
-    def run_downsample(self, stage, x, hw_shape):
-        return recompute(self.cp_policy, stage.downsample, x, hw_shape)
-
+    # -- the trunk interface (PretrainedTrunk) ------------------------------
     def embed(self, x):
         x, hw_shape = self.swin.patch_embed(x)
         if self.swin.use_abs_pos_embed:
             x = x + self.swin.absolute_pos_embed
         return self.swin.drop_after_pos(x), hw_shape
 
-    def stage_output(self, stage: int, x, hw_shape):
-        """The output of ``stage`` (0-based) as a map: its norm of ``x``."""
-        return recompute(self.cp_policy, self._stage_output, stage, x,
+    def run_block(self, block: int, x, hw_shape):
+        stage = stage_of(self.depths, block)
+        first = self.stage_ends[stage] - self.depths[stage] + 1
+        return recompute(self.cp_policy,
+                         self.swin.stages[stage].blocks[block - first], x,
                          hw_shape)
+
+    def downsample(self, stage: int, x, hw_shape):
+        return recompute(self.cp_policy, self.swin.stages[stage].downsample, x,
+                         hw_shape)
+
+    def block_output(self, block: int, x, hw_shape):
+        """The output of the stage ``block`` ends: its norm of ``x``."""
+        return recompute(self.cp_policy, self._stage_output,
+                         self.stage_ends.index(block), x, hw_shape)
 
     def _stage_output(self, stage: int, x, hw_shape):
         out = getattr(self.swin, f'norm{stage}')(x)
         return out.view(-1, *hw_shape,
                         self.channels[stage]).permute(0, 3, 1, 2).contiguous()
 
-    def forward(self, x):
-        with self.trunk_context():
-            x, hw_shape = self.embed(x)
-            outs = []
-            for s, stage in enumerate(self.swin.stages):
-                for block in stage.blocks:
-                    x = self.run_block(block, x, hw_shape)
-                if s in self.out_indices:
-                    outs.append(self.stage_output(s, x, hw_shape))
-                if stage.downsample is not None:
-                    x, hw_shape = self.run_downsample(stage, x, hw_shape)
-        return tuple(outs)
+    def frozen_merges(self) -> tuple:
+        return tuple(stage.downsample for stage in self.swin.stages)
+
+    def architecture(self) -> dict:
+        swin = self.swin
+        proj = swin.patch_embed.projection
+        attns = [blk.attn for st in swin.stages for blk in st.blocks]
+        return dict(
+            depths=tuple(self.depths),
+            channels=tuple(self.channels),
+            patch=(tuple(proj.kernel_size), tuple(proj.stride)),
+            num_heads=tuple(a.w_msa.num_heads for a in attns),
+            window_size=tuple(a.window_size for a in attns),
+            shift_size=tuple(a.shift_size for a in attns),
+            qk_scale=tuple(a.w_msa.scale for a in attns),
+            abs_pos_embed=bool(swin.use_abs_pos_embed),
+            patch_norm=swin.patch_embed.norm is not None)
+
+    def share_trunk_of(self, other):
+        swin, shared = self.swin, other.swin
+        swin.patch_embed = shared.patch_embed
+        swin.stages = shared.stages
+        if swin.use_abs_pos_embed:
+            swin.absolute_pos_embed = shared.absolute_pos_embed

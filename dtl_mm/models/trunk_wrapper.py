@@ -1,5 +1,5 @@
 """A pretrained backbone trunk, optionally frozen: what every dtl_mm backbone
-(Swin or plain ViT) shares.
+(Swin, plain ViT, ...) shares, and the interface a trunk family implements.
 
 Like mmpretrain's ``LoRAModel``, a wrapper builds the wrapped backbone and
 freezes it in ``__init__``; mmengine wraps the model for DDP before
@@ -15,8 +15,9 @@ as the official DTL code does: freezing stops its weights from changing,
 not its regularisation of what flows through it, and the side network is
 trained on the trunk as it behaves in training.
 """
+import re
 from contextlib import nullcontext
-from typing import Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -54,6 +55,89 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
     """
     TRUNK = 'trunk'  # the attribute holding the wrapped backbone
     TRUNK_NAME = 'trunk'  # how messages call it ('Swin', 'ViT')
+    # trunks of one family can share blocks ('Swin', 'mmpretrain ViT')
+    FAMILY = 'trunk'
+    # the trunk keys each task keeps its own when tasks share the trunk (the
+    # output norms, which act on outputs only)
+    OWN_KEYS = re.compile(r'(?!)')
+
+    # -- the trunk interface ------------------------------------------------
+    # A family's subclass sets, in __init__, the trunk's stages as the side
+    # network sees them and the blocks whose outputs the backbone returns,
+    # and implements the five methods below; the walker
+    # (``frozen_trunk.py``), the DTL backbones, multi-task sharing and the
+    # generic ``forward`` use nothing else. Blocks are numbered 1..N over
+    # all stages; tensors between blocks are tokens (B, E + H*W, C), E =
+    # ``num_extra_tokens`` (a class token) and (H, W) the grid.
+    depths: Tuple[int, ...] = ()  # blocks per stage
+    channels: Tuple[int, ...] = ()  # width per stage
+    out_blocks: Tuple[int, ...] = ()  # blocks whose outputs are returned
+    num_extra_tokens = 0
+
+    def embed(self, x) -> tuple:
+        """The image -> (tokens before block 1, (H, W))."""
+        raise NotImplementedError
+
+    def run_block(self, block: int, x, hw_shape):
+        """Block ``block`` (1..N) on tokens, a checkpointed region under
+        :attr:`cp_policy` when autograd records it."""
+        raise NotImplementedError
+
+    def downsample(self, stage: int, x, hw_shape) -> tuple:
+        """Tokens after the last block of ``stage`` (from 0) -> (the first
+        block's input of stage + 1, its (H, W))."""
+        raise NotImplementedError
+
+    def block_output(self, block: int, x, hw_shape):
+        """The output map (B, C, H, W) of block ``block`` (in
+        :attr:`out_blocks`), from its output tokens."""
+        raise NotImplementedError
+
+    def architecture(self) -> Dict:
+        """What makes two trunks of the family compute the same function
+        from the same weights (weight shapes are compared by the
+        fingerprint): tasks share a trunk only when this is equal."""
+        raise NotImplementedError
+
+    def share_trunk_of(self, other: 'PretrainedTrunk'):
+        """Points this trunk's frozen modules (all but :attr:`OWN_KEYS`) at
+        ``other``'s: tasks then hold one copy of the trunk."""
+        raise NotImplementedError
+
+    def frozen_merges(self) -> tuple:
+        """The trunk's own downsampling modules, one per stage (None where
+        there is none), for the side network's 'frozen_patch_merging'
+        bridge; empty where the trunk has none to lend."""
+        return ()
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(self.depths)
+
+    @property
+    def stage_ends(self) -> Tuple[int, ...]:
+        """The last block of each stage."""
+        ends, total = [], 0
+        for depth in self.depths:
+            total += depth
+            ends.append(total)
+        return tuple(ends)
+
+    def forward(self, x):
+        """The trunk on its own (full fine-tuning, ``fixed``, the PETL
+        baselines): every block in turn, the outputs, the downsampling
+        between stages."""
+        ends, outs = self.stage_ends, {}
+        with self.trunk_context():
+            x, hw_shape = self.embed(x)
+            for block in range(1, self.num_blocks + 1):
+                x = self.run_block(block, x, hw_shape)
+                if block in self.out_blocks:
+                    outs[block] = self.block_output(block, x, hw_shape)
+                if block in ends[:-1]:
+                    x, hw_shape = self.downsample(
+                        ends.index(block), x, hw_shape)
+        return tuple(outs[b] for b in self.out_blocks)
 
     def __init__(self,
                  frozen: bool = False,

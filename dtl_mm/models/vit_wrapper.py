@@ -13,7 +13,7 @@ in attention but is not an output.
 mmseg is imported when the first ViT backbone is built, so dtl_mm's Swin
 detectors still need no mmseg.
 """
-from typing import Set
+import re
 
 import torch
 from mmengine.registry import MODELS
@@ -59,18 +59,20 @@ class PretrainedVisionTransformer(PretrainedTrunk):
     """
     TRUNK = 'vit'
     TRUNK_NAME = 'ViT'
+    FAMILY = 'ViT'
+    # the final norm acts on the last block's output, after any add-back
+    OWN_KEYS = re.compile(r'^ln1\.')
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        # blocks numbered 1..N as in CSNLayout; out_indices count from 0
-        self.num_blocks = len(self.vit.layers)
+        # one stage, one width: the CSN layout's view of a plain ViT; blocks
+        # numbered 1..N as in CSNLayout, out_indices count from 0
+        self.depths = (len(self.vit.layers), )
         bad = [i for i in self.vit.out_indices if not 0 <= i < self.num_blocks]
         if bad:
             raise ValueError(f'out_indices {bad} are not blocks 0..'
                              f'{self.num_blocks - 1} of this ViT')
         self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
-        # one stage, one width: the CSN layout's view of a plain ViT
-        self.depths = (self.num_blocks, )
         self.channels = (self.vit.cls_token.shape[-1], )
 
     def build_trunk(self, **vit_args):
@@ -107,10 +109,13 @@ class PretrainedVisionTransformer(PretrainedTrunk):
             x = vit.pre_ln(x)
         return x, tuple(hw_shape)
 
-    def run_block(self, block: int, x):
+    def run_block(self, block: int, x, hw_shape=None):
         """Block ``block`` (from 1), a checkpointed region under
         :attr:`cp_policy` when autograd records it."""
         return recompute(self.cp_policy, self.vit.layers[block - 1], x)
+
+    def downsample(self, stage: int, x, hw_shape):
+        raise ValueError('a plain ViT is one stage: nothing to downsample')
 
     def block_output(self, block: int, x, hw_shape):
         """The output map of block ``block`` (in ``out_blocks``): after the
@@ -124,18 +129,21 @@ class PretrainedVisionTransformer(PretrainedTrunk):
             x = self.vit.norm1(x)
         return to_map(x[:, self.num_extra_tokens:], hw_shape).contiguous()
 
-    def needs_from_trunk(self, upto: int) -> Set[int]:
-        """The blocks whose inputs a shared trunk ending at block ``upto``
-        keeps for this backbone: an output block b inside the trunk is the
-        input of block b + 1."""
-        return {b + 1 for b in self.out_blocks if b < upto}
+    def architecture(self) -> dict:
+        vit = self.vit
+        proj = vit.patch_embed.projection
+        return dict(
+            depths=tuple(self.depths),
+            channels=tuple(self.channels),
+            patch=(tuple(proj.kernel_size), tuple(proj.stride)),
+            num_heads=tuple(layer.attn.num_heads for layer in vit.layers),
+            extra_tokens=self.num_extra_tokens,
+            pos_embed_grid=tuple(s // vit.patch_size for s in vit.img_size),
+            interpolate_mode=vit.interpolate_mode,
+            pre_norm=bool(vit.pre_norm))
 
-    def forward(self, x):
-        with self.trunk_context():
-            x, hw_shape = self.embed(x)
-            outs = []
-            for block in range(1, self.num_blocks + 1):
-                x = self.run_block(block, x)
-                if block in self.out_blocks:
-                    outs.append(self.block_output(block, x, hw_shape))
-        return tuple(outs)
+    def share_trunk_of(self, other):
+        vit, shared = self.vit, other.vit
+        names = ('patch_embed', 'cls_token', 'pos_embed', 'layers')
+        for name in names + (('pre_ln', ) if vit.pre_norm else ()):
+            setattr(vit, name, getattr(shared, name))

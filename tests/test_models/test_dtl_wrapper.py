@@ -20,11 +20,11 @@ def shape(model):
 
 
 @pytest.mark.parametrize('scope,trunk,named', [
-    ('mmdet', dict(type='mmdet.SwinTransformer', **TINY_SWIN),
-     DTLSwinTransformer),
+    ('mmdet', dict(type='mmdet.SwinTransformer', **
+                   TINY_SWIN), DTLSwinTransformer),
     ('mmdet', dict(type='SwinTransformer', **TINY_SWIN), DTLSwinTransformer),
-    ('mmseg', dict(type='VisionTransformer', **vit_presets.TINY_VIT),
-     DTLVisionTransformer),
+    ('mmseg', dict(type='VisionTransformer', **
+                   vit_presets.TINY_VIT), DTLVisionTransformer),
     pytest.param(
         'mmseg',
         dict(type='mmpretrain.VisionTransformer', **pretrain_presets.TINY_VIT),

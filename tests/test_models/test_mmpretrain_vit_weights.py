@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dtl_mm.apis.multitask import (TrunkSharingError, check_same_trunk,
-                                   shared_trunk_fingerprint, trunk_kind)
+                                   shared_trunk_fingerprint)
 from dtl_mm.models import (CheckpointLayoutError, DTLMMPretrainViT,
                            PretrainedMMPretrainViT)
 from helpers.mmpretrain_vit_utils import (TINY_ARCH, plain_vit, tiny,
@@ -216,14 +216,14 @@ def test_two_tasks_share_blocks_up_to_the_smallest_m(tmp_path):
                 torch.nn.init.normal_(p, std=0.02)
 
     a, b = Seg(), Seg(first_g_block=9)
-    assert trunk_kind(a.backbone).name == 'mmpretrain ViT'
+    assert a.backbone.FAMILY == 'mmpretrain ViT'
     check_same_trunk([('a', a.backbone), ('b', b.backbone)])
     assert shared_trunk_fingerprint(a.backbone) == \
         shared_trunk_fingerprint(b.backbone)
     # both computed from one shared trunk state == each alone
     x = torch.randn(1, 3, 64, 64)
     a.eval(), b.eval()
-    keep = a.backbone.needs_from_trunk(7) | b.backbone.needs_from_trunk(7)
+    keep = {w for t in (a, b) for w in t.backbone.layout.w_blocks if w <= 7}
     state = a.backbone.forward_shared(x, upto=7, keep=keep)
     for task in (a, b):
         alone = task.backbone(x)
