@@ -100,11 +100,12 @@ def _resolved(backbone: dict, scope: str) -> Dict:
             if p.default is not inspect.Parameter.empty:
                 out[name] = _plain(p.default)
     out.update(backbone)
-    if btype == 'DTLSwinTransformer':
+    from ..models.dtl_backbone import DTLBackbone
+    if isinstance(cls, type) and issubclass(cls, DTLBackbone):
         fields = {f.name for f in dataclasses.fields(DTLOptions)}
         try:
             options = DTLOptions.for_variant(
-                out.get('variant'),
+                out.get('variant'), cls.VARIANT_DEFAULTS,
                 **{k: v
                    for k, v in out.items() if k in fields - {'variant'}})
             out.update(_plain(dataclasses.asdict(options)))

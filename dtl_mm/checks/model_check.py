@@ -192,22 +192,30 @@ def check_model_config(cfg):
 
 
 def check_pretrained_trunk(cfg):
-    """Training a frozen (or fine-tuned) Swin or ViT that loads no
-    pretrained weights wastes the run: an error unless the config opts in
-    with ``allow_random_trunk = True`` (the demo configs do: no pretrained
-    tiny Swin or ViT exists). ``allow_random_swin``, its name before ViT
-    trunks came, is read too. Resuming or ``load_from`` bring the weights
-    themselves."""
+    """Training a frozen (or fine-tuned) trunk that loads no pretrained
+    weights wastes the run: an error unless the config opts in with
+    ``allow_random_trunk = True`` (the demo configs do: no pretrained tiny
+    trunk exists). ``allow_random_swin``, its name before ViT trunks came,
+    is read too. Resuming or ``load_from`` bring the weights themselves.
+    Every dtl_mm backbone (a ``PretrainedTrunk``, or ``type='DTL'``) is
+    checked."""
+    from mmengine.registry import MODELS
+
+    from ..models.dtl_wrapper import adapter_for
+    from ..models.trunk_wrapper import PretrainedTrunk
     bb = cfg.model.get('backbone') or {}
     kind = bb.get('type')
-    if kind not in SWIN_TYPES[1:] + VIT_TYPES \
+    if kind == 'DTL' and isinstance(bb.get('trunk'), dict):
+        bb = bb['trunk']
+        kind = adapter_for(str(bb.get('type')), cfg.get('default_scope'))
+    cls = MODELS.get(kind) if isinstance(kind, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, PretrainedTrunk)) \
             or cfg.get('allow_random_trunk') \
             or cfg.get('allow_random_swin') \
             or cfg.get('resume') or cfg.get('load_from'):
         return
-    name = 'ViT' if kind in VIT_TYPES else 'Swin'
-    full = kind in ('PretrainedSwinTransformer', 'PretrainedVisionTransformer',
-                    'PretrainedMMPretrainViT')
+    name = cls.TRUNK_NAME
+    full = 'FAMILY' in cls.__dict__  # a family's own wrapper, not frozen
     init = bb.get('init_cfg')
     if init is None or not init.get('checkpoint'):
         raise ValueError(

@@ -1,5 +1,5 @@
 """DTL and PETL-baseline backbones on mmdet's Swin; DTL on mmseg's and
-mmpretrain's plain ViTs (LoRA on mmpretrain's).
+mmpretrain's plain ViTs (LoRA on mmpretrain's) and on mmpretrain's ConvNeXt.
 
 Each backbone registers itself in mmengine's root ``MODELS`` registry where
 it is defined; mmdet's and mmseg's ``MODELS`` registries are its children and
@@ -7,6 +7,7 @@ find it from either scope, so Swin detection never needs mmseg installed
 (the ViT backbones import it when built). So do the checkpointed RoI heads
 (``roi_heads``), mmdet's own with their training forward checkpointed.
 """
+from .convnext import DTLConvNeXt, PretrainedConvNeXt
 from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
 from .dtl_vit import DTLVisionTransformer
@@ -25,13 +26,13 @@ from .weight_loading import (CheckpointLayoutError, load_swin_weights,
                              trunk_fingerprint)
 
 __all__ = [
-    'build_dtl_backbone', 'TRUNK_ADAPTERS', 'PretrainedTrunk',
-    'PretrainedSwinTransformer', 'DTLSwinTransformer',
-    'PretrainedVisionTransformer', 'DTLVisionTransformer',
-    'CompactSideNetwork', 'CSNLayout', 'DTLOptions', 'build_layout',
-    'load_swin_weights', 'load_vit_weights', 'CheckpointLayoutError',
-    'trunk_fingerprint', 'LoRASwinTransformer', 'AdapterSwinTransformer',
-    'AdaptFormerSwinTransformer', 'PretrainedMMPretrainViT',
-    'DTLMMPretrainViT', 'LoRAMMPretrainViT', 'CheckpointedCascadeRoIHead',
-    'CheckpointedStandardRoIHead'
+    'PretrainedConvNeXt', 'DTLConvNeXt', 'build_dtl_backbone',
+    'TRUNK_ADAPTERS', 'PretrainedTrunk', 'PretrainedSwinTransformer',
+    'DTLSwinTransformer', 'PretrainedVisionTransformer',
+    'DTLVisionTransformer', 'CompactSideNetwork', 'CSNLayout', 'DTLOptions',
+    'build_layout', 'load_swin_weights', 'load_vit_weights',
+    'CheckpointLayoutError', 'trunk_fingerprint', 'LoRASwinTransformer',
+    'AdapterSwinTransformer', 'AdaptFormerSwinTransformer',
+    'PretrainedMMPretrainViT', 'DTLMMPretrainViT', 'LoRAMMPretrainViT',
+    'CheckpointedCascadeRoIHead', 'CheckpointedStandardRoIHead'
 ]

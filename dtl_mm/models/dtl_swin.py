@@ -2,9 +2,11 @@
 from mmengine.registry import MODELS
 
 from .dtl_backbone import DTLBackbone
+from .dtl_wrapper import adapts
 from .swin_wrapper import PretrainedSwinTransformer
 
 
+@adapts('mmdet', 'SwinTransformer')
 @MODELS.register_module()
 class DTLSwinTransformer(DTLBackbone, PretrainedSwinTransformer):
     """Swin with Disentangled Transfer Learning (DTLv1 / DTLv2 / DTLv2-LS):

@@ -17,12 +17,14 @@ from mmengine.registry import MODELS
 
 from .csn_layout import VIT_VARIANT_DEFAULTS
 from .dtl_backbone import DTLBackbone
+from .dtl_wrapper import adapts
 from .vit_wrapper import PretrainedVisionTransformer
 
 # the options that place bridges between stages
 SWIN_ONLY_OPTIONS = ('csn', 'bridge', 'bridge_group_width')
 
 
+@adapts('mmseg', 'VisionTransformer')
 @MODELS.register_module()
 class DTLVisionTransformer(DTLBackbone, PretrainedVisionTransformer):
     """A plain ViT with Disentangled Transfer Learning (DTLv1 / DTLv2 /

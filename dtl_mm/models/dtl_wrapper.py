@@ -19,13 +19,21 @@ the DTL backbone's.
 """
 from mmengine.registry import MODELS
 
-# (library scope, backbone type) -> the DTL backbone built around it; a
-# type without a scope is looked up in any library that has it
-TRUNK_ADAPTERS = {
-    ('mmdet', 'SwinTransformer'): 'DTLSwinTransformer',
-    ('mmseg', 'VisionTransformer'): 'DTLVisionTransformer',
-    ('mmpretrain', 'VisionTransformer'): 'DTLMMPretrainViT',
-}
+# (library scope, backbone type) -> the DTL backbone built around it,
+# filled by each DTL backbone's ``@adapts``; a type without a scope is
+# looked up in the config's library, then in any library that has it
+TRUNK_ADAPTERS = {}
+
+
+def adapts(library: str, backbone_type: str):
+    """Class decorator: the DTL backbone for ``library``'s backbone
+    ``backbone_type`` (what ``type='DTL', trunk=dict(type=...)`` builds)."""
+
+    def register(cls):
+        TRUNK_ADAPTERS[(library, backbone_type)] = cls.__name__
+        return cls
+
+    return register
 
 
 def adapter_for(trunk_type: str, default_scope: str = None) -> str:

@@ -32,6 +32,7 @@ import torch
 from mmengine.registry import MODELS
 
 from .dtl_vit import DTLVisionTransformer
+from .dtl_wrapper import adapts
 from .mmpretrain_vit_weights import load_mmpretrain_vit_weights
 from .trunk_wrapper import PretrainedTrunk
 from .vit_wrapper import PretrainedVisionTransformer
@@ -194,6 +195,7 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
             setattr(vit, name, getattr(shared, name))
 
 
+@adapts('mmpretrain', 'VisionTransformer')
 @MODELS.register_module()
 class DTLMMPretrainViT(DTLVisionTransformer, PretrainedMMPretrainViT):
     """DTL (DTLv1 / DTLv2 / DTLv2-LS) on a frozen mmpretrain ViT: the

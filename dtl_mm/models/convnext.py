@@ -1,0 +1,218 @@
+"""ConvNeXt (mmpretrain's, as mmdet's and mmseg's ConvNeXt configs build it)
+as a frozen trunk: the trunk interface, its weight-key schema, and DTL on it.
+
+It takes mmpretrain ``ConvNeXt``'s arguments unchanged (``arch``,
+``out_indices``, ``drop_path_rate``, ``layer_scale_init_value``,
+``gap_before_final_norm=False`` ...), so a config of mmdet's / mmseg's
+ConvNeXt recipes swaps ``type='mmpretrain.ConvNeXt'`` for one of ours and
+inherits the rest.
+
+The side network sees ConvNeXt as it sees Swin: four stages of blocks (3, 3,
+27, 3 for ConvNeXt-B) at 1/4 .. 1/32 scale, widths doubling, the
+downsampling layer between two stages (LayerNorm + 2x2 convolution,
+stride 2, ``downsample_layers[s + 1]``). Its blocks work on maps (B, C, H,
+W); between blocks the walker keeps tokens (B, H*W, C), so each block runs
+on the map view of its input (no copy) and returns tokens. The stage
+outputs are ``norm{s}`` (LayerNorm over channels) of the stage's last
+block, as in mmpretrain's forward.
+
+mmpretrain is imported when the first such backbone is built.
+"""
+import re
+from typing import Dict
+
+from mmengine.registry import MODELS
+
+from ..checkpoint.safe_load import load_checkpoint_file
+from .csn_layout import stage_of
+from .dtl_backbone import DTLBackbone
+from .dtl_wrapper import adapts
+from .recompute import recompute
+from .side_network import to_map, to_tokens
+from .trunk_wrapper import PretrainedTrunk
+from .weight_loading import (OUTPUT_NORM, block_range, check_depths,
+                             extract_state_dict, file_depths, fill_trunk,
+                             find_trunk, lean_trunk_record,
+                             load_via_lean_record)
+
+# -- the weight-key schema ----------------------------------------------
+# (prefix, ConvNeXt key): mmpretrain's classification checkpoints hold
+# 'backbone.<key>' (and the head), mmdet / mmseg / dtl_mm model checkpoints
+# '[backbone.][convnext.]<key>'
+CONVNEXT_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:convnext\.)?)'
+                          r'((?:downsample_layers|stages)\.\d+\..*|'
+                          r'norm\d+\..*)$')
+# a block in mmpretrain's keys: (stage, block)
+CONVNEXT_BLOCK = re.compile(r'^stages\.(\d+)\.(\d+)\.')
+
+
+def _block_of(key: str):
+    found = CONVNEXT_BLOCK.match(key)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def _is_block_key(key: str) -> bool:
+    found = CONVNEXT_KEY.match(key)
+    return bool(found) and found.group(2).startswith('stages.')
+
+
+def load_convnext_weights(convnext,
+                          filename: str,
+                          logger='current',
+                          keys=None) -> Dict:
+    """Fill every ConvNeXt parameter (of ``keys``) from ``filename`` or
+    raise; the output norms a classification checkpoint lacks (all but the
+    last stage's) keep their LayerNorm initialisation. Returns the report
+    of ``fill_trunk`` (with the sha256 of the result)."""
+    state = extract_state_dict(load_checkpoint_file(filename), filename)
+    record = lean_trunk_record(state, _is_block_key)
+    if record is not None:
+        return load_via_lean_record(load_convnext_weights, convnext, filename,
+                                    record, logger, keys)
+    prefix, sd = find_trunk(
+        state, filename, CONVNEXT_KEY, lambda k: k.startswith('stages.'),
+        'ConvNeXt', "'[backbone.][convnext.]stages.<stage>.<block>.*' "
+        '(mmpretrain, mmdet, mmseg, dtl_mm)')
+    layout = 'dtl_mm' if prefix.endswith('convnext.') else 'mmpretrain'
+    check_depths(
+        file_depths(sd, _block_of),
+        tuple(len(stage) for stage in convnext.stages), filename, layout,
+        'ConvNeXt', lambda s, a, b: f'stage {s} {block_range(a, b)}',
+        lambda depths: f'depths {depths}')
+    return fill_trunk(
+        convnext,
+        sd,
+        filename,
+        layout,
+        len(state) - len(sd),
+        logger,
+        keys,
+        name='ConvNeXt',
+        shape_hint='another ConvNeXt size?',
+        may_default=OUTPUT_NORM.match,
+        default_note='output-norm tensors keep LayerNorm init (not part of '
+        'a classification checkpoint)')
+
+
+# -- the trunk -----------------------------------------------------------
+def convnext_class():
+    """mmpretrain's ConvNeXt, or an error saying what to install."""
+    try:
+        from mmpretrain.models.backbones import ConvNeXt
+    except ImportError as e:
+        raise ImportError(f'the ConvNeXt backbones of dtl_mm build '
+                          f'mmpretrain\'s ConvNeXt: install mmpretrain '
+                          f'({e})') from e
+    return ConvNeXt
+
+
+def _block_on_tokens(block, x, hw_shape):
+    return to_tokens(block(to_map(x, hw_shape)))
+
+
+def _downsample_tokens(layer, x, hw_shape):
+    out = layer(to_map(x, hw_shape))
+    return to_tokens(out), tuple(out.shape[-2:])
+
+
+@MODELS.register_module()
+class PretrainedConvNeXt(PretrainedTrunk):
+    """mmpretrain's ConvNeXt with all-or-nothing weight loading, optionally
+    frozen (``frozen=True``: the ``fixed`` baseline).
+
+    Args:
+        frozen, lean_checkpoint, init_cfg: see :class:`PretrainedTrunk`;
+            ``init_cfg`` takes an mmpretrain classification checkpoint (its
+            ``backbone.*`` keys), or a whole mmdet / mmseg / dtl_mm model
+            checkpoint.
+        with_cp (bool | str): activation checkpointing of the blocks,
+            downsampling layers and output norms autograd goes through
+            (non-reentrant, unlike mmpretrain's option of the same name).
+        **convnext_args: mmpretrain ``ConvNeXt`` arguments
+            (``gap_before_final_norm`` must be False: dense outputs).
+    """
+
+    TRUNK = 'convnext'
+    TRUNK_NAME = 'ConvNeXt'
+    FAMILY = 'ConvNeXt'
+    OWN_KEYS = OUTPUT_NORM
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.depths = tuple(len(stage) for stage in self.convnext.stages)
+        self.channels = tuple(self.convnext.channels)
+        self.out_blocks = tuple(self.stage_ends[s]
+                                for s in self.convnext.out_indices)
+
+    def build_trunk(self, gap_before_final_norm=False, **convnext_args):
+        if gap_before_final_norm:
+            raise ValueError(
+                f'{type(self).__name__}: gap_before_final_norm=True pools '
+                f'the outputs to vectors; a dense-prediction backbone needs '
+                f'the maps (False, as mmdet\'s and mmseg\'s configs set)')
+        if convnext_args.get('frozen_stages', 0) not in (0, -1):
+            raise ValueError(
+                f'{type(self).__name__}: use frozen=True (the whole trunk) '
+                f'instead of frozen_stages')
+        # the blocks are checkpointed here (run_block), not by mmpretrain's
+        # reentrant with_cp
+        convnext_args['with_cp'] = False
+        return convnext_class()(gap_before_final_norm=False, **convnext_args)
+
+    def load_trunk_weights(self, filename: str) -> dict:
+        return load_convnext_weights(
+            self.convnext, filename, keys=self.trunk_keys)
+
+    # -- the trunk interface (PretrainedTrunk) ------------------------------
+    def embed(self, x):
+        """The stem (4x4 convolution, stride 4, and LayerNorm)."""
+        x = self.convnext.downsample_layers[0](x)
+        return to_tokens(x), tuple(x.shape[-2:])
+
+    def run_block(self, block: int, x, hw_shape):
+        stage = stage_of(self.depths, block)
+        first = self.stage_ends[stage] - self.depths[stage] + 1
+        return recompute(self.cp_policy, _block_on_tokens,
+                         self.convnext.stages[stage][block - first], x,
+                         hw_shape)
+
+    def downsample(self, stage: int, x, hw_shape):
+        return recompute(self.cp_policy, _downsample_tokens,
+                         self.convnext.downsample_layers[stage + 1], x,
+                         hw_shape)
+
+    def block_output(self, block: int, x, hw_shape):
+        stage = self.stage_ends.index(block)
+        return recompute(self.cp_policy, self._stage_output, stage, x,
+                         hw_shape)
+
+    def _stage_output(self, stage: int, x, hw_shape):
+        norm = getattr(self.convnext, f'norm{stage}')
+        return norm(to_map(x, hw_shape)).contiguous()
+
+    def architecture(self) -> dict:
+        blocks = [b for stage in self.convnext.stages for b in stage]
+        stem = self.convnext.downsample_layers[0][0]
+        return dict(
+            depths=tuple(self.depths),
+            channels=tuple(self.channels),
+            stem=(tuple(stem.kernel_size), tuple(stem.stride)),
+            kernel=tuple(b.depthwise_conv.kernel_size for b in blocks),
+            linear_pw_conv=tuple(b.linear_pw_conv for b in blocks),
+            grn=tuple(b.grn is not None for b in blocks),
+            layer_scale=tuple(b.gamma is not None for b in blocks))
+
+    def share_trunk_of(self, other):
+        self.convnext.downsample_layers = other.convnext.downsample_layers
+        self.convnext.stages = other.convnext.stages
+
+
+@adapts('mmpretrain', 'ConvNeXt')
+@MODELS.register_module()
+class DTLConvNeXt(DTLBackbone, PretrainedConvNeXt):
+    """DTL (DTLv1 / DTLv2 / DTLv2-LS) on a frozen mmpretrain ConvNeXt:
+    :class:`~dtl_mm.models.dtl_backbone.DTLBackbone` on
+    :class:`PretrainedConvNeXt`. M defaults to the middle block (19 of 36
+    for ConvNeXt-S/B/L, 10 of 18 for ConvNeXt-T); bridges carry the side
+    state across the downsampling layers ('frozen_patch_merging' has no
+    ConvNeXt counterpart and is refused)."""
