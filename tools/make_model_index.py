@@ -37,13 +37,15 @@ TASKS = {
     })]),
 }
 NAME = re.compile(
-    r'_(swin-[bl]|deit-b|vit-b|dinov2-l)_([a-z0-9-]+?)(_fpn|_160k|_mln)')
+    r'_(swin-[bl]|deit-b|vit-b|dinov2-l|convnext-b)_([a-z0-9-]+?)'
+    r'(_fpn|_160k|_mln)')
 BACKBONES = {
     'swin-b': 'Swin-B',
     'swin-l': 'Swin-L',
     'deit-b': 'DeiT-B',
     'vit-b': 'ViT-B',
-    'dinov2-l': 'DINOv2-L'
+    'dinov2-l': 'DINOv2-L',
+    'convnext-b': 'ConvNeXt-B'
 }
 
 # the trunk family a config name's backbone belongs to, as mim's
@@ -51,6 +53,7 @@ BACKBONES = {
 ARCHITECTURES = (
     (re.compile(r'_swin-'), 'Swin Transformer'),
     (re.compile(r'_(deit|vit|dinov2|mmpretrain-vit)-'), 'Vision Transformer'),
+    (re.compile(r'_convnext-'), 'ConvNeXt'),
 )
 
 

@@ -4,15 +4,26 @@ from collections import OrderedDict
 from torch import nn
 
 PARTS = ('trunk', 'side network', 'neck', 'heads')
-# where a dtl_mm backbone keeps its trunk (a plain ViT counts as the Swin row)
-TRUNKS = ('backbone.swin.', 'swin.', 'backbone.vit.', 'vit.')
+
+
+def trunk_prefixes() -> tuple:
+    """Where a dtl_mm backbone keeps its trunk (``TRUNK`` of every trunk
+    family: 'swin', 'vit', 'convnext', ...), in a model and in a backbone."""
+    from ..models.trunk_wrapper import PretrainedTrunk
+    names, todo = set(), [PretrainedTrunk]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.TRUNK)
+        todo.extend(cls.__subclasses__())
+    names.discard(PretrainedTrunk.TRUNK)
+    return tuple(p for n in sorted(names) for p in (f'backbone.{n}.', f'{n}.'))
 
 
 def part_of(name: str) -> str:
     if '.petl_' in name:
-        return PARTS[1]  # a PETL baseline's modules inside the Swin blocks
-    if name.startswith(TRUNKS):
-        return PARTS[0]  # the Swin or ViT the backbone wraps
+        return PARTS[1]  # a PETL baseline's modules inside the trunk blocks
+    if name.startswith(trunk_prefixes()):
+        return PARTS[0]  # the trunk the backbone wraps
     if name.startswith('backbone.'):
         return PARTS[1]  # the CSN
     if name.startswith('neck.'):

@@ -52,9 +52,8 @@ def test_the_wrapper_computes_mmpretrains_forward():
     model = plain()
     x = torch.randn(2, 3, 64, 96)
     ours, theirs = model(x), model.convnext(x)
-    assert [tuple(o.shape) for o in ours] == [(2, 16, 16, 24),
-                                              (2, 32, 8, 12), (2, 64, 4, 6),
-                                              (2, 128, 2, 3)]
+    assert [tuple(o.shape) for o in ours] == [(2, 16, 16, 24), (2, 32, 8, 12),
+                                              (2, 64, 4, 6), (2, 128, 2, 3)]
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
@@ -106,8 +105,7 @@ def test_checkpointing_gives_the_same_gradients(policy):
         torch.testing.assert_close(got[name], g, rtol=1e-5, atol=1e-6)
 
 
-def test_an_mmpretrain_checkpoint_loads_and_a_partial_one_is_refused(
-        tmp_path):
+def test_an_mmpretrain_checkpoint_loads_and_a_partial_one_is_refused(tmp_path):
     source = plain()
     randomise(source.convnext)
     path = mmpretrain_file(tmp_path / 'convnext.pth', source)
