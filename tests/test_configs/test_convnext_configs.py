@@ -21,7 +21,8 @@ pytestmark = pytest.mark.mmpretrain
 FOLDER = osp.join(ROOT, 'configs', 'convnext')
 CONFIGS = sorted(glob.glob(osp.join(FOLDER, '*_convnext-b_*.py')))
 TOY = osp.join(FOLDER, 'upernet_convnext-toy_dtlv2-ls_toy-ade20k.py')
-CONVNEXT_B_PARAMS = 87_568_256  # ConvNeXt-B with 4 output norms (the paper: 87.6 M)
+# ConvNeXt-B with its 4 output norms (the paper: 87.6 M)
+CONVNEXT_B_PARAMS = 87_568_256
 
 
 def test_full_and_dtl_for_both_tasks():
