@@ -14,6 +14,9 @@ runner_type = 'DTLRunner'
 # at all. mmengine refuses a key that two sibling bases define, and the
 # library's default_runtime defines default_hooks.)
 custom_hooks = [
+    # the runner's checks and safe loading where a tool builds mmengine's
+    # Runner whatever runner_type says (mmseg 1.2's tools/test.py)
+    dict(type='ForeignRunnerHook'),
     dict(type='ParameterCountHook'),  # trainable / frozen per part
     dict(type='NonFiniteLossHook'),  # stop when the loss stays NaN/inf
     dict(type='RNGStateHook'),  # resume draws the same random numbers

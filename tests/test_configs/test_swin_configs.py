@@ -186,8 +186,8 @@ DEMO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))
 @pytest.mark.slow  # multi-second: out of the fast loop
 def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
     """Beyond the names mmdet's / mmseg's own configs have, ours add only
-    the plugin import and hooks (and the demo configs their opt-in to a
-    random Swin): helper values (Swin sizes, a shared head,
+    the plugin import, runner and hooks (and the demo configs their opt-in
+    to a random Swin): helper values (Swin sizes, a shared head,
     scales, schedule lengths) stay out of the config a run dumps."""
     upstream = {}
     for task, bases in UPSTREAM.items():
@@ -208,5 +208,5 @@ def test_dumped_configs_hold_only_what_the_run_uses(tmp_path):
         # fixed seed
         opt_in = {'allow_random_trunk', 'randomness'
                   } if path in DEMO_CONFIGS else set()
-        ours = {'custom_imports', 'custom_hooks'} | opt_in
+        ours = {'custom_imports', 'custom_hooks', 'runner_type'} | opt_in
         assert names - upstream[task] == ours, path

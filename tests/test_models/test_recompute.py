@@ -237,7 +237,7 @@ def test_two_process_training_with_checkpointing(toy_workspace, tmp_path):
     rc, out = dist_train(toy_workspace, wd, *SHORT['voc'],
                          'train_dataloader.batch_size=2',
                          'model.backbone.drop_path_rate=0.2',
-                         'activation_checkpointing=[backbone,neck,bbox_head]')
+                         'checkpointed_parts=[backbone,neck,bbox_head]')
     assert rc == 0, out[-4000:]
     log = open(next(wd.glob('*/*.log'))).read()
     assert 'find_unused_parameters=False' in log

@@ -7,6 +7,8 @@ all honour, so none of this depends on a process-wide change.
 """
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import (_load_checkpoint,
+                                        _load_checkpoint_to_model)
 
 from ...checkpoint.fit_check import check_checkpoint_fits
 from ...checkpoint.resume import refuse_to_overwrite, resumable_checkpoint
@@ -18,7 +20,7 @@ from ...checks.model_check import check_model_config, check_pretrained_trunk
 from ...models.recompute import (CONFIG_KEY, checkpointing_requested,
                                  enable_activation_checkpointing)
 from ...utils.model_unwrap import bare_model
-from ..hooks.runner_state import is_training
+from ..hooks.runner_state import is_resuming, is_training
 
 
 @RUNNERS.register_module()
@@ -69,18 +71,9 @@ class DTLRunner(Runner):
     def train(self):
         self._choose_resume_checkpoint()
         if not self._resume:
-            check_pretrained_trunk(self.cfg)
-            refuse_to_overwrite(self.cfg)
+            check_new_training(self.cfg)
         self._check_data(('train', 'val') if self._val_loop else ('train', ))
-        parts = self.cfg.get(CONFIG_KEY)
-        if parts:
-            done = enable_activation_checkpointing(
-                bare_model(self.model), parts)
-            self.logger.info(f'{CONFIG_KEY} (non-reentrant, in training '
-                             f'only): ' + ', '.join(done))
-        elif checkpointing_requested(self.cfg):
-            self.logger.info('activation checkpointing (non-reentrant, in '
-                             'training only): roi_head (its type)')
+        apply_checkpointed_parts(self)
         with safe_checkpoint_schemes():
             return super().train()
 
@@ -110,24 +103,66 @@ class DTLRunner(Runner):
         self._choose_resume_checkpoint()
         super().load_or_resume()
 
-    def load_checkpoint(self, filename, *args, **kwargs):
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location='cpu',
+                        strict: bool = False,
+                        revise_keys=[(r'^module.', '')]):
+        """mmengine's ``Runner.load_checkpoint`` (the same steps), with the
+        file read by the safe loader and checked before any weight is
+        loaded: mmengine loads with ``strict=False``, so a checkpoint of
+        another model would only warn."""
         with safe_checkpoint_schemes():
-            checkpoint = super().load_checkpoint(filename, *args, **kwargs)
-        name = checkpoint_source(checkpoint)
-        if name == 'the checkpoint':
-            name = filename
-        if self._resume and 'message_hub' not in checkpoint:
-            raise CheckpointError(
-                f'{name} holds no training state (no message hub, '
-                f'optimizer or scheduler: saved with --strip-optimizer, or '
-                f'not a training checkpoint), so a run cannot resume from '
-                f'it. To train further from its weights start a new run: '
-                f'--cfg-options load_from={filename} (without --resume).')
-        check_checkpoint_fits(self.model, checkpoint, name)
-        # only a warning for a load_from that starts a new training
-        check_trained_config(
-            checkpoint,
-            self.cfg,
-            name,
-            strict=self._resume or not is_training(self))
+            checkpoint = _load_checkpoint(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        check_loaded_checkpoint(self, checkpoint, filename)
+        model = bare_model(self.model)
+        checkpoint = _load_checkpoint_to_model(
+            model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+
+# -- what the runner does, also for a runner that ignores runner_type ------
+def check_new_training(cfg):
+    """A new training must load a pretrained trunk (or opt out) and must not
+    overwrite the checkpoints of an earlier run in its work dir."""
+    check_pretrained_trunk(cfg)
+    refuse_to_overwrite(cfg)
+
+
+def apply_checkpointed_parts(runner):
+    """The config's ``checkpointed_parts``, non-reentrant, logged."""
+    parts = runner.cfg.get(CONFIG_KEY)
+    if parts:
+        done = enable_activation_checkpointing(bare_model(runner.model), parts)
+        runner.logger.info(f'{CONFIG_KEY} (non-reentrant, in training '
+                           f'only): ' + ', '.join(done))
+    elif checkpointing_requested(runner.cfg):
+        runner.logger.info('activation checkpointing (non-reentrant, in '
+                           'training only): roi_head (its type)')
+
+
+def check_loaded_checkpoint(runner, checkpoint, filename=None):
+    """A loaded checkpoint must fit the model and the backbone layout it
+    was trained with (only a warning for a ``load_from`` that starts a new
+    training); resuming needs its training state."""
+    name = checkpoint_source(checkpoint)
+    if name == 'the checkpoint' and filename:
+        name = filename
+    resuming = is_resuming(runner)
+    if resuming and 'message_hub' not in checkpoint:
+        raise CheckpointError(
+            f'{name} holds no training state (no message hub, '
+            f'optimizer or scheduler: saved with --strip-optimizer, or '
+            f'not a training checkpoint), so a run cannot resume from '
+            f'it. To train further from its weights start a new run: '
+            f'--cfg-options load_from={name.split(" (cached as")[0]} '
+            f'(without --resume).')
+    check_checkpoint_fits(runner.model, checkpoint, name)
+    check_trained_config(
+        checkpoint,
+        runner.cfg,
+        name,
+        strict=resuming or not is_training(runner))
