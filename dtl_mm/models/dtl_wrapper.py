@@ -50,7 +50,8 @@ def adapter_for(trunk_type: str, default_scope: str = None) -> str:
             dtl for (lib, kind), dtl in TRUNK_ADAPTERS.items() if kind == name
         ]
     if len(found) != 1:
-        known = ', '.join(f'{lib}.{kind}' for lib, kind in TRUNK_ADAPTERS)
+        known = ', '.join(
+            sorted(f'{lib}.{kind}' for lib, kind in TRUNK_ADAPTERS))
         why = 'has no DTL adapter' if not found else (
             f'is ambiguous ({", ".join(found)}): name its library, as in '
             f'"mmpretrain.{name}"')

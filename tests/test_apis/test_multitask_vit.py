@@ -85,9 +85,10 @@ def test_detector_and_segmenter_share_blocks_up_to_the_smallest_m(vit_weights):
     refs = copy.deepcopy(models)
     mt = MultiTaskModel(models)
     assert mt.shared_blocks == 7
-    # w reads at 1 and 6; the segmenter's outputs of blocks 3 and 6 are
-    # the inputs of blocks 4 and 7
-    assert mt.keep == (1, 4, 6, 7)
+    # w reads at 1 and 6; the outputs of the tasks' output blocks (the
+    # segmenter's 3 and 6 are inside the shared trunk)
+    assert mt.keep == (1, 6)
+    assert {3, 6} <= set(mt.keep_outputs)
     seg_vit = mt.models['ade20k'].backbone.backbone.vit
     assert seg_vit.layers is mt.trunk.vit.layers
     assert seg_vit.pos_embed is mt.trunk.vit.pos_embed

@@ -65,9 +65,9 @@ def test_a_shipped_config_with_its_backbone_wrapped():
 
 
 @pytest.mark.parametrize('trunk,match', [
-    (dict(type='mmpretrain.ConvNeXt'), "'mmpretrain.ConvNeXt' has no DTL "
-     r'adapter; the trunks with one are mmdet.SwinTransformer, '
-     r'mmseg.VisionTransformer, mmpretrain.VisionTransformer'),
+    (dict(type='mmdet.ResNet'), "'mmdet.ResNet' has no DTL adapter; the "
+     r'trunks with one are mmdet.SwinTransformer, mmpretrain.ConvNeXt, '
+     r'mmpretrain.VisionTransformer, mmseg.VisionTransformer'),
     ('SwinTransformer', 'trunk must be a backbone config dict'),
 ])
 def test_a_trunk_without_an_adapter_names_those_with_one(trunk, match):
