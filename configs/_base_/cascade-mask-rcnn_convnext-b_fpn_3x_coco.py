@@ -10,11 +10,5 @@ _base_ = './cascade-mask-rcnn_swin-b_fpn_3x_coco.py'
 from dtl_mm.models import convnext_presets  # noqa: E402 isort:skip
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='PretrainedConvNeXt',
-        **convnext_presets.CONVNEXT_B,
-        drop_path_rate=0.4,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=convnext_presets.CONVNEXT_B_IN1K)),
+    backbone=dict(_delete_=True, **convnext_presets.CONVNEXT_B_BACKBONE),
     neck=dict(in_channels=convnext_presets.CONVNEXT_B_CHANNELS))

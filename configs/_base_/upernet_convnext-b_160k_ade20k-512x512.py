@@ -10,13 +10,7 @@ _base_ = './upernet_swin-l_160k_ade20k-512x512.py'
 from dtl_mm.models import convnext_presets  # noqa: E402 isort:skip
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='PretrainedConvNeXt',
-        **convnext_presets.CONVNEXT_B,
-        drop_path_rate=0.4,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=convnext_presets.CONVNEXT_B_IN1K)),
+    backbone=dict(_delete_=True, **convnext_presets.CONVNEXT_B_BACKBONE),
     decode_head=dict(in_channels=convnext_presets.CONVNEXT_B_CHANNELS),
     auxiliary_head=dict(in_channels=convnext_presets.CONVNEXT_B_CHANNELS[2]))
 optim_wrapper = dict(optimizer=dict(lr=1e-4, weight_decay=0.05))

@@ -24,12 +24,11 @@ from typing import Dict
 from mmengine.registry import MODELS
 
 from ..checkpoint.safe_load import load_checkpoint_file
-from .csn_layout import stage_of
 from .dtl_backbone import DTLBackbone
 from .dtl_wrapper import adapts
 from .recompute import recompute
 from .side_network import to_map, to_tokens
-from .trunk_wrapper import PretrainedTrunk
+from .trunk_wrapper import PretrainedTrunk, library_backbone
 from .weight_loading import (OUTPUT_NORM, block_range, check_depths,
                              extract_state_dict, file_depths, fill_trunk,
                              find_trunk, lean_trunk_record,
@@ -95,17 +94,6 @@ def load_convnext_weights(convnext,
 
 
 # -- the trunk -----------------------------------------------------------
-def convnext_class():
-    """mmpretrain's ConvNeXt, or an error saying what to install."""
-    try:
-        from mmpretrain.models.backbones import ConvNeXt
-    except ImportError as e:
-        raise ImportError(f'the ConvNeXt backbones of dtl_mm build '
-                          f'mmpretrain\'s ConvNeXt: install mmpretrain '
-                          f'({e})') from e
-    return ConvNeXt
-
-
 def _block_on_tokens(block, x, hw_shape):
     return to_tokens(block(to_map(x, hw_shape)))
 
@@ -141,8 +129,7 @@ class PretrainedConvNeXt(PretrainedTrunk):
         super().__init__(**kwargs)
         self.depths = tuple(len(stage) for stage in self.convnext.stages)
         self.channels = tuple(self.convnext.channels)
-        self.out_blocks = tuple(self.stage_ends[s]
-                                for s in self.convnext.out_indices)
+        self.out_blocks = self.stage_outputs(self.convnext.out_indices)
 
     def build_trunk(self, gap_before_final_norm=False, **convnext_args):
         if gap_before_final_norm:
@@ -157,7 +144,10 @@ class PretrainedConvNeXt(PretrainedTrunk):
         # the blocks are checkpointed here (run_block), not by mmpretrain's
         # reentrant with_cp
         convnext_args['with_cp'] = False
-        return convnext_class()(gap_before_final_norm=False, **convnext_args)
+        return library_backbone('mmpretrain.models.backbones', 'ConvNeXt',
+                                'ConvNeXt')(
+                                    gap_before_final_norm=False,
+                                    **convnext_args)
 
     def load_trunk_weights(self, filename: str) -> dict:
         return load_convnext_weights(
@@ -170,11 +160,9 @@ class PretrainedConvNeXt(PretrainedTrunk):
         return to_tokens(x), tuple(x.shape[-2:])
 
     def run_block(self, block: int, x, hw_shape):
-        stage = stage_of(self.depths, block)
-        first = self.stage_ends[stage] - self.depths[stage] + 1
+        stage, index = self.locate(block)
         return recompute(self.cp_policy, _block_on_tokens,
-                         self.convnext.stages[stage][block - first], x,
-                         hw_shape)
+                         self.convnext.stages[stage][index], x, hw_shape)
 
     def downsample(self, stage: int, x, hw_shape):
         return recompute(self.cp_policy, _downsample_tokens,

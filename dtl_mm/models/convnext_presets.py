@@ -14,6 +14,14 @@ CONVNEXT_B_IN1K = (
     'https://download.openmmlab.com/mmclassification/v0/convnext/downstream/'
     'convnext-base_3rdparty_32xb128-noema_in1k_20220301-2a0ee547.pth')
 
+# the full-fine-tuning backbone of both ConvNeXt-B recipes (COCO, ADE20K);
+# drop path 0.4 as mmseg's ConvNeXt-B UperNet
+CONVNEXT_B_BACKBONE = dict(
+    type='PretrainedConvNeXt',
+    **CONVNEXT_B,
+    drop_path_rate=0.4,
+    init_cfg=dict(type='Pretrained', checkpoint=CONVNEXT_B_IN1K))
+
 # 12 blocks (M = 7), 16..128 wide: the toy config's. No pretrained weights
 # exist for it (init_cfg=None).
 TINY_CONVNEXT = dict(

@@ -23,7 +23,7 @@ both scaled residuals, so its signal is not scaled by the frozen gammas
 (~1e-5 at DINOv2's init, O(0.1-1) after its training).
 
 mmpretrain is imported when the first such backbone is built (it needs
-torchvision: ``tools/install.sh --stack vision``).
+torchvision; the pinned stack of ``tools/install.sh`` has both).
 """
 import copy
 from typing import Union
@@ -34,7 +34,7 @@ from mmengine.registry import MODELS
 from .dtl_vit import DTLVisionTransformer
 from .dtl_wrapper import adapts
 from .mmpretrain_vit_weights import load_mmpretrain_vit_weights
-from .trunk_wrapper import PretrainedTrunk
+from .trunk_wrapper import PretrainedTrunk, library_backbone
 from .vit_wrapper import PretrainedVisionTransformer
 
 # DINOv2 as mmpretrain's configs build it (configs/dinov2/*): patch 14,
@@ -67,20 +67,6 @@ def mmpretrain_vit_args(vit_args: dict) -> dict:
         args = dict(preset, **{k: v for k, v in args.items() if k != 'arch'})
         args['arch'] = preset['arch']
     return args
-
-
-def mmpretrain_vision_transformer_class():
-    """mmpretrain's VisionTransformer, or an error saying what to install."""
-    try:
-        from mmpretrain.models import VisionTransformer
-    except Exception as e:  # also torchvision's failure to load its ops
-        raise ImportError(
-            f'the mmpretrain ViT backbones of dtl_mm build mmpretrain\'s '
-            f'VisionTransformer, which does not import here '
-            f'({type(e).__name__}: {e}); use an environment with mmpretrain '
-            f'1.2.0 and a torchvision that matches torch: tools/install.sh '
-            f'--stack vision') from e
-    return VisionTransformer
 
 
 @MODELS.register_module()
@@ -124,7 +110,9 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
                     f'`frozen` freezes the whole trunk')
         out_indices = vit_args.pop('out_indices', -1)
         args = mmpretrain_vit_args(dict(vit_args, arch=copy.deepcopy(arch)))
-        vit = mmpretrain_vision_transformer_class()(out_type='featmap', **args)
+        vit = library_backbone('mmpretrain.models', 'VisionTransformer',
+                               'mmpretrain ViT')(
+                                   out_type='featmap', **args)
         # checked here: mmpretrain's own check lets index N through
         n = len(vit.layers)
         indices = [out_indices] if isinstance(out_indices, int) else \

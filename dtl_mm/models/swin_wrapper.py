@@ -9,7 +9,6 @@ loading, lean checkpoints) is :class:`PretrainedTrunk`.
 from mmdet.models.backbones.swin import SwinTransformer
 from mmengine.registry import MODELS
 
-from .csn_layout import stage_of
 from .recompute import recompute
 from .trunk_wrapper import PretrainedTrunk
 from .weight_loading import OUTPUT_NORM, load_swin_weights
@@ -56,8 +55,7 @@ class PretrainedSwinTransformer(PretrainedTrunk):
         self.depths = tuple(len(s.blocks) for s in self.swin.stages)
         self.channels = tuple(self.swin.num_features)
         # a stage's output is its last block's (normed by norm{stage})
-        self.out_blocks = tuple(self.stage_ends[s]
-                                for s in self.swin.out_indices)
+        self.out_blocks = self.stage_outputs(self.swin.out_indices)
         self.out_indices = tuple(self.swin.out_indices)
 
     def build_trunk(self, convert_weights=None, **swin_args):
@@ -77,11 +75,9 @@ class PretrainedSwinTransformer(PretrainedTrunk):
         return self.swin.drop_after_pos(x), hw_shape
 
     def run_block(self, block: int, x, hw_shape):
-        stage = stage_of(self.depths, block)
-        first = self.stage_ends[stage] - self.depths[stage] + 1
-        return recompute(self.cp_policy,
-                         self.swin.stages[stage].blocks[block - first], x,
-                         hw_shape)
+        stage, index = self.locate(block)
+        return recompute(self.cp_policy, self.swin.stages[stage].blocks[index],
+                         x, hw_shape)
 
     def downsample(self, stage: int, x, hw_shape):
         return recompute(self.cp_policy, self.swin.stages[stage].downsample, x,

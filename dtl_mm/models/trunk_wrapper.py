@@ -15,6 +15,7 @@ as the official DTL code does: freezing stops its weights from changing,
 not its regularisation of what flows through it, and the side network is
 trained on the trunk as it behaves in training.
 """
+import importlib
 import re
 from contextlib import nullcontext
 from typing import Dict, Optional, Tuple, Union
@@ -25,6 +26,20 @@ from mmengine.model import BaseModule
 
 from .lean_checkpoint import LeanTrunkCheckpoint
 from .recompute import check_cp_policy
+
+
+def library_backbone(module: str, name: str, family: str):
+    """A library's backbone class, imported when the first backbone of
+    ``family`` is built (so that Swin detection needs no mmseg or
+    mmpretrain), or an error saying what to install."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except Exception as e:  # also torchvision's failure to load its ops
+        raise ImportError(
+            f'the {family} backbones of dtl_mm build {module}.{name}, which '
+            f'does not import here ({type(e).__name__}: {e}); install the '
+            f'library (tools/install.sh installs mmsegmentation and '
+            f'mmpretrain 1.2.0 with a torchvision that matches torch)') from e
 
 
 class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
@@ -122,6 +137,18 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
             total += depth
             ends.append(total)
         return tuple(ends)
+
+    def stage_outputs(self, out_indices) -> Tuple[int, ...]:
+        """``out_blocks`` of a trunk whose outputs are its stages' (in
+        ``out_indices``, from 0): each stage's last block."""
+        return tuple(self.stage_ends[s] for s in out_indices)
+
+    def locate(self, block: int) -> Tuple[int, int]:
+        """(stage, index in the stage) of block ``block`` (1..N)."""
+        for stage, end in enumerate(self.stage_ends):
+            if block <= end:
+                return stage, block - (end - self.depths[stage]) - 1
+        raise IndexError(f'block {block} of a {self.num_blocks}-block trunk')
 
     def forward(self, x):
         """The trunk on its own (full fine-tuning, ``fixed``, the PETL

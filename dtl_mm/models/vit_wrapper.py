@@ -20,19 +20,8 @@ from mmengine.registry import MODELS
 
 from .recompute import recompute
 from .side_network import to_map
-from .trunk_wrapper import PretrainedTrunk
+from .trunk_wrapper import PretrainedTrunk, library_backbone
 from .vit_weights import load_vit_weights
-
-
-def vision_transformer_class():
-    """mmseg's VisionTransformer, or an error saying what to install."""
-    try:
-        from mmseg.models.backbones import VisionTransformer
-    except ImportError as e:
-        raise ImportError(f'the ViT backbones of dtl_mm build mmseg\'s '
-                          f'VisionTransformer: install mmsegmentation '
-                          f'({e})') from e
-    return VisionTransformer
 
 
 @MODELS.register_module()
@@ -83,7 +72,9 @@ class PretrainedVisionTransformer(PretrainedTrunk):
                     f'backbone outputs patch-token maps for a neck')
         # the blocks are checkpointed here (run_block), not by mmseg's
         # reentrant with_cp
-        return vision_transformer_class()(with_cp=False, **vit_args)
+        return library_backbone('mmseg.models.backbones', 'VisionTransformer',
+                                'ViT')(
+                                    with_cp=False, **vit_args)
 
     def load_trunk_weights(self, filename: str) -> dict:
         return load_vit_weights(self.vit, filename, keys=self.trunk_keys)
