@@ -23,9 +23,9 @@ import argparse
 import os.path as osp
 import sys
 
-from dtl_mm.apis.inferencer import (MultiTaskInferencer, list_images,
-                                    outputs_on_inputs, overwrite_message,
-                                    task_names, unique_inputs)
+from dtl_mm.apis.inference_outputs import (outputs_on_inputs,
+                                           overwrite_message, unique_inputs)
+from dtl_mm.apis.inferencer import MultiTaskInferencer, list_images, task_names
 
 
 def parse_args():

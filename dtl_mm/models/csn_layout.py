@@ -1,9 +1,8 @@
-"""Where the Compact Side Network reads (w) and adds back (G) in a Swin.
+"""Where the Compact Side Network reads (w) and adds back (G) in a trunk.
 
-Blocks are numbered 1..N over all stages (block 1 is the first block of
-stage 0, block N the last of the last stage): ``w`` at block i reads the
-block's *input* z_i, ``G`` at block i adds to the block's *output* z_{i+1}.
-This module turns the user-facing options (:class:`DTLOptions`) into a
+Blocks are numbered 1..N over all stages: ``w`` at block i reads the
+block's *input* z_i, ``G`` at block i adds to its *output* z_{i+1}. This
+module turns the user-facing options (:class:`DTLOptions`) into a
 validated, immutable plan (:class:`CSNLayout`); it holds no tensors.
 """
 import dataclasses

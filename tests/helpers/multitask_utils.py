@@ -112,7 +112,7 @@ def alone_outputs(cfg, checkpoint, imgs):
     """(predictions, JSON) of one model alone on one batch of images: the
     JSON is what tools/infer.py writes for each image, as loaded back."""
     from dtl_mm.apis.dtl_inferencer import DTLInferencer
-    from dtl_mm.apis.inferencer import prediction_dict
+    from dtl_mm.apis.inference_outputs import prediction_dict
     inf = DTLInferencer(cfg, checkpoint, device="cpu", show_progress=False)
     data = inf.model.data_preprocessor(
         inf.collate_fn([inf.pipeline(i) for i in imgs]), False)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dtl_mm.apis.inferencer import (PredictionWriter, list_images, task_names,
-                                    unique_inputs)
+from dtl_mm.apis.inference_outputs import PredictionWriter, unique_inputs
+from dtl_mm.apis.inferencer import list_images, task_names
 from helpers.multitask_utils import voc_and_ade20k_workspace
 from helpers.tool_utils import DEMO, ROOT, tool
 

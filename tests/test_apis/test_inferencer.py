@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dtl_mm.apis import inference_outputs
 from dtl_mm.apis import inferencer as inferencer_module
-from dtl_mm.apis.inferencer import MultiTaskInferencer, output_names
+from dtl_mm.apis.inference_outputs import output_names
+from dtl_mm.apis.inferencer import MultiTaskInferencer
 from helpers.multitask_utils import (alone_on_images, assert_same, config,
                                      images, voc_and_ade20k_workspace)
 from helpers.tool_utils import DEMO, ROOT, tool
@@ -42,7 +44,7 @@ def odd_image(ws, path, size=(517, 333)):
 
 @pytest.fixture
 def logged(monkeypatch):
-    """The inferencer's log lines."""
+    """The inferencer's log lines (its own and its outputs')."""
     lines = []
     real = inferencer_module.print_log
 
@@ -50,7 +52,8 @@ def logged(monkeypatch):
         lines.append(msg)
         real(msg, *args, **kwargs)
 
-    monkeypatch.setattr(inferencer_module, 'print_log', record)
+    for module in (inferencer_module, inference_outputs):
+        monkeypatch.setattr(module, 'print_log', record)
     return lines
 
 
@@ -149,13 +152,13 @@ def test_no_prediction_is_kept_when_not_asked_for(workspace, tmp_path,
     its full-size segmentation logits, is freed once written, so memory
     does not grow with the number of images."""
     refs = []
-    real = inferencer_module.PredictionWriter.write
+    real = inference_outputs.PredictionWriter.write
 
     def track_write(self, paths, preds):
         refs.extend(weakref.ref(p) for out in preds.values() for p in out)
         return real(self, paths, preds)
 
-    monkeypatch.setattr(inferencer_module.PredictionWriter, 'write',
+    monkeypatch.setattr(inference_outputs.PredictionWriter, 'write',
                         track_write)
     inf = two_tasks(workspace)
     preds = inf(
@@ -274,7 +277,7 @@ def test_instance_masks_are_drawn_filled_in_their_colour(
     import cv2
     import torch
 
-    from dtl_mm.apis.inferencer import draw
+    from dtl_mm.apis.inference_outputs import draw
     ckpt = str(short_run('coco') / 'epoch_1.pth')
     img = str(sorted((toy_workspace / 'data/toy/coco/val2017').glob('*'))[0])
     inf = MultiTaskInferencer([(config('coco'), ckpt)], show_progress=False)

@@ -10,7 +10,8 @@ import pytest
 import test_multitask_vit as vit_tasks
 import torch
 
-from dtl_mm.apis.inferencer import MultiTaskInferencer, output_names
+from dtl_mm.apis.inference_outputs import output_names
+from dtl_mm.apis.inferencer import MultiTaskInferencer
 from dtl_mm.apis.runner_setup import build_model
 from helpers.multitask_utils import (alone_outputs, assert_same, build, config,
                                      images, save_task, toy_data)
