@@ -30,8 +30,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The rows of the frontier: a base config, then what is checkpointed:
 # '+cp' the backbone (with_cp=True: blocks autograd goes through, and a
 # side network), '+sel' the backbone selectively (with_cp='selective'),
-# '+heads' the neck and heads (the lowmem config's activation_checkpointing
-# list without its backbone), '+trunk' the frozen trunk recomputed too
+# '+heads' the neck and heads (the lowmem config's checkpointed_parts
+# without its backbone, and its checkpointed RoI head type), '+trunk' the frozen trunk recomputed too
 # (recompute_trunk=True; before that switch, '+cp' of a DTL backbone meant
 # '+cp+trunk').
 VARIANTS = ('full', 'full+cp', 'full+cp+heads', 'adaptformer',
