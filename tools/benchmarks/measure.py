@@ -31,9 +31,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # '+cp' the backbone (with_cp=True: blocks autograd goes through, and a
 # side network), '+sel' the backbone selectively (with_cp='selective'),
 # '+heads' the neck and heads (the lowmem config's checkpointed_parts
-# without its backbone, and its checkpointed RoI head type), '+trunk' the frozen trunk recomputed too
-# (recompute_trunk=True; before that switch, '+cp' of a DTL backbone meant
-# '+cp+trunk').
+# without its backbone, and its checkpointed RoI head type), '+trunk' the
+# frozen trunk recomputed too (recompute_trunk=True; before that switch,
+# '+cp' of a DTL backbone meant '+cp+trunk').
 VARIANTS = ('full', 'full+cp', 'full+cp+heads', 'adaptformer',
             'adaptformer+cp', 'fixed', 'fixed+heads', 'dtlv2-ls',
             'dtlv2-ls+sel', 'dtlv2-ls+cp', 'dtlv2-ls+cp+trunk',
