@@ -1,6 +1,7 @@
 # One command each; all install what is missing first (nothing twice).
 #   make demo         - toy COCO data, DTLv2-LS training + evaluation on CPU
-#   make test         - the whole test suite (STACK=pinned|onedl|installed)
+#   make test         - the whole test suite (STACK=pinned|onedl|installed),
+#                       on every core (pytest-xdist, at most 4 processes)
 #   make test-fast    - the unit tests only (not the end-to-end runs of the
 #                       tools marked slow): under a minute on 2 cores
 #   make test-floor   - the compatibility subset (tests/compat_subset.txt)
@@ -15,7 +16,7 @@ STACK ?= pinned
 FLOOR_VENV ?= $(HOME)/.cache/dtl_mm/venvs/torch2.1
 # torch 2.1 has no wheels for python >= 3.12
 FLOOR_PYTHON ?= $(shell command -v python3.11 || echo python3)
-# test-fast runs on every core (pytest-xdist), at most 4 processes
+# test and test-fast run on every core (pytest-xdist), at most 4 processes
 FAST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 COMPAT = $(shell grep -v '^\#' tests/compat_subset.txt)
 
@@ -29,7 +30,7 @@ demo:
 
 test:
 	@py="$$(bash tools/install.sh --stack $(STACK) --tests | tail -n 1)" && \
-	  "$$py" -m pytest -q tests $(PYTEST_ARGS)
+	  "$$py" -m pytest -q -n $(FAST_WORKERS) tests $(PYTEST_ARGS)
 
 test-fast:
 	@py="$$(bash tools/install.sh --stack $(STACK) --tests | tail -n 1)" && \
