@@ -263,6 +263,6 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
 
     def set_checkpointing(self, policy: Union[bool, str] = True) -> str:
         """Turns activation checkpointing on (keeping a policy already
-        set); what ``activation_checkpointing = ['backbone', ...]`` does."""
+        set); what ``checkpointed_parts = ['backbone', ...]`` does."""
         self.with_cp = self.with_cp or check_cp_policy(policy)
         return f'with_cp={self.with_cp!r}'

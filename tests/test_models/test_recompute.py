@@ -1,6 +1,6 @@
 """Activation checkpointing of the trainable path (dtl_mm/models/
 recompute.py): the same gradients, less kept for backward, nothing in eval,
-and mmengine's own config key made safe."""
+and why mmengine's reentrant config key is refused."""
 import copy
 import os.path as osp
 
