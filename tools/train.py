@@ -7,9 +7,9 @@ import argparse
 from dtl_mm.apis.runner_setup import (add_common_args, build_runner, check_amp,
                                       load_config, parse_tool_args)
 from dtl_mm.checkpoint.atomic_io import remove_stale_temp_files
-from dtl_mm.checkpoint.resume import refuse_to_overwrite, resume_from
+from dtl_mm.checkpoint.resume import resume_from
 from dtl_mm.checks.data_check import check_data
-from dtl_mm.checks.model_check import check_pretrained_trunk
+from dtl_mm.engine.runner.dtl_runner import check_new_training
 from dtl_mm.utils.package_files import config_arg
 
 
@@ -60,8 +60,7 @@ def main():
         resume_from(cfg, args.resume)
     # what DTLRunner checks in train(), here before the runner creates its
     # log folder in the work dir; the data files are then not read twice
-    refuse_to_overwrite(cfg)
-    check_pretrained_trunk(cfg)
+    check_new_training(cfg)
     if not args.skip_data_check:
         check_data(cfg, ('train', 'val'))
     remove_stale_temp_files(cfg.work_dir)

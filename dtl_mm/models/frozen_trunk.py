@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 # the plan of a backbone without a side network (the frozen ``fixed`` one)
-NO_SIDE_NETWORK = SimpleNamespace(w_blocks=(), g_blocks=(), bridge_stages=())
+NO_SIDE_NETWORK = SimpleNamespace(w_blocks=(), g_blocks=())
 
 
 @dataclass

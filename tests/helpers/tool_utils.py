@@ -152,3 +152,25 @@ def own_copy(voc_run, tmp_path):
     wd = copy_run(src, tmp_path / 'wd')
     assert (wd / 'last_checkpoint').read_text() == str(wd / 'epoch_1.pth')
     return cfg, wd
+
+
+def toy_ade20k_train_then_test(ws, config, name):
+    """Two iterations of a toy ADE20K config through tools/train.py, then
+    its checkpoint through our tools/test.py and mmseg's own (each must
+    print an mIoU in 0..100); the checkpoint's state dict."""
+    import mmseg
+    import torch
+    wd = ws / f'wd_{name}'
+    out = run_tool(ws, tool('train.py'), config, '--work-dir', str(wd),
+                   '--cfg-options', 'train_cfg.max_iters=2',
+                   'train_cfg.val_interval=2',
+                   'default_hooks.checkpoint.interval=2')
+    assert 'Parameters (trainable / frozen)' in out
+    ckpt = wd / 'iter_2.pth'
+    own = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
+    for script in (tool('test.py'), own):
+        out = run_tool(ws, script, config, str(ckpt), '--work-dir',
+                       str(ws / f'test_{name}'))
+        values = metrics_in(out, METRIC_KEYS['ade20k'])
+        assert all(0 <= v <= 100 for v in values.values())
+    return torch.load(ckpt, weights_only=False)['state_dict']

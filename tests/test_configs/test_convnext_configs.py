@@ -14,7 +14,7 @@ from dtl_mm.checks.model_check import check_pretrained_trunk
 from dtl_mm.models import DTLConvNeXt, PretrainedConvNeXt
 from dtl_mm.utils.param_count import count_parameters
 from helpers.swin_utils import skip_random_init
-from helpers.tool_utils import METRIC_KEYS, ROOT, metrics_in, run_tool, tool
+from helpers.tool_utils import ROOT, toy_ade20k_train_then_test
 
 pytestmark = pytest.mark.mmpretrain
 
@@ -77,22 +77,8 @@ def test_random_convnext_needs_the_named_option():
 
 @pytest.mark.slow
 def test_toy_ade20k_trains_and_tests_with_our_and_mmsegs_tools(toy_workspace):
-    import mmseg
-    wd = toy_workspace / 'wd_convnext'
-    out = run_tool(toy_workspace, tool('train.py'), TOY, '--work-dir', str(wd),
-                   '--cfg-options', 'train_cfg.max_iters=2',
-                   'train_cfg.val_interval=2',
-                   'default_hooks.checkpoint.interval=2')
-    assert 'Parameters (trainable / frozen)' in out
-    ckpt = wd / 'iter_2.pth'
-    state = torch.load(ckpt, weights_only=False)['state_dict']
+    state = toy_ade20k_train_then_test(toy_workspace, TOY, 'convnext')
     # a random trunk (no pretrained file) is saved in full, beside the side
     # network that trained
     assert any(k.startswith('backbone.convnext.stages.') for k in state)
     assert any(k.startswith('backbone.csn.') for k in state)
-    own = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
-    for script in (tool('test.py'), own):
-        out = run_tool(toy_workspace, script, TOY, str(ckpt), '--work-dir',
-                       str(toy_workspace / 'test_convnext'))
-        values = metrics_in(out, METRIC_KEYS['ade20k'])
-        assert all(0 <= v <= 100 for v in values.values())

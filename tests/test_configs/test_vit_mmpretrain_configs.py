@@ -17,7 +17,7 @@ from dtl_mm.models import (DTLMMPretrainViT, LoRAMMPretrainViT,
                            PretrainedMMPretrainViT)
 from dtl_mm.utils.param_count import count_parameters
 from helpers.swin_utils import skip_random_init
-from helpers.tool_utils import METRIC_KEYS, ROOT, metrics_in, run_tool, tool
+from helpers.tool_utils import ROOT, toy_ade20k_train_then_test
 
 pytestmark = pytest.mark.mmpretrain
 
@@ -161,24 +161,11 @@ def test_segmentors_share_the_frozen_blocks():
 @pytest.mark.parametrize('variant', ['dtlv2-ls', 'lora'])
 def test_toy_ade20k_trains_and_tests_with_our_and_mmsegs_tools(
         toy_workspace, variant):
-    import mmseg
     config = next(p for p in DEMOS if variant_of(p) == variant)
-    wd = toy_workspace / f'wd_mmpretrain_vit_{variant}'
-    out = run_tool(toy_workspace, tool('train.py'), config, '--work-dir',
-                   str(wd), '--cfg-options', 'train_cfg.max_iters=2',
-                   'train_cfg.val_interval=2',
-                   'default_hooks.checkpoint.interval=2')
-    assert 'Parameters (trainable / frozen)' in out
-    ckpt = wd / 'iter_2.pth'
-    state = torch.load(ckpt, weights_only=False)['state_dict']
+    state = toy_ade20k_train_then_test(toy_workspace, config,
+                                       f'mmpretrain_vit_{variant}')
     # a random trunk (no pretrained file) is saved in full, beside what
     # trained
     assert any(k.startswith('backbone.vit.layers.') for k in state)
     trained = 'backbone.csn.' if variant == 'dtlv2-ls' else '.petl_lora.'
     assert any(trained in k for k in state)
-    own = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
-    for script in (tool('test.py'), own):
-        out = run_tool(toy_workspace, script, config, str(ckpt), '--work-dir',
-                       str(toy_workspace / f'test_mmpretrain_{variant}'))
-        values = metrics_in(out, METRIC_KEYS['ade20k'])
-        assert all(0 <= v <= 100 for v in values.values())

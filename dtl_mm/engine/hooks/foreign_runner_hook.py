@@ -3,9 +3,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from ...checkpoint.schemes import safe_checkpoint_schemes
-from ...checks.data_check import check_data
 from ...checks.model_check import check_model_config
-from .runner_state import has_loop, is_resuming, is_training
+from .runner_state import has_loop, is_training
 
 
 @HOOKS.register_module()
@@ -33,17 +32,12 @@ class ForeignRunnerHook(Hook):
     def before_run(self, runner):
         if not self._foreign(runner):
             return
-        from ..runner.dtl_runner import (apply_checkpointed_parts,
-                                         check_new_training)
+        from ..runner.dtl_runner import prepare_loop
         check_model_config(runner.cfg)
         splits = tuple(
             s for s in ('train', 'val', 'test') if has_loop(runner, s))
-        if splits and runner.cfg.get('check_data', True):
-            check_data(runner.cfg, splits)
-        if is_training(runner):
-            if not is_resuming(runner):
-                check_new_training(runner.cfg)
-            apply_checkpointed_parts(runner)
+        if splits:
+            prepare_loop(runner, splits, training=is_training(runner))
         # load_from, --resume, the test checkpoint and init_cfg files are
         # all read after before_run; restored in after_run
         self._schemes = safe_checkpoint_schemes()

@@ -1,9 +1,12 @@
 """DTLRunner: mmengine's Runner with what a dtl_mm run must not do without.
 
 Selected by the config's ``runner_type = 'DTLRunner'`` (every shipped
-config sets it in ``configs/_base_/dtl_common.py``), which mmdet's and
-mmseg's own ``tools/train.py`` / ``tools/test.py``, ``mim`` and our tools
-all honour, so none of this depends on a process-wide change.
+config sets it in ``configs/_base_/dtl_common.py``), which mmdet's
+``tools/train.py`` / ``tools/test.py``, mmseg's ``tools/train.py``, ``mim``
+and our tools honour, so none of this depends on a process-wide change.
+mmseg 1.2's ``tools/test.py`` builds mmengine's ``Runner`` whatever the
+config says; there ``ForeignRunnerHook`` does the same through
+:func:`prepare_loop` and :func:`check_loaded_checkpoint`.
 """
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -35,7 +38,7 @@ class DTLRunner(Runner):
     2. **Before a loop builds its data set** (:meth:`train`, :meth:`val`,
        :meth:`test`): that split's data files are read
        (:mod:`dtl_mm.checks.data_check`; the config's ``check_data = False``
-       skips it, as our tools' ``--skip-data-check`` does).
+       skips it).
        A new training must load a pretrained trunk (or say
        ``allow_random_trunk = True``) and must not overwrite the
        checkpoints of an earlier run in its work dir.
@@ -70,26 +73,21 @@ class DTLRunner(Runner):
 
     def train(self):
         self._choose_resume_checkpoint()
-        if not self._resume:
-            check_new_training(self.cfg)
-        self._check_data(('train', 'val') if self._val_loop else ('train', ))
-        apply_checkpointed_parts(self)
+        prepare_loop(
+            self, ('train', 'val') if self._val_loop else ('train', ),
+            training=True)
         with safe_checkpoint_schemes():
             return super().train()
 
     def val(self) -> dict:
-        self._check_data(('val', ))
+        prepare_loop(self, ('val', ))
         with safe_checkpoint_schemes():
             return super().val()
 
     def test(self) -> dict:
-        self._check_data(('test', ))
+        prepare_loop(self, ('test', ))
         with safe_checkpoint_schemes():
             return super().test()
-
-    def _check_data(self, splits):
-        if self.check_data and self.cfg.get('check_data', True):
-            check_data(self.cfg, splits)
 
     def _choose_resume_checkpoint(self):
         """Resume without a file: the newest complete checkpoint (mmengine
@@ -132,16 +130,28 @@ def check_new_training(cfg):
     refuse_to_overwrite(cfg)
 
 
+def prepare_loop(runner, splits, training=False):
+    """What comes before a loop runs: for a new training its checks; the
+    data files of ``splits`` (unless the runner's ``check_data`` or the
+    config's ``check_data = False`` turns that off); for a training the
+    config's ``checkpointed_parts``."""
+    if training and not is_resuming(runner):
+        check_new_training(runner.cfg)
+    if getattr(runner, 'check_data', True) and \
+            runner.cfg.get('check_data', True):
+        check_data(runner.cfg, splits)
+    if training:
+        apply_checkpointed_parts(runner)
+
+
 def apply_checkpointed_parts(runner):
-    """The config's ``checkpointed_parts``, non-reentrant, logged."""
-    parts = runner.cfg.get(CONFIG_KEY)
+    """The config's ``checkpointed_parts`` (and a checkpointed RoI head
+    type), non-reentrant, logged."""
+    parts = checkpointing_requested(runner.cfg)  # an RoI head by its type
     if parts:
         done = enable_activation_checkpointing(bare_model(runner.model), parts)
         runner.logger.info(f'{CONFIG_KEY} (non-reentrant, in training '
                            f'only): ' + ', '.join(done))
-    elif checkpointing_requested(runner.cfg):
-        runner.logger.info('activation checkpointing (non-reentrant, in '
-                           'training only): roi_head (its type)')
 
 
 def check_loaded_checkpoint(runner, checkpoint, filename=None):
