@@ -24,11 +24,11 @@ import torch
 from mmengine.registry import MODELS, init_default_scope
 
 from ..models.trunk_wrapper import PretrainedTrunk
-from ..models.weight_loading import (EXTRA_STATE, CheckpointLayoutError,
-                                     decode_trunk_record, lean_trunk_missing,
-                                     pretrained_file_exists, trunk_fingerprint)
 from .atomic_io import atomic_write
-from .safe_load import CheckpointError
+from .errors import CheckpointError, CheckpointLayoutError
+from .lean_checkpoint import (EXTRA_STATE, decode_trunk_record,
+                              lean_trunk_missing, pretrained_file_exists,
+                              trunk_fingerprint)
 
 PREFIX = 'backbone.'  # where the backbone's keys sit in a model checkpoint
 # what a shared checkpoint keeps with strip_optimizer

@@ -22,9 +22,10 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from ..models.trunk_wrapper import PretrainedTrunk
-from ..models.weight_loading import EXTRA_STATE, describe_state_dict
 from ..utils.model_unwrap import bare_model
+from .lean_checkpoint import EXTRA_STATE
 from .safe_load import CheckpointError, checkpoint_source
+from .trunk_weights import describe_state_dict
 
 
 def expected_state(

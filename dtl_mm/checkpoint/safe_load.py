@@ -40,9 +40,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file cannot be used; the message names the file."""
+from .errors import CheckpointError
 
 
 # -------------------------------------------------------- allowed types

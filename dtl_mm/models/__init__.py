@@ -7,6 +7,8 @@ find it from either scope, so Swin detection never needs mmseg installed
 (the ViT backbones import it when built). So do the checkpointed RoI heads
 (``roi_heads``), mmdet's own with their training forward checkpointed.
 """
+from ..checkpoint.errors import CheckpointLayoutError
+from ..checkpoint.lean_checkpoint import trunk_fingerprint
 from .convnext import DTLConvNeXt, PretrainedConvNeXt
 from .csn_layout import CSNLayout, DTLOptions, build_layout
 from .dtl_swin import DTLSwinTransformer
@@ -20,19 +22,16 @@ from .roi_heads import CheckpointedCascadeRoIHead, CheckpointedStandardRoIHead
 from .side_network import CompactSideNetwork
 from .swin_wrapper import PretrainedSwinTransformer
 from .trunk_wrapper import PretrainedTrunk
-from .vit_weights import load_vit_weights
 from .vit_wrapper import PretrainedVisionTransformer
-from .weight_loading import (CheckpointLayoutError, load_swin_weights,
-                             trunk_fingerprint)
 
 __all__ = [
     'PretrainedConvNeXt', 'DTLConvNeXt', 'build_dtl_backbone',
     'TRUNK_ADAPTERS', 'PretrainedTrunk', 'PretrainedSwinTransformer',
     'DTLSwinTransformer', 'PretrainedVisionTransformer',
     'DTLVisionTransformer', 'CompactSideNetwork', 'CSNLayout', 'DTLOptions',
-    'build_layout', 'load_swin_weights', 'load_vit_weights',
-    'CheckpointLayoutError', 'trunk_fingerprint', 'LoRASwinTransformer',
-    'AdapterSwinTransformer', 'AdaptFormerSwinTransformer',
-    'PretrainedMMPretrainViT', 'DTLMMPretrainViT', 'LoRAMMPretrainViT',
-    'CheckpointedCascadeRoIHead', 'CheckpointedStandardRoIHead'
+    'build_layout', 'CheckpointLayoutError', 'trunk_fingerprint',
+    'LoRASwinTransformer', 'AdapterSwinTransformer',
+    'AdaptFormerSwinTransformer', 'PretrainedMMPretrainViT',
+    'DTLMMPretrainViT', 'LoRAMMPretrainViT', 'CheckpointedCascadeRoIHead',
+    'CheckpointedStandardRoIHead'
 ]

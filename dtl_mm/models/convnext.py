@@ -19,78 +19,56 @@ block, as in mmpretrain's forward.
 mmpretrain is imported when the first such backbone is built.
 """
 import re
-from typing import Dict
 
 from mmengine.registry import MODELS
 
-from ..checkpoint.safe_load import load_checkpoint_file
+from ..checkpoint.trunk_weights import (OUTPUT_NORM, OUTPUT_NORM_NOTE,
+                                        TrunkKeySchema, block_range,
+                                        load_trunk_weights)
 from .dtl_backbone import DTLBackbone
 from .dtl_wrapper import adapts
 from .recompute import recompute
 from .side_network import to_map, to_tokens
 from .trunk_wrapper import PretrainedTrunk, library_backbone
-from .weight_loading import (OUTPUT_NORM, block_range, check_depths,
-                             extract_state_dict, file_depths, fill_trunk,
-                             find_trunk, lean_trunk_record,
-                             load_via_lean_record)
+
 
 # -- the weight-key schema ----------------------------------------------
-# (prefix, ConvNeXt key): mmpretrain's classification checkpoints hold
-# 'backbone.<key>' (and the head), mmdet / mmseg / dtl_mm model checkpoints
-# '[backbone.][convnext.]<key>'
-CONVNEXT_KEY = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:convnext\.)?)'
-                          r'((?:downsample_layers|stages)\.\d+\..*|'
-                          r'norm\d+\..*)$')
-# a block in mmpretrain's keys: (stage, block)
-CONVNEXT_BLOCK = re.compile(r'^stages\.(\d+)\.(\d+)\.')
+class ConvNeXtKeys(TrunkKeySchema):
+    """mmpretrain's classification checkpoints hold ``backbone.<key>`` (and
+    the head), mmdet / mmseg / dtl_mm model checkpoints
+    ``[backbone.][convnext.]<key>``; the output norms a classification
+    checkpoint lacks (all but the last stage's) keep their LayerNorm
+    initialisation."""
+    name = 'ConvNeXt'
+    key = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:convnext\.)?)'
+                     r'((?:downsample_layers|stages)\.\d+\..*|'
+                     r'norm\d+\..*)$')
+    expected = ("'[backbone.][convnext.]stages.<stage>.<block>.*' "
+                '(mmpretrain, mmdet, mmseg, dtl_mm)')
+    shape_hint = 'another ConvNeXt size?'
+    may_default = OUTPUT_NORM
+    default_note = OUTPUT_NORM_NOTE
+    _block = re.compile(r'^stages\.(\d+)\.(\d+)\.')
+
+    def is_block(self, key):
+        return key.startswith('stages.')
+
+    def to_model_keys(self, trunk, prefix, sd, filename):
+        return sd, ('dtl_mm'
+                    if prefix.endswith('convnext.') else 'mmpretrain'), 0
+
+    def block_of(self, key):
+        found = self._block.match(key)
+        return (int(found.group(1)), int(found.group(2))) if found else None
+
+    def depths(self, trunk):
+        return tuple(len(stage) for stage in trunk.stages)
+
+    def name_blocks(self, stage, first, last):
+        return f'stage {stage} {block_range(first, last)}'
 
 
-def _block_of(key: str):
-    found = CONVNEXT_BLOCK.match(key)
-    return (int(found.group(1)), int(found.group(2))) if found else None
-
-
-def _is_block_key(key: str) -> bool:
-    found = CONVNEXT_KEY.match(key)
-    return bool(found) and found.group(2).startswith('stages.')
-
-
-def load_convnext_weights(convnext,
-                          filename: str,
-                          logger='current',
-                          keys=None) -> Dict:
-    """Fill every ConvNeXt parameter (of ``keys``) from ``filename`` or
-    raise; the output norms a classification checkpoint lacks (all but the
-    last stage's) keep their LayerNorm initialisation. Returns the report
-    of ``fill_trunk`` (with the sha256 of the result)."""
-    state = extract_state_dict(load_checkpoint_file(filename), filename)
-    record = lean_trunk_record(state, _is_block_key)
-    if record is not None:
-        return load_via_lean_record(load_convnext_weights, convnext, filename,
-                                    record, logger, keys)
-    prefix, sd = find_trunk(
-        state, filename, CONVNEXT_KEY, lambda k: k.startswith('stages.'),
-        'ConvNeXt', "'[backbone.][convnext.]stages.<stage>.<block>.*' "
-        '(mmpretrain, mmdet, mmseg, dtl_mm)')
-    layout = 'dtl_mm' if prefix.endswith('convnext.') else 'mmpretrain'
-    check_depths(
-        file_depths(sd, _block_of),
-        tuple(len(stage) for stage in convnext.stages), filename, layout,
-        'ConvNeXt', lambda s, a, b: f'stage {s} {block_range(a, b)}',
-        lambda depths: f'depths {depths}')
-    return fill_trunk(
-        convnext,
-        sd,
-        filename,
-        layout,
-        len(state) - len(sd),
-        logger,
-        keys,
-        name='ConvNeXt',
-        shape_hint='another ConvNeXt size?',
-        may_default=OUTPUT_NORM.match,
-        default_note='output-norm tensors keep LayerNorm init (not part of '
-        'a classification checkpoint)')
+CONVNEXT_KEYS = ConvNeXtKeys()
 
 
 # -- the trunk -----------------------------------------------------------
@@ -150,8 +128,8 @@ class PretrainedConvNeXt(PretrainedTrunk):
                                     **convnext_args)
 
     def load_trunk_weights(self, filename: str) -> dict:
-        return load_convnext_weights(
-            self.convnext, filename, keys=self.trunk_keys)
+        return load_trunk_weights(
+            self.convnext, filename, CONVNEXT_KEYS, keys=self.trunk_keys)
 
     # -- the trunk interface (PretrainedTrunk) ------------------------------
     def embed(self, x):

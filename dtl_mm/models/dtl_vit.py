@@ -24,9 +24,17 @@ from .vit_wrapper import PretrainedVisionTransformer
 SWIN_ONLY_OPTIONS = ('csn', 'bridge', 'bridge_group_width')
 
 
+class PlainViTDTL(DTLBackbone):
+    """DTL's options on a plain ViT of any library: M defaults to the
+    middle block, and the options that place bridges are refused."""
+    VARIANT_DEFAULTS = VIT_VARIANT_DEFAULTS
+    NOT_HERE = SWIN_ONLY_OPTIONS
+    NOT_HERE_WHY = 'a plain ViT: it is one stage (no bridges)'
+
+
 @adapts('mmseg', 'VisionTransformer')
 @MODELS.register_module()
-class DTLVisionTransformer(DTLBackbone, PretrainedVisionTransformer):
+class DTLVisionTransformer(PlainViTDTL, PretrainedVisionTransformer):
     """A plain ViT with Disentangled Transfer Learning (DTLv1 / DTLv2 /
     DTLv2-LS).
 
@@ -51,7 +59,3 @@ class DTLVisionTransformer(DTLBackbone, PretrainedVisionTransformer):
         **kwargs: the DTL options, and ``PretrainedVisionTransformer``
             arguments.
     """
-
-    VARIANT_DEFAULTS = VIT_VARIANT_DEFAULTS
-    NOT_HERE = SWIN_ONLY_OPTIONS
-    NOT_HERE_WHY = 'a plain ViT: it is one stage (no bridges)'

@@ -1,14 +1,12 @@
 """Plain ViTs from mmpretrain (DeiT, ViT-B/L, DINOv2 S/B/L/g) as frozen
 dense-prediction trunks, with or without a Compact Side Network.
 
-``PretrainedMMPretrainViT`` is the mmseg-ViT wrapper
-(:class:`PretrainedVisionTransformer`) over mmpretrain's
-``VisionTransformer`` instead: only the construction, the embedding and the
-weight loading differ, so the blocks, output maps, checkpointing, lean
-checkpoints and multi-task sharing are the same code.
-``DTLMMPretrainViT`` combines it with :class:`DTLVisionTransformer`, whose
-side network, no-grad trunk and ``forward_shared`` / ``forward_rest`` split
-work on any such wrapper.
+``PretrainedMMPretrainViT`` is a :class:`PlainViTTrunk` over mmpretrain's
+``VisionTransformer``, as :class:`PretrainedVisionTransformer` is over
+mmseg's: only the construction, the embedding and the weight names
+(``vit_keys``) differ, so the blocks, output maps, checkpointing, lean
+checkpoints and multi-task sharing are the same code. ``DTLMMPretrainViT``
+is DTL on it with the plain-ViT options of :class:`DTLVisionTransformer`.
 
 Tokens. mmpretrain's ViT puts ``num_extra_tokens`` tokens (the class token;
 none with ``with_cls_token=False``) before the patch tokens. w reads and G
@@ -31,11 +29,11 @@ from typing import Union
 import torch
 from mmengine.registry import MODELS
 
-from .dtl_vit import DTLVisionTransformer
+from .dtl_vit import PlainViTDTL
 from .dtl_wrapper import adapts
-from .mmpretrain_vit_weights import load_mmpretrain_vit_weights
-from .trunk_wrapper import PretrainedTrunk, library_backbone
-from .vit_wrapper import PretrainedVisionTransformer
+from .trunk_wrapper import library_backbone
+from .vit_keys import MMPRETRAIN_VIT_KEYS
+from .vit_wrapper import PlainViTTrunk
 
 # DINOv2 as mmpretrain's configs build it (configs/dinov2/*): patch 14,
 # layer scale, the giant with a fused SwiGLU MLP; base and large are
@@ -70,7 +68,7 @@ def mmpretrain_vit_args(vit_args: dict) -> dict:
 
 
 @MODELS.register_module()
-class PretrainedMMPretrainViT(PretrainedVisionTransformer):
+class PretrainedMMPretrainViT(PlainViTTrunk):
     """mmpretrain's ViT with all-or-nothing weight loading, optionally
     frozen; outputs the patch-token maps of ``out_indices`` for a neck.
 
@@ -83,23 +81,14 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
             :class:`PretrainedVisionTransformer`.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=...)``
             in mmpretrain's, timm's or the official DINOv2 release's layout
-            (``mmpretrain_vit_weights``); the position embedding is resized
+            (``vit_keys``); the position embedding is resized
             to ``img_size`` as mmpretrain resizes it.
         **vit_args: mmpretrain ``VisionTransformer`` arguments
             (``img_size``, ``patch_size``, ``out_indices``, ``final_norm``,
             ``drop_path_rate``, ``with_cls_token``, ``layer_cfgs``, ...).
     """
-    TRUNK_NAME = 'ViT'
     FAMILY = 'mmpretrain ViT'
-
-    def __init__(self, **kwargs):
-        # PretrainedTrunk builds the trunk (build_trunk); the mmseg-ViT
-        # wrapper's __init__ reads mmseg's attributes, so it is skipped
-        PretrainedTrunk.__init__(self, **kwargs)
-        # one stage, one width: the CSN layout's view of a plain ViT
-        self.depths = (len(self.vit.layers), )
-        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
-        self.channels = (self.vit.embed_dims, )
+    KEYS = MMPRETRAIN_VIT_KEYS
 
     def build_trunk(self, arch: Union[str, dict] = 'base', **vit_args):
         for name, ok in (('out_type', 'featmap'), ('frozen_stages', -1)):
@@ -123,20 +112,6 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
                              f'of this ViT')
         vit.out_indices = [i % n for i in indices]
         return vit
-
-    @classmethod
-    def frozen_only(cls, cls_name, kwargs):
-        """For the frozen-only subclasses (DTL, LoRA): reject
-        frozen=False, naming this class for full fine-tuning."""
-        if kwargs.pop('frozen', True) is not True:
-            raise ValueError(f'{cls_name} always freezes the ViT; use '
-                             f'PretrainedMMPretrainViT(frozen=False) for '
-                             f'full fine-tuning')
-        return kwargs
-
-    def load_trunk_weights(self, filename: str) -> dict:
-        return load_mmpretrain_vit_weights(
-            self.vit, filename, keys=self.trunk_keys)
 
     @property
     def num_extra_tokens(self) -> int:
@@ -185,7 +160,7 @@ class PretrainedMMPretrainViT(PretrainedVisionTransformer):
 
 @adapts('mmpretrain', 'VisionTransformer')
 @MODELS.register_module()
-class DTLMMPretrainViT(DTLVisionTransformer, PretrainedMMPretrainViT):
+class DTLMMPretrainViT(PlainViTDTL, PretrainedMMPretrainViT):
     """DTL (DTLv1 / DTLv2 / DTLv2-LS) on a frozen mmpretrain ViT: the
     options, side network and guarantees of :class:`DTLVisionTransformer`
     (M defaults to the middle block: 7 of 12, 13 of 24, 21 of 40), with the

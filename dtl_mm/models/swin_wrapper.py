@@ -1,17 +1,64 @@
 """A pretrained mmdet Swin, optionally frozen: the base every Swin variant
-uses.
+uses, and where Swin weights sit in files.
 
 It takes the arguments of mmdet's ``SwinTransformer`` unchanged, so a config
 swaps ``type='SwinTransformer'`` for one of ours and inherits the rest. What
 it shares with the ViT backbones (freezing in ``__init__``, pretrained
 loading, lean checkpoints) is :class:`PretrainedTrunk`.
 """
-from mmdet.models.backbones.swin import SwinTransformer
+import re
+
+from mmdet.models.backbones.swin import SwinTransformer, swin_converter
 from mmengine.registry import MODELS
 
+from ..checkpoint.trunk_weights import (OUTPUT_NORM, OUTPUT_NORM_NOTE,
+                                        TrunkKeySchema, block_range,
+                                        load_trunk_weights)
 from .recompute import recompute
 from .trunk_wrapper import PretrainedTrunk
-from .weight_loading import OUTPUT_NORM, load_swin_weights
+
+
+class SwinKeys(TrunkKeySchema):
+    """A Swin under any of the prefixes ``[module.][backbone.][swin.]``: an
+    ImageNet classifier (Microsoft's release, ``model`` -> ``layers.*``,
+    converted once with mmdet's ``swin_converter``; or OpenMMLab's
+    converted ``[backbone.]stages.*``, loaded as they are, since the
+    converter would silently mangle them), an mmdet / mmseg detector or
+    segmentor, a whole dtl_mm model (``backbone.swin.*``), a DDP-saved
+    model (``module.``)."""
+    name = 'Swin'
+    key = re.compile(r'^((?:module\.)?(?:backbone\.)?(?:swin\.)?)'
+                     r'((?:stages|layers)\.\d+\..*|patch_embed\..*|'
+                     r'absolute_pos_embed|norm\d+\..*)$')
+    expected = ("'[module.][backbone.][swin.]stages.*' (OpenMMLab, dtl_mm) "
+                "or 'layers.*' (Microsoft release)")
+    shape_hint = 'another Swin size or window size?'
+    may_default = OUTPUT_NORM
+    default_note = OUTPUT_NORM_NOTE
+    _block = re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.')
+
+    def is_block(self, key):
+        return key.startswith(('stages.', 'layers.'))
+
+    def to_model_keys(self, trunk, prefix, sd, filename):
+        if any(k.startswith('layers.') for k in sd):
+            converted = swin_converter(sd)  # adds 'backbone.'
+            return {k[len('backbone.'):]: v
+                    for k, v in converted.items()}, 'microsoft', 0
+        return sd, 'dtl_mm' if prefix.endswith('swin.') else 'openmmlab', 0
+
+    def block_of(self, key):
+        found = self._block.match(key)
+        return (int(found.group(1)), int(found.group(2))) if found else None
+
+    def depths(self, trunk):
+        return tuple(len(stage.blocks) for stage in trunk.stages)
+
+    def name_blocks(self, stage, first, last):
+        return f'stages.{stage}.blocks.{block_range(first, last)}'
+
+
+SWIN_KEYS = SwinKeys()
 
 
 @MODELS.register_module()
@@ -65,7 +112,8 @@ class PretrainedSwinTransformer(PretrainedTrunk):
         return SwinTransformer(with_cp=False, **swin_args)
 
     def load_trunk_weights(self, filename: str) -> dict:
-        return load_swin_weights(self.swin, filename, keys=self.trunk_keys)
+        return load_trunk_weights(
+            self.swin, filename, SWIN_KEYS, keys=self.trunk_keys)
 
     # -- the trunk interface (PretrainedTrunk) ------------------------------
     def embed(self, x):

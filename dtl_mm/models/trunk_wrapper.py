@@ -24,7 +24,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from .lean_checkpoint import LeanTrunkCheckpoint
+from ..checkpoint.lean_checkpoint import LeanTrunkCheckpoint
 from .recompute import check_cp_policy
 
 
@@ -213,9 +213,9 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
     def frozen_only(cls, cls_name, kwargs):
         """For subclasses that always freeze: reject frozen=False."""
         if kwargs.pop('frozen', True) is not True:
-            # the class right below this one: full fine-tuning's
-            full = next(c for c in cls.__mro__
-                        if PretrainedTrunk in c.__bases__)
+            # the family's own wrapper (it builds the trunk): full
+            # fine-tuning's
+            full = next(c for c in cls.__mro__ if 'build_trunk' in vars(c))
             raise ValueError(f'{cls_name} always freezes the '
                              f'{cls.TRUNK_NAME}; use {full.__name__}'
                              f'(frozen=False) for full fine-tuning')

@@ -1,5 +1,6 @@
-"""A pretrained plain ViT (mmseg's ``VisionTransformer``: ViT, DeiT),
-optionally frozen, as a dense-prediction backbone.
+"""A pretrained plain ViT, optionally frozen, as a dense-prediction
+backbone: what mmseg's and mmpretrain's ViTs share (:class:`PlainViTTrunk`),
+and mmseg's ``VisionTransformer`` (ViT, DeiT) under it.
 
 It takes mmseg's ``VisionTransformer`` arguments unchanged (``img_size``,
 ``patch_size``, ``embed_dims``, ``num_layers``, ``num_heads``,
@@ -18,14 +19,65 @@ import re
 import torch
 from mmengine.registry import MODELS
 
+from ..checkpoint.trunk_weights import TrunkKeySchema, load_trunk_weights
 from .recompute import recompute
 from .side_network import to_map
 from .trunk_wrapper import PretrainedTrunk, library_backbone
-from .vit_weights import load_vit_weights
+from .vit_keys import MMSEG_VIT_KEYS
+
+
+class PlainViTTrunk(PretrainedTrunk):
+    """A plain ViT of one library as the trunk: one stage of blocks of one
+    width, outputs the patch-token maps of ``out_indices`` (from 0).
+
+    A library's subclass builds the trunk, embeds, and names its weights
+    (``KEYS``); the blocks, outputs, checkpointing and loading are this
+    class's."""
+    TRUNK = 'vit'
+    TRUNK_NAME = 'ViT'
+    # the final norm acts on the last block's output, after any add-back
+    OWN_KEYS = re.compile(r'^ln1\.')
+    KEYS: TrunkKeySchema
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # one stage, one width: the CSN layout's view of a plain ViT; blocks
+        # numbered 1..N as in CSNLayout, out_indices count from 0
+        self.depths = (len(self.vit.layers), )
+        bad = [i for i in self.vit.out_indices if not 0 <= i < self.num_blocks]
+        if bad:
+            raise ValueError(f'out_indices {bad} are not blocks 0..'
+                             f'{self.num_blocks - 1} of this ViT')
+        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
+        self.channels = (self.vit.pos_embed.shape[-1], )
+
+    def load_trunk_weights(self, filename: str) -> dict:
+        return load_trunk_weights(
+            self.vit, filename, self.KEYS, keys=self.trunk_keys)
+
+    def run_block(self, block: int, x, hw_shape=None):
+        """Block ``block`` (from 1), a checkpointed region under
+        :attr:`cp_policy` when autograd records it."""
+        return recompute(self.cp_policy, self.vit.layers[block - 1], x)
+
+    def downsample(self, stage: int, x, hw_shape):
+        raise ValueError('a plain ViT is one stage: nothing to downsample')
+
+    def block_output(self, block: int, x, hw_shape):
+        """The output map of block ``block`` (in ``out_blocks``): after the
+        final norm for the last block, as the libraries apply it; patch
+        tokens only."""
+        return recompute(self.cp_policy, self._block_output, block, x,
+                         hw_shape)
+
+    def _block_output(self, block: int, x, hw_shape):
+        if block == self.num_blocks and self.vit.final_norm:
+            x = self.vit.norm1(x)
+        return to_map(x[:, self.num_extra_tokens:], hw_shape).contiguous()
 
 
 @MODELS.register_module()
-class PretrainedVisionTransformer(PretrainedTrunk):
+class PretrainedVisionTransformer(PlainViTTrunk):
     """mmseg's ViT with layout-detecting, all-or-nothing weight loading.
 
     Args:
@@ -46,23 +98,8 @@ class PretrainedVisionTransformer(PretrainedTrunk):
         **vit_args: mmseg ``VisionTransformer`` arguments; mmseg's ViT-B
             configs output blocks ``out_indices=(2, 5, 8, 11)`` (from 0).
     """
-    TRUNK = 'vit'
-    TRUNK_NAME = 'ViT'
     FAMILY = 'ViT'
-    # the final norm acts on the last block's output, after any add-back
-    OWN_KEYS = re.compile(r'^ln1\.')
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        # one stage, one width: the CSN layout's view of a plain ViT; blocks
-        # numbered 1..N as in CSNLayout, out_indices count from 0
-        self.depths = (len(self.vit.layers), )
-        bad = [i for i in self.vit.out_indices if not 0 <= i < self.num_blocks]
-        if bad:
-            raise ValueError(f'out_indices {bad} are not blocks 0..'
-                             f'{self.num_blocks - 1} of this ViT')
-        self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
-        self.channels = (self.vit.cls_token.shape[-1], )
+    KEYS = MMSEG_VIT_KEYS
 
     def build_trunk(self, **vit_args):
         for name in ('output_cls_token', 'out_origin'):
@@ -76,15 +113,11 @@ class PretrainedVisionTransformer(PretrainedTrunk):
                                 'ViT')(
                                     with_cp=False, **vit_args)
 
-    def load_trunk_weights(self, filename: str) -> dict:
-        return load_vit_weights(self.vit, filename, keys=self.trunk_keys)
-
     @property
     def num_extra_tokens(self) -> int:
         """Tokens before the patch tokens in the blocks: the class token."""
         return 1 if self.vit.with_cls_token else 0
 
-    # -- pieces of the ViT's forward, shared by every variant --------------
     def embed(self, x):
         """Patch embedding, class token, position embedding (resized to the
         input's patch grid), dropout, pre-norm: mmseg's forward up to the
@@ -99,26 +132,6 @@ class PretrainedVisionTransformer(PretrainedTrunk):
         if vit.pre_norm:
             x = vit.pre_ln(x)
         return x, tuple(hw_shape)
-
-    def run_block(self, block: int, x, hw_shape=None):
-        """Block ``block`` (from 1), a checkpointed region under
-        :attr:`cp_policy` when autograd records it."""
-        return recompute(self.cp_policy, self.vit.layers[block - 1], x)
-
-    def downsample(self, stage: int, x, hw_shape):
-        raise ValueError('a plain ViT is one stage: nothing to downsample')
-
-    def block_output(self, block: int, x, hw_shape):
-        """The output map of block ``block`` (in ``out_blocks``): after the
-        final norm for the last block, as mmseg applies it; patch tokens
-        only."""
-        return recompute(self.cp_policy, self._block_output, block, x,
-                         hw_shape)
-
-    def _block_output(self, block: int, x, hw_shape):
-        if block == self.num_blocks and self.vit.final_norm:
-            x = self.vit.norm1(x)
-        return to_map(x[:, self.num_extra_tokens:], hw_shape).contiguous()
 
     def architecture(self) -> dict:
         vit = self.vit

@@ -145,9 +145,9 @@ def check_lean_round_trip(model, path, build, wrong_path):
     model from the same file loads it into the same state and outputs; one
     from other weights or from no file refuses it. Returns the new model.
     """
-    from dtl_mm.models.weight_loading import (CheckpointLayoutError,
-                                              decode_trunk_record,
-                                              trunk_fingerprint)
+    from dtl_mm.checkpoint.errors import CheckpointLayoutError
+    from dtl_mm.checkpoint.lean_checkpoint import (decode_trunk_record,
+                                                   trunk_fingerprint)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     with torch.no_grad():
         for n, p in model.named_parameters():

@@ -19,11 +19,11 @@ from PIL import Image
 from dtl_mm.apis.dtl_inferencer import DTLInferencer
 from dtl_mm.apis.runner_setup import build_model
 from dtl_mm.checkpoint import convert
+from dtl_mm.checkpoint.lean_checkpoint import decode_trunk_record
 from dtl_mm.checkpoint.safe_load import (CheckpointError, _restricted_pickle,
                                          load_checkpoint_file)
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            trunk_fingerprint)
-from dtl_mm.models.weight_loading import decode_trunk_record
 from helpers.checkpoint_utils import (DEMO_SWIN, RunsCode, lean_checkpoint,
                                       run_failing, swin_file, voc_config)
 from helpers.tool_utils import (DEMO, FINAL, METRIC_KEYS, ROOT, SHORT,

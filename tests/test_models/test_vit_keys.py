@@ -7,7 +7,7 @@ import torch
 
 from dtl_mm.models import (CheckpointLayoutError, DTLVisionTransformer,
                            PretrainedVisionTransformer, trunk_fingerprint)
-from dtl_mm.models.vit_weights import find_vit
+from dtl_mm.models.vit_keys import MMSEG_VIT_KEYS
 from helpers.vit_utils import (TINY, check_lean_round_trip, plain_vit,
                                to_mmpretrain_layout, to_timm_layout)
 
@@ -76,7 +76,7 @@ def test_release_layouts(tmp_path, layout, convert):
     source = source_vit()
     obj = convert(source.state_dict())
     state = obj.get('model', obj.get('state_dict'))
-    assert find_vit(state, 'f.pth')[1] == layout
+    assert MMSEG_VIT_KEYS.to_model_keys(None, '', state, 'f.pth')[1] == layout
     path = save(tmp_path, 'release.pth', obj)
     for final_norm in (True, False):
         model = load_into_new(path, final_norm=final_norm)

@@ -1,4 +1,4 @@
-"""What a checkpoint holds of a frozen pretrained trunk.
+"""Lean checkpoints: what a checkpoint holds of a frozen pretrained trunk.
 
 A frozen trunk that came from a file is left out of saved state dicts (a
 *lean* checkpoint) and recorded instead by its file and the sha256
@@ -13,13 +13,96 @@ state-dict hooks: nothing overrides ``_load_from_state_dict`` and the state
 dict being loaded is never changed. Keys the trunk legitimately lacks are
 taken off the missing keys after loading.
 """
-from typing import List
+import hashlib
+import json
+import os.path as osp
+from typing import Callable, Dict, List, Optional
 
+import torch
 from mmengine.logging import print_log
 
-from .weight_loading import (EXTRA_STATE, CheckpointLayoutError,
-                             decode_trunk_record, encode_trunk_record,
-                             lean_trunk_missing, pretrained_file_exists)
+from .errors import CheckpointLayoutError
+
+# where a dtl_mm backbone keeps its record of the frozen trunk (torch's
+# extra-state key): JSON in a uint8 tensor, so that everything that handles
+# state dicts as tensors (mmengine's broadcast, weights_to_cpu, equality
+# checks) handles it too
+EXTRA_STATE = '_extra_state'
+
+
+def encode_trunk_record(record: Optional[dict]) -> torch.Tensor:
+    """{'source': file, 'sha256': hex} or None -> uint8 tensor."""
+    return torch.tensor(list(json.dumps(record).encode()), dtype=torch.uint8)
+
+
+def decode_trunk_record(value) -> Optional[dict]:
+    if isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
+        try:
+            record = json.loads(bytes(value.tolist()).decode())
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+    return None
+
+
+def trunk_fingerprint(state: Dict[str, torch.Tensor]) -> str:
+    """sha256 (hex) of a trunk's state dict (in its library's keys): names,
+    dtypes, shapes and bytes, in sorted key order. Equal fingerprints mean
+    the same frozen trunk, whichever file or model the tensors came from."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        digest.update(f'{key}|{t.dtype}|{tuple(t.shape)}\n'.encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def lean_trunk_record(state_dict: Dict,
+                      holds_block: Callable[[str], bool]) -> Optional[dict]:
+    """The frozen-trunk record of a dtl_mm lean checkpoint (no trunk weights,
+    ``source`` and ``sha256`` of the file they came from), else None.
+    ``holds_block``: does a key of the file hold a trunk block."""
+    records = [
+        decode_trunk_record(v) for k, v in state_dict.items()
+        if k.endswith(EXTRA_STATE)
+    ]
+    records = [r for r in records if r]
+    has_trunk = any(holds_block(k) for k in state_dict)
+    return records[0] if records and not has_trunk else None
+
+
+def pretrained_file_exists(filename: str) -> bool:
+    """A URL (downloaded or refused by the loader itself), or a file."""
+    return filename.startswith(('http://', 'https://')) or \
+        osp.isfile(osp.expanduser(filename))
+
+
+# how to point the tools at a copy of a lean checkpoint's pretrained file
+LEAN_TRUNK_REMEDIES = (
+    '--backbone-from-pretrained FILE (tools/test.py, tools/infer.py) or '
+    '--cfg-options model.backbone.init_cfg.checkpoint=FILE; or make a '
+    'self-contained checkpoint where the file is: '
+    'tools/convert_checkpoint.py CONFIG CKPT OUT --to full [--pretrained '
+    'FILE]')
+
+
+def lean_trunk_missing(record: dict,
+                       configured: Optional[str],
+                       remedies: str = LEAN_TRUNK_REMEDIES) -> str:
+    """Why a lean checkpoint's frozen trunk cannot be restored, with the
+    sha256 it needs and the ways to point at a copy."""
+    source = record.get('source')
+    where = (f'the configured pretrained file {configured} does not exist'
+             if configured else 'no pretrained file is configured '
+             '(model.backbone.init_cfg)')
+    if source and source != configured:
+        where += (f', and the file it was trained with, {source}, is ' +
+                  ('there' if pretrained_file_exists(source) else 'gone too'))
+    return (f'a lean checkpoint: it holds no frozen backbone weights, only '
+            f'the sha256 of the backbone it was trained on, '
+            f'{record.get("sha256")}, '
+            f'first loaded from {source}; {where}. Point to a file with '
+            f'those weights: {remedies}.')
 
 
 class LeanTrunkCheckpoint:
