@@ -14,6 +14,7 @@ from dtl_mm.apis.runner_setup import read_config
 from dtl_mm.checks.data_check import (DataError, check_config_data,
                                       check_toy_data_written)
 from dtl_mm.utils.package_files import config_arg
+from dtl_mm.utils.tool_errors import run_tool
 
 SPLITS = ('train', 'val', 'test')
 
@@ -53,4 +54,4 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

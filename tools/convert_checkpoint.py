@@ -23,6 +23,7 @@ from dtl_mm.checkpoint.convert import (build_backbone_from, check_output_path,
 from dtl_mm.checkpoint.safe_load import CheckpointError, load_checkpoint_file
 from dtl_mm.checkpoint.trained_config import check_trained_config
 from dtl_mm.utils.package_files import config_arg
+from dtl_mm.utils.tool_errors import run_tool
 
 
 def parse_args():
@@ -69,4 +70,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -26,6 +26,7 @@ import sys
 from dtl_mm.apis.inference_outputs import (outputs_on_inputs,
                                            overwrite_message, unique_inputs)
 from dtl_mm.apis.inferencer import MultiTaskInferencer, list_images, task_names
+from dtl_mm.utils.tool_errors import run_tool
 
 
 def parse_args():
@@ -113,4 +114,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

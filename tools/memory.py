@@ -28,6 +28,7 @@ from dtl_mm.apis.runner_setup import read_config
 from dtl_mm.models.recompute import (checkpointing_requested,
                                      request_checkpointing)
 from dtl_mm.utils.package_files import config_arg
+from dtl_mm.utils.tool_errors import run_tool
 
 AMP = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 MB = 1 << 20
@@ -269,4 +270,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

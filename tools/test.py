@@ -11,6 +11,7 @@ from dtl_mm.apis.runner_setup import (add_common_args, build_runner,
 from dtl_mm.checks.data_check import check_data
 from dtl_mm.utils.model_unwrap import bare_model
 from dtl_mm.utils.package_files import config_arg
+from dtl_mm.utils.tool_errors import run_tool
 
 
 def parse_args():
@@ -65,4 +66,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -11,6 +11,7 @@ from dtl_mm.checkpoint.resume import resume_from
 from dtl_mm.checks.data_check import check_data
 from dtl_mm.engine.runner.dtl_runner import check_new_training
 from dtl_mm.utils.package_files import config_arg
+from dtl_mm.utils.tool_errors import run_tool
 
 
 def parse_args():
@@ -68,4 +69,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
