@@ -9,12 +9,15 @@ trainable / frozen parameters per part (backbone, side network, neck,
 heads). Without, builds each DTLSwinTransformer of the shipped configs and
 prints a Markdown table beside the paper's numbers, then the same for the
 plain ViT-B/16 (DTLVisionTransformer, 12 blocks, M = 7) at the paper's ViT
-d' (2) and at the d' of the configs in configs/vit/.
+d' (2) and at the d' of the configs in configs/vit/, then Swin-B and
+ConvNeXt-B on the paper's classification setting (d' = 4, with Table 12's
+sparsified DTLv1).
 """
 import argparse
 
 from dtl_mm import paper_results
-from dtl_mm.models import DTLSwinTransformer, DTLVisionTransformer
+from dtl_mm.models import DTLConvNeXt, DTLSwinTransformer, DTLVisionTransformer
+from dtl_mm.models.convnext_presets import CONVNEXT_B
 from dtl_mm.models.csn_layout import VARIANTS
 from dtl_mm.models.swin_presets import SWIN_B, SWIN_L
 from dtl_mm.models.vit_presets import DEIT_B
@@ -63,6 +66,30 @@ def paper_table():
                 if rank == paper_results.VIT_B16_RANK else None
             cells.append(f'{n:,}' + (f' (paper {paper})' if paper else ''))
         print(f'| {what} | {rank} | ' + ' | '.join(cells) + ' |')
+    hierarchical_table()
+
+
+def hierarchical_table():
+    """Swin-B and ConvNeXt-B (mmpretrain's) at the paper's VTAB setting."""
+    columns = paper_results.HIERARCHICAL_VTAB_OPTIONS
+    rank = paper_results.HIERARCHICAL_VTAB_RANK
+    print(f"\n| VTAB (Tables 5, 12), d′ = {rank} | " + ' | '.join(columns) +
+          ' |')
+    print('|---' * (len(columns) + 1) + '|')
+    trunks = (('Swin-B', DTLSwinTransformer, SWIN_B),
+              ('ConvNeXt-B', DTLConvNeXt, CONVNEXT_B))
+    for name, cls, arch in trunks:
+        cells = []
+        for column, options in columns.items():
+            try:
+                model = cls(rank=rank, **options, **dict(arch, init_cfg=None))
+            except ImportError as e:  # ConvNeXt needs mmpretrain
+                print(f'| {name} | {e} |')
+                break
+            paper = paper_results.HIERARCHICAL_VTAB_PARAMS_M[name][column]
+            cells.append(f'{trainable(model):,} (paper {paper:.2f} M)')
+        else:
+            print(f'| {name} | ' + ' | '.join(cells) + ' |')
 
 
 def config_tables(paths):

@@ -74,9 +74,17 @@ class TrunkKeySchema:
         (pre-training only); raises for weights the model cannot take."""
         return sd, 'openmmlab', 0
 
+    # a model key inside a block: groups (stage, block), or (block) of a
+    # one-stage trunk
+    block: Pattern = re.compile(r'(?!)')
+
     def block_of(self, key: str) -> Optional[Tuple[int, int]]:
         """(stage, block) of a model key inside a block, else None."""
-        raise NotImplementedError
+        found = self.block.match(key)
+        if not found:
+            return None
+        numbers = tuple(map(int, found.groups()))
+        return numbers if len(numbers) == 2 else (0, numbers[0])
 
     def depths(self, trunk: nn.Module) -> Depths:
         """The model's blocks per stage."""

@@ -48,7 +48,7 @@ class ConvNeXtKeys(TrunkKeySchema):
     shape_hint = 'another ConvNeXt size?'
     may_default = OUTPUT_NORM
     default_note = OUTPUT_NORM_NOTE
-    _block = re.compile(r'^stages\.(\d+)\.(\d+)\.')
+    block = re.compile(r'^stages\.(\d+)\.(\d+)\.')
 
     def is_block(self, key):
         return key.startswith('stages.')
@@ -56,10 +56,6 @@ class ConvNeXtKeys(TrunkKeySchema):
     def to_model_keys(self, trunk, prefix, sd, filename):
         return sd, ('dtl_mm'
                     if prefix.endswith('convnext.') else 'mmpretrain'), 0
-
-    def block_of(self, key):
-        found = self._block.match(key)
-        return (int(found.group(1)), int(found.group(2))) if found else None
 
     def depths(self, trunk):
         return tuple(len(stage) for stage in trunk.stages)

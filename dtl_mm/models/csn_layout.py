@@ -217,7 +217,7 @@ def build_layout(depths: Sequence[int],
     options = _validate(options, depths, channels)
     w_blocks, g_blocks = _positions(options, depths)
     w_blocks = _drop_dead_reads(w_blocks, g_blocks, options, depths)
-    _check_fed(g_blocks, w_blocks, options.csn, depths)
+    g_blocks = _drop_starved_fusions(g_blocks, w_blocks, options, depths)
     return CSNLayout(
         depths=depths,
         channels=channels,
@@ -344,18 +344,22 @@ def _drop_dead_reads(w_blocks: List[int], g_blocks: List[int],
     return [w for w in w_blocks if w not in dead]
 
 
-def _check_fed(g_blocks: List[int], w_blocks: List[int], csn: str,
-               depths: Tuple[int, ...]) -> None:
-    """Every G needs a w that feeds it, or it only ever sees h = 0."""
-    starved = [
-        g for g in g_blocks
-        if not any(feeds(w, g, depths, csn) for w in w_blocks)
+def _drop_starved_fusions(g_blocks: List[int], w_blocks: List[int],
+                          options: DTLOptions, depths: Tuple[int, ...]):
+    """The G blocks some w feeds (else G only ever sees h = 0). A rule-placed
+    G that none feeds (stage-local CSN, a G before its stage's first w:
+    ConvNeXt-B's 34 with m = 4, n = 2) is dropped; an explicit one is an
+    error, and so is a layout left without G."""
+    fed = [
+        g for g in g_blocks if any(
+            feeds(w, g, depths, options.csn) for w in w_blocks)
     ]
-    if starved:
-        raise ValueError(
-            f'DTL option `g_blocks`: block(s) {starved} have no w block '
-            f'before them (w_blocks={w_blocks}); their fusion would only '
-            f'ever see zeros')
+    if fed == g_blocks or (fed and options.g_blocks is None):
+        return fed
+    raise ValueError(
+        f'DTL option `g_blocks`: block(s) {sorted(set(g_blocks) - set(fed))} '
+        f'have no w block before them (w_blocks={w_blocks}); their fusion '
+        f'would only ever see zeros')
 
 
 # ---------------------------------------------------------------- sharing

@@ -35,7 +35,7 @@ class SwinKeys(TrunkKeySchema):
     shape_hint = 'another Swin size or window size?'
     may_default = OUTPUT_NORM
     default_note = OUTPUT_NORM_NOTE
-    _block = re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.')
+    block = re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.')
 
     def is_block(self, key):
         return key.startswith(('stages.', 'layers.'))
@@ -46,10 +46,6 @@ class SwinKeys(TrunkKeySchema):
             return {k[len('backbone.'):]: v
                     for k, v in converted.items()}, 'microsoft', 0
         return sd, 'dtl_mm' if prefix.endswith('swin.') else 'openmmlab', 0
-
-    def block_of(self, key):
-        found = self._block.match(key)
-        return (int(found.group(1)), int(found.group(2))) if found else None
 
     def depths(self, trunk):
         return tuple(len(stage.blocks) for stage in trunk.stages)

@@ -89,6 +89,7 @@ class ViTKeys(TrunkKeySchema):
     expected = ("'[module.][backbone.][vit.]layers.N.*' (mmpretrain, mmseg, "
                 "dtl_mm) or 'blocks.N.*' (timm, DeiT, DINOv2 releases)")
     shape_hint = 'another ViT size or patch size?'
+    block = _LAYER
     # in a release, but no part of a dense-prediction trunk
     IGNORED = ('mask_token', )
     REFUSED = {
@@ -135,10 +136,6 @@ class ViTKeys(TrunkKeySchema):
             for k, v in sd.items() if k not in self.IGNORED
         }
         return converted, layout, len(sd) - len(converted)
-
-    def block_of(self, key):
-        found = _LAYER.match(key)
-        return (0, int(found.group(1))) if found else None
 
     def depths(self, trunk):
         return (len(trunk.layers), )

@@ -70,3 +70,10 @@ def run_failing(ws, script, *args, env=None):
                           env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})))
     assert proc.returncode != 0, proc.stdout[-2000:]
     return proc.stdout + proc.stderr
+
+
+def save(tmp_path, name, obj):
+    """``obj`` saved as ``tmp_path/name`` by torch; the path."""
+    path = str(tmp_path / name)
+    torch.save(obj, path)
+    return path

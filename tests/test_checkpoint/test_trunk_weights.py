@@ -13,7 +13,7 @@ from dtl_mm.checkpoint.safe_load import CheckpointError
 from dtl_mm.checkpoint.schemes import safe_checkpoint_schemes
 from dtl_mm.models import (CheckpointLayoutError, DTLSwinTransformer,
                            PretrainedSwinTransformer)
-from helpers.checkpoint_utils import DEMO_SWIN
+from helpers.checkpoint_utils import DEMO_SWIN, save
 from helpers.swin_utils import TINY, plain_swin, to_microsoft_layout
 
 
@@ -25,12 +25,6 @@ def source():
         for i in range(4):
             getattr(swin, f'norm{i}').weight.uniform_(0.5, 1.5)
     return swin
-
-
-def save(tmp_path, name, obj):
-    path = str(tmp_path / name)
-    torch.save(obj, path)
-    return path
 
 
 def load_into_new(path, cls=DTLSwinTransformer, **kw):

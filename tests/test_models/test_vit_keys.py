@@ -8,6 +8,7 @@ import torch
 from dtl_mm.models import (CheckpointLayoutError, DTLVisionTransformer,
                            PretrainedVisionTransformer, trunk_fingerprint)
 from dtl_mm.models.vit_keys import MMSEG_VIT_KEYS
+from helpers.checkpoint_utils import save
 from helpers.vit_utils import (TINY, check_lean_round_trip, plain_vit,
                                to_mmpretrain_layout, to_timm_layout)
 
@@ -16,12 +17,6 @@ def source_vit(**kw):
     """A random ViT as a release holds it: with its final norm."""
     torch.manual_seed(1)
     return plain_vit(**dict(dict(final_norm=True), **kw))
-
-
-def save(tmp_path, name, obj):
-    path = str(tmp_path / name)
-    torch.save(obj, path)
-    return path
 
 
 def load_into_new(path, cls=DTLVisionTransformer, **kw):

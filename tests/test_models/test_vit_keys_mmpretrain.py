@@ -11,6 +11,7 @@ from dtl_mm.apis.multitask import (TrunkSharingError, check_same_trunk,
                                    shared_trunk_fingerprint)
 from dtl_mm.models import (CheckpointLayoutError, DTLMMPretrainViT,
                            PretrainedMMPretrainViT)
+from helpers.checkpoint_utils import save
 from helpers.mmpretrain_vit_utils import (TINY_ARCH, plain_vit, tiny,
                                           to_dinov2_layout,
                                           to_mmpretrain_layout,
@@ -23,12 +24,6 @@ pytestmark = pytest.mark.mmpretrain
 def source_vit(kind='dinov2', **kw):
     torch.manual_seed(1)
     return plain_vit(kind, **kw)
-
-
-def save(tmp_path, name, obj):
-    path = str(tmp_path / name)
-    torch.save(obj, path)
-    return path
 
 
 def load_into_new(path, cls=DTLMMPretrainViT, kind='dinov2', **kw):
