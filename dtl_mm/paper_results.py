@@ -102,9 +102,9 @@ HIERARCHICAL_VTAB_PARAMS_M = {
 # The DTL options of each column on those trunks. Sparsified DTLv1 places
 # w and g by the DTLv2 rule (m = 4, n = 2). DTLv2's counts come out with
 # the placement of the ViT's classification setting (G after every block
-# from M) and DTLv1's stage-local side network (no bridges); DTLv2-LS's do
-# not come out of any setting we found on both trunks (docs/configs.md),
-# so it is built as the dense-prediction variant is.
+# from M) and DTLv1's stage-local side network (no bridges). DTLv2-LS's
+# come out of one of 48 settings we tried, which we take for a coincidence
+# (docs/configs.md), so it is built as the dense-prediction variant is.
 HIERARCHICAL_VTAB_OPTIONS = {
     'dtlv1': dict(variant='dtlv1'),
     'dtlv1-sparse': dict(variant='dtlv1', w_every=4, g_every=2),

@@ -51,6 +51,8 @@ def test_hierarchical_counts_on_the_papers_classification_setting(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == sum(p.numel() for p in model.csn.parameters())
     assert trainable == COUNTS[trunk][column]
+    # M, the middle block: 13 of Swin-B's 24, 19 of ConvNeXt-B's 36
+    assert model.layout.first_g == {'Swin-B': 13, 'ConvNeXt-B': 19}[trunk]
     paper = paper_results.HIERARCHICAL_VTAB_PARAMS_M[trunk][column]
     assert (round(trainable / 1e6, 2) == paper) == \
         (column not in NOT_THE_PAPERS)

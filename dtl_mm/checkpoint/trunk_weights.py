@@ -12,7 +12,8 @@ dtl_mm model, a DDP-saved model). The loader:
 3. finds the one trunk in the file (none or several is an error);
 4. puts it into the model's keys (the schema's renames and refusals);
 5. refuses a deeper trunk (more blocks in a stage, more stages): loading
-   its first blocks would silently give another network;
+   its first blocks would silently give another network; and a block
+   weight the model has no place for (another block architecture);
 6. lets the schema fit what may be fitted (a ViT's position embedding);
 7. fills every weight or raises: a wrong shape, or a weight the file
    lacks, except those the schema lets keep their initialisation.
@@ -98,10 +99,18 @@ class TrunkKeySchema:
         """An architecture's depths, in its config's terms."""
         return f'depths {depths}'
 
+    # block keys of files that no model of the family holds (buffers the
+    # release computes, e.g. Swin's attention masks): ignored, not refused
+    not_in_model: Pattern = re.compile(r'(?!)')
+
+    def no_place(self, key: str) -> str:
+        """What a block weight the model has no place for means."""
+        return 'another block architecture'
+
     def fit(self, trunk: nn.Module, sd: Dict, filename: str,
             layout: str) -> None:
-        """After the depth check: refuses what the model has no place for,
-        and fits what may be fitted to it, in ``sd``."""
+        """After the block checks: fits what may be fitted to the model (a
+        position embedding), in ``sd``."""
 
     def holds_block(self, full_key: str) -> bool:
         found = self.key.match(full_key)
@@ -129,6 +138,7 @@ def load_trunk_weights(trunk: nn.Module,
     check_depths(
         file_depths(sd, schema.block_of), schema.depths(trunk), filename,
         layout, schema)
+    check_block_weights(trunk, sd, filename, layout, schema)
     schema.fit(trunk, sd, filename, layout)
     return fill_trunk(trunk, sd, filename, layout,
                       len(state) - len(found) + dropped, logger, keys, schema)
@@ -206,6 +216,23 @@ def check_depths(in_file: Depths, in_model: Depths, filename: str, layout: str,
             f'({", ".join(extra)}); file {schema.name_depths(in_file)}, '
             f'config {schema.name_depths(in_model)}. Set the config\'s '
             f'depths to the file\'s, or load a file of this architecture.')
+
+
+def check_block_weights(trunk: nn.Module, sd: Dict, filename: str, layout: str,
+                        schema: TrunkKeySchema):
+    """A block weight of the file the model has no place for means another
+    block architecture (layer scale in the file, not in the config):
+    dropping it would load a different function than the file's."""
+    model_keys = set(trunk.state_dict())
+    extra = sorted(
+        k for k in sd if schema.block_of(k) and k not in model_keys
+        and not schema.not_in_model.search(k))
+    if extra:
+        raise CheckpointLayoutError(
+            f'{filename} ({layout} layout): {len(extra)} block weight(s) of '
+            f'the file have no place in this {schema.name}, e.g. '
+            f'`{extra[0]}`: the file has {schema.no_place(extra[0])}; the '
+            f'config builds a different block')
 
 
 def fill_trunk(trunk: nn.Module, sd: Dict, filename: str, layout: str,

@@ -23,8 +23,7 @@ import re
 from mmengine.registry import MODELS
 
 from ..checkpoint.trunk_weights import (OUTPUT_NORM, OUTPUT_NORM_NOTE,
-                                        TrunkKeySchema, block_range,
-                                        load_trunk_weights)
+                                        TrunkKeySchema, block_range)
 from .dtl_backbone import DTLBackbone
 from .dtl_wrapper import adapts
 from .recompute import recompute
@@ -63,6 +62,11 @@ class ConvNeXtKeys(TrunkKeySchema):
     def name_blocks(self, stage, first, last):
         return f'stage {stage} {block_range(first, last)}'
 
+    def no_place(self, key):
+        if key.endswith('.gamma'):
+            return 'layer scale (set layer_scale_init_value)'
+        return super().no_place(key)
+
 
 CONVNEXT_KEYS = ConvNeXtKeys()
 
@@ -98,6 +102,7 @@ class PretrainedConvNeXt(PretrainedTrunk):
     TRUNK_NAME = 'ConvNeXt'
     FAMILY = 'ConvNeXt'
     OWN_KEYS = OUTPUT_NORM
+    KEYS = CONVNEXT_KEYS
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -122,10 +127,6 @@ class PretrainedConvNeXt(PretrainedTrunk):
                                 'ConvNeXt')(
                                     gap_before_final_norm=False,
                                     **convnext_args)
-
-    def load_trunk_weights(self, filename: str) -> dict:
-        return load_trunk_weights(
-            self.convnext, filename, CONVNEXT_KEYS, keys=self.trunk_keys)
 
     # -- the trunk interface (PretrainedTrunk) ------------------------------
     def embed(self, x):

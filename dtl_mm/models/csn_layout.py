@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.logging import print_log
 
 VARIANTS = ('dtlv1', 'dtlv2', 'dtlv2-ls')
 SHARES = ('none', 'direct', 'lshare')
@@ -216,8 +217,16 @@ def build_layout(depths: Sequence[int],
         options = DTLOptions.for_variant(variant, **overrides)
     options = _validate(options, depths, channels)
     w_blocks, g_blocks = _positions(options, depths)
-    w_blocks = _drop_dead_reads(w_blocks, g_blocks, options, depths)
-    g_blocks = _drop_starved_fusions(g_blocks, w_blocks, options, depths)
+    w_blocks = _connected(
+        'w_blocks', w_blocks, options.w_blocks is not None,
+        lambda w: any(feeds(w, g, depths, options.csn) for g in g_blocks),
+        f'feed no G block (g_blocks={g_blocks}, csn={options.csn!r}); their '
+        f'parameters would never get a gradient')
+    g_blocks = _connected(
+        'g_blocks', g_blocks, options.g_blocks is not None,
+        lambda g: any(feeds(w, g, depths, options.csn) for w in w_blocks),
+        f'have no w block before them (w_blocks={w_blocks}); their fusion '
+        f'would only ever see zeros')
     return CSNLayout(
         depths=depths,
         channels=channels,
@@ -327,39 +336,26 @@ def _positions(options: DTLOptions,
     return w_blocks, g_blocks
 
 
-def _drop_dead_reads(w_blocks: List[int], g_blocks: List[int],
-                     options: DTLOptions, depths: Tuple[int,
-                                                        ...]) -> List[int]:
-    """The w blocks that feed some G. A rule-placed w that feeds none is
-    dropped; an explicit one is an error (it would never train)."""
-    dead = [
-        w for w in w_blocks
-        if not any(feeds(w, g, depths, options.csn) for g in g_blocks)
-    ]
-    if dead and options.w_blocks is not None:
+def _connected(name: str, blocks: List[int], explicit: bool, linked,
+               why: str) -> List[int]:
+    """The ``blocks`` (option ``name``) ``linked`` to a block of the other
+    kind: a w that feeds some G (else it never trains), a G that some w
+    feeds (else it only sees h = 0; a stage-local CSN's G before its
+    stage's first w, ConvNeXt-B's 34 with m = 4, n = 2). A rule-placed one
+    that is not is left out, and logged; an explicit one is an error, and
+    so is a rule that leaves none."""
+    unlinked = [b for b in blocks if not linked(b)]
+    kept = [b for b in blocks if b not in unlinked]
+    if unlinked and (explicit or not kept):
+        rule = '' if explicit else ' (placed by the w_every / g_every rule)'
         raise ValueError(
-            f'DTL option `w_blocks`: block(s) {dead} feed no G block '
-            f'(g_blocks={g_blocks}, csn={options.csn!r}); their parameters '
-            f'would never get a gradient')
-    return [w for w in w_blocks if w not in dead]
-
-
-def _drop_starved_fusions(g_blocks: List[int], w_blocks: List[int],
-                          options: DTLOptions, depths: Tuple[int, ...]):
-    """The G blocks some w feeds (else G only ever sees h = 0). A rule-placed
-    G that none feeds (stage-local CSN, a G before its stage's first w:
-    ConvNeXt-B's 34 with m = 4, n = 2) is dropped; an explicit one is an
-    error, and so is a layout left without G."""
-    fed = [
-        g for g in g_blocks if any(
-            feeds(w, g, depths, options.csn) for w in w_blocks)
-    ]
-    if fed == g_blocks or (fed and options.g_blocks is None):
-        return fed
-    raise ValueError(
-        f'DTL option `g_blocks`: block(s) {sorted(set(g_blocks) - set(fed))} '
-        f'have no w block before them (w_blocks={w_blocks}); their fusion '
-        f'would only ever see zeros')
+            f'DTL option `{name}`{rule}: block(s) {unlinked} {why}')
+    if unlinked:
+        print_log(
+            f'DTL layout: the rule\'s {name} {unlinked} are left out: they '
+            f'{why}',
+            logger='current')
+    return kept
 
 
 # ---------------------------------------------------------------- sharing

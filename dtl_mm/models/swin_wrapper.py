@@ -12,8 +12,7 @@ from mmdet.models.backbones.swin import SwinTransformer, swin_converter
 from mmengine.registry import MODELS
 
 from ..checkpoint.trunk_weights import (OUTPUT_NORM, OUTPUT_NORM_NOTE,
-                                        TrunkKeySchema, block_range,
-                                        load_trunk_weights)
+                                        TrunkKeySchema, block_range)
 from .recompute import recompute
 from .trunk_wrapper import PretrainedTrunk
 
@@ -36,6 +35,9 @@ class SwinKeys(TrunkKeySchema):
     may_default = OUTPUT_NORM
     default_note = OUTPUT_NORM_NOTE
     block = re.compile(r'^stages\.(\d+)\.blocks\.(\d+)\.')
+    # the release's shifted blocks keep their attention masks (mmdet's
+    # compute theirs)
+    not_in_model = re.compile(r'\.attn_mask$')
 
     def is_block(self, key):
         return key.startswith(('stages.', 'layers.'))
@@ -89,6 +91,7 @@ class PretrainedSwinTransformer(PretrainedTrunk):
     TRUNK = 'swin'
     TRUNK_NAME = 'Swin'
     FAMILY = 'Swin'
+    KEYS = SWIN_KEYS
     # the output norms (norm0..3) exist only for a model's out_indices and
     # act on stage outputs, which every task normalises itself
     OWN_KEYS = OUTPUT_NORM
@@ -106,10 +109,6 @@ class PretrainedSwinTransformer(PretrainedTrunk):
         # The blocks are checkpointed here (run_block), not by mmdet's
         # reentrant with_cp.
         return SwinTransformer(with_cp=False, **swin_args)
-
-    def load_trunk_weights(self, filename: str) -> dict:
-        return load_trunk_weights(
-            self.swin, filename, SWIN_KEYS, keys=self.trunk_keys)
 
     # -- the trunk interface (PretrainedTrunk) ------------------------------
     def embed(self, x):

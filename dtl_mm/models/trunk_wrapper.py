@@ -25,6 +25,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from ..checkpoint.lean_checkpoint import LeanTrunkCheckpoint
+from ..checkpoint.trunk_weights import TrunkKeySchema, load_trunk_weights
 from .recompute import check_cp_policy
 
 
@@ -46,8 +47,8 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
     """The frozen-or-not wrapped trunk, its pretrained file and checkpoints.
 
     Subclasses implement :meth:`build_trunk` (from the library backbone's
-    own arguments) and :meth:`load_trunk_weights`; the trunk is then
-    ``self.<TRUNK>``.
+    own arguments) and name their weights in files (:attr:`KEYS`); the
+    trunk is then ``self.<TRUNK>``.
 
     Args:
         frozen (bool): freeze every trunk parameter and run the trunk
@@ -75,6 +76,8 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
     # the trunk keys each task keeps its own when tasks share the trunk (the
     # output norms, which act on outputs only)
     OWN_KEYS = re.compile(r'(?!)')
+    # where the family's weights sit in files (checkpoint/trunk_weights.py)
+    KEYS: TrunkKeySchema
 
     # -- the trunk interface ------------------------------------------------
     # A family's subclass sets, in __init__, the trunk's stages as the side
@@ -213,9 +216,8 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
     def frozen_only(cls, cls_name, kwargs):
         """For subclasses that always freeze: reject frozen=False."""
         if kwargs.pop('frozen', True) is not True:
-            # the family's own wrapper (it builds the trunk): full
-            # fine-tuning's
-            full = next(c for c in cls.__mro__ if 'build_trunk' in vars(c))
+            # the family's own wrapper: full fine-tuning's
+            full = next(c for c in cls.__mro__ if 'FAMILY' in vars(c))
             raise ValueError(f'{cls_name} always freezes the '
                              f'{cls.TRUNK_NAME}; use {full.__name__}'
                              f'(frozen=False) for full fine-tuning')
@@ -237,9 +239,11 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
         self._is_init = True
 
     def load_trunk_weights(self, filename: str) -> dict:
-        """Fill every trunk weight from ``filename`` or raise; returns a
+        """Fill every trunk weight from ``filename`` or raise (the family's
+        :attr:`KEYS` schema says where its weights sit in files); returns a
         report with the ``sha256`` fingerprint of the result."""
-        raise NotImplementedError
+        return load_trunk_weights(
+            self.trunk, filename, self.KEYS, keys=self.trunk_keys)
 
     def load_pretrained(self, filename: Optional[str] = None):
         """Fills the trunk from ``filename`` (default: ``init_cfg``)."""

@@ -131,10 +131,17 @@ class ViTKeys(TrunkKeySchema):
             layout = 'mmpretrain'
         else:
             layout = self.library
-        converted = {
-            self.library_key(to_mmpretrain_key(k)): v
-            for k, v in sd.items() if k not in self.IGNORED
-        }
+        converted = {}
+        for key, value in sd.items():
+            if key in self.IGNORED:
+                continue
+            new = self.library_key(to_mmpretrain_key(key))
+            if new in converted:
+                raise CheckpointLayoutError(
+                    f'{filename}: two of its ViT weights would load into '
+                    f'`{new}` (one of them `{key}`): several layouts in one '
+                    f'file')
+            converted[new] = value
         return converted, layout, len(sd) - len(converted)
 
     def depths(self, trunk):
@@ -147,28 +154,15 @@ class ViTKeys(TrunkKeySchema):
         return f'num_layers {depths[0]}'
 
     def fit(self, trunk, sd, filename, layout):
-        self.check_blocks(trunk, sd, filename, layout)
         self.check_patch_size(trunk, sd, filename)
         if 'pos_embed' in sd:
             sd['pos_embed'] = self.fit_pos_embed(trunk, sd['pos_embed'],
                                                  filename)
 
-    def check_blocks(self, vit, sd, filename, layout):
-        """A block weight the model has no place for means another block
-        architecture: dropping it would load a different function than the
-        file's."""
-        model_keys = set(vit.state_dict())
-        extra = sorted(
-            k for k in sd if _LAYER.match(k) and k not in model_keys)
-        if extra:
-            mmpretrain_key = to_mmpretrain_key(extra[0])
-            what = next(
-                (w for p, w in self.NO_PLACE if p.search(mmpretrain_key)),
-                'another block architecture')
-            raise CheckpointLayoutError(
-                f'{filename} ({layout} layout): {len(extra)} block weight(s) '
-                f'of the file have no place in this ViT, e.g. `{extra[0]}`: '
-                f'the file has {what}; the config builds a different block')
+    def no_place(self, key):
+        key = to_mmpretrain_key(key)
+        return next((w for p, w in self.NO_PLACE if p.search(key)),
+                    'another block architecture')
 
     @staticmethod
     def check_patch_size(vit, sd, filename):
@@ -241,9 +235,11 @@ class MMSegViTKeys(ViTKeys):
     )
     NO_PLACE = (
         (re.compile(r'gamma[12]\.'), 'layer scale (DINOv2, DeiT III): '
-         'mmseg\'s ViT has none; use DTLMMPretrainViT'),
+         'mmseg\'s ViT has none; use mmpretrain\'s '
+         '(PretrainedMMPretrainViT, DTLMMPretrainViT)'),
         (re.compile(r'\.ffn\.w(12|3)\.'), 'a SwiGLU MLP (DINOv2 giant): '
-         'mmseg\'s ViT has none; use DTLMMPretrainViT'),
+         'mmseg\'s ViT has none; use mmpretrain\'s '
+         '(PretrainedMMPretrainViT, DTLMMPretrainViT)'),
     )
 
     def library_key(self, key):

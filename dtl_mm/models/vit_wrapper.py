@@ -19,7 +19,6 @@ import re
 import torch
 from mmengine.registry import MODELS
 
-from ..checkpoint.trunk_weights import TrunkKeySchema, load_trunk_weights
 from .recompute import recompute
 from .side_network import to_map
 from .trunk_wrapper import PretrainedTrunk, library_backbone
@@ -37,7 +36,6 @@ class PlainViTTrunk(PretrainedTrunk):
     TRUNK_NAME = 'ViT'
     # the final norm acts on the last block's output, after any add-back
     OWN_KEYS = re.compile(r'^ln1\.')
-    KEYS: TrunkKeySchema
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -50,10 +48,6 @@ class PlainViTTrunk(PretrainedTrunk):
                              f'{self.num_blocks - 1} of this ViT')
         self.out_blocks = tuple(i + 1 for i in self.vit.out_indices)
         self.channels = (self.vit.pos_embed.shape[-1], )
-
-    def load_trunk_weights(self, filename: str) -> dict:
-        return load_trunk_weights(
-            self.vit, filename, self.KEYS, keys=self.trunk_keys)
 
     def run_block(self, block: int, x, hw_shape=None):
         """Block ``block`` (from 1), a checkpointed region under

@@ -2,10 +2,14 @@
 traceback.
 
 dtl_mm's checks (configs, data, checkpoints, options) raise with a message
-written for the user; a traceback around it only buries it. An error that
-dtl_mm's own code (or the tool's) did not raise is a bug somewhere, and
+written for the user; a traceback around it only buries it. Such an error
+is one raised by a ``raise`` statement of dtl_mm (or of the tool), perhaps
+raised again with more context by the library that called it (mmengine's
+builder names the class). Anything else (a failing torch operation, a
+``KeyError`` from a lookup, an error of a library) is a bug somewhere and
 keeps its traceback. ``DTL_MM_TRACEBACK=1`` shows every traceback.
 """
+import linecache
 import os
 import os.path as osp
 import sys
@@ -14,29 +18,33 @@ from typing import Callable
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # what the checks raise (their own classes derive from these)
 USER_ERRORS = (ValueError, TypeError, RuntimeError, FileNotFoundError,
-               ImportError, IndexError, KeyError)
+               ImportError)
 
 
-def _raised_in(exc: BaseException, folders) -> bool:
+def _raised_by_statement_in(exc: BaseException, folders) -> bool:
+    """``exc`` was raised by a ``raise`` statement of a file in
+    ``folders``."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     if tb is None:
         return False
     where = osp.abspath(tb.tb_frame.f_code.co_filename)
-    return any(where.startswith(folder + os.sep) for folder in folders)
+    if not any(where.startswith(folder + os.sep) for folder in folders):
+        return False
+    return linecache.getline(where, tb.tb_lineno).lstrip().startswith('raise')
 
 
 def raised_by_a_check(exc: BaseException, folders=(PACKAGE_DIR, )) -> bool:
-    """``exc``, or an exception it was raised while handling (mmengine
-    re-raises build errors with the class named), was raised by code in
-    ``folders``."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if _raised_in(exc, folders):
+    """``exc`` was raised by a check in ``folders``, or re-raised with the
+    check's message in its own (as mmengine's builder does)."""
+    while exc is not None:
+        if _raised_by_statement_in(exc, folders):
             return True
-        exc = exc.__cause__ or exc.__context__
+        inner = exc.__cause__ or exc.__context__
+        if inner is None or str(inner) not in str(exc):
+            return False
+        exc = inner
     return False
 
 
@@ -48,10 +56,8 @@ def run_tool(main: Callable):
     try:
         return main()
     except USER_ERRORS as e:
-        if os.environ.get('DTL_MM_TRACEBACK') or \
+        if os.environ.get('DTL_MM_TRACEBACK') == '1' or \
                 not raised_by_a_check(e, folders):
             raise
-        message = str(e.args[0]) if isinstance(e, KeyError) and e.args \
-            else str(e)
-        sys.exit(f'{type(e).__name__}: {message}\n(DTL_MM_TRACEBACK=1 shows '
-                 f'where it was raised)')
+        sys.exit(f'{type(e).__name__}: {e}\n(DTL_MM_TRACEBACK=1 shows where '
+                 f'it was raised)')

@@ -1,5 +1,6 @@
 """Small Swin models and synthetic checkpoints for the tests."""
 import contextlib
+import re
 
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
@@ -68,6 +69,11 @@ def to_microsoft_layout(mm_state):
             i = v.shape[0]
             v = v.reshape(i // 4, 4).transpose(0, 1)[[0, 2, 1, 3]].reshape(i)
         out[nk] = v.clone()
+    # as in the release, each shifted block keeps its attention mask
+    for k in list(out):
+        block = re.match(r'^(layers\.\d+\.blocks\.(\d+)\.)norm1\.weight$', k)
+        if block and int(block.group(2)) % 2:
+            out[block.group(1) + 'attn_mask'] = torch.zeros(4, 49, 49)
     # a classifier release also carries these; they must be ignored
     out['norm.weight'] = torch.ones(8)
     out['head.weight'] = torch.zeros(10, 8)

@@ -136,6 +136,13 @@ def test_an_mmpretrain_checkpoint_loads_and_a_partial_one_is_refused(tmp_path):
         plain(arch=dict(depths=[2, 2, 8, 2], channels=[16, 32, 64, 128])))
     with pytest.raises(CheckpointLayoutError, match='deeper'):
         DTLConvNeXt(**TINY).load_pretrained(deeper)
+    # layer scale in the file, none in the config: another block
+    no_scale = dict(TINY, layer_scale_init_value=0)
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=r'no place in this ConvNeXt, e\.g\. `stages\.0\.0\.gamma`: '
+            r'the file has layer scale'):
+        DTLConvNeXt(**no_scale).load_pretrained(path)
 
 
 def test_lean_checkpoint_round_trip(tmp_path):

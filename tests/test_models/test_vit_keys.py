@@ -139,6 +139,25 @@ def test_unsupported_releases_are_refused_by_name(tmp_path, key, match):
         load_into_new(save(tmp_path, 'release.pth', release))
 
 
+def test_a_block_weight_without_a_place_is_refused(tmp_path):
+    """A timm release with per-head query norms (as newer ViTs have): the
+    model has no place for them, so the file is another block."""
+    release = to_timm_layout(source_vit().state_dict())['model']
+    release['blocks.2.attn.q_norm.weight'] = torch.ones(16)
+    with pytest.raises(
+            CheckpointLayoutError,
+            match=r'\(timm layout\): 1 block weight\(s\) of the file have no '
+            r'place in this ViT, e\.g\. `layers\.2\.attn\.q_norm\.weight`'):
+        load_into_new(save(tmp_path, 'qnorm.pth', release))
+
+
+def test_two_layouts_in_one_file_are_refused(tmp_path):
+    sd = source_vit().state_dict()
+    sd['norm.weight'] = sd['ln1.weight']  # timm's name of the final norm
+    with pytest.raises(CheckpointLayoutError, match='would load into `ln1'):
+        load_into_new(save(tmp_path, 'both.pth', sd))
+
+
 def test_not_a_vit_file(tmp_path):
     path = save(tmp_path, 'swin.pth', {'stages.0.blocks.0.x': torch.ones(1)})
     with pytest.raises(CheckpointLayoutError, match='not a ViT checkpoint'):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from dtl_mm.models.recompute import check_cp_policy
 from dtl_mm.utils.tool_errors import raised_by_a_check
@@ -32,6 +33,18 @@ def test_a_checks_error_is_told_from_a_bug():
             raise ValueError(f'class `X` in x.py: {e}')
 
     assert raised_by_a_check(caught(rewrapped))
+
+    def bug_in_the_handler():  # a library error while handling a check's
+        try:
+            check_cp_policy('sometimes')
+        except ValueError:
+            json.loads('{')
+
+    assert not raised_by_a_check(caught(bug_in_the_handler))
+    # a failing lookup or torch operation in dtl_mm is a bug, not a check
+    from dtl_mm.models.side_network import to_map
+    assert not raised_by_a_check(
+        caught(lambda: to_map(torch.zeros(1, 5, 2), (2, 2))))
 
 
 @pytest.mark.slow
