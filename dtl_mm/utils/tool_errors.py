@@ -59,5 +59,8 @@ def run_tool(main: Callable):
         if os.environ.get('DTL_MM_TRACEBACK') == '1' or \
                 not raised_by_a_check(e, folders):
             raise
-        sys.exit(f'{type(e).__name__}: {e}\n(DTL_MM_TRACEBACK=1 shows where '
-                 f'it was raised)')
+        # the message last, as a traceback would end
+        print(
+            '(DTL_MM_TRACEBACK=1 shows where this was raised)',
+            file=sys.stderr)
+        sys.exit(f'{type(e).__name__}: {e}')
