@@ -87,10 +87,6 @@ class TrunkKeySchema:
         numbers = tuple(map(int, found.groups()))
         return numbers if len(numbers) == 2 else (0, numbers[0])
 
-    def depths(self, trunk: nn.Module) -> Depths:
-        """The model's blocks per stage."""
-        raise NotImplementedError
-
     def name_blocks(self, stage: int, first: int, last: int) -> str:
         """Blocks ``first..last`` of ``stage``, in the model's keys."""
         raise NotImplementedError
@@ -120,11 +116,13 @@ class TrunkKeySchema:
 def load_trunk_weights(trunk: nn.Module,
                        filename: str,
                        schema: TrunkKeySchema,
+                       depths: Depths,
                        logger='current',
                        keys: Optional[Iterable[str]] = None) -> Dict:
     """Fill every weight of the library backbone ``trunk`` (of ``keys``,
-    default: all of its state) from ``filename`` or raise
-    :class:`CheckpointLayoutError` naming the file and the tensors.
+    default: all of its state; ``depths``: its blocks per stage) from
+    ``filename`` or raise :class:`CheckpointLayoutError` naming the file
+    and the tensors.
 
     Returns a report dict: layout, filled, defaulted, ignored (count of
     other keys in the file), sha256 of the result.
@@ -132,12 +130,12 @@ def load_trunk_weights(trunk: nn.Module,
     state = extract_state_dict(load_checkpoint_file(filename), filename)
     record = lean_trunk_record(state, schema.holds_block)
     if record is not None:
-        return _load_lean_record(trunk, filename, schema, record, logger, keys)
+        return _load_lean_record(trunk, filename, schema, depths, record,
+                                 logger, keys)
     prefix, found = find_trunk(state, filename, schema)
     sd, layout, dropped = schema.to_model_keys(trunk, prefix, found, filename)
     check_depths(
-        file_depths(sd, schema.block_of), schema.depths(trunk), filename,
-        layout, schema)
+        file_depths(sd, schema.block_of), depths, filename, layout, schema)
     check_block_weights(trunk, sd, filename, layout, schema)
     schema.fit(trunk, sd, filename, layout)
     return fill_trunk(trunk, sd, filename, layout,
@@ -281,8 +279,8 @@ def fill_trunk(trunk: nn.Module, sd: Dict, filename: str, layout: str,
     return report
 
 
-def _load_lean_record(trunk: nn.Module, filename: str, schema, record: dict,
-                      logger, keys) -> Dict:
+def _load_lean_record(trunk: nn.Module, filename: str, schema, depths,
+                      record: dict, logger, keys) -> Dict:
     """A lean checkpoint as pretrained: its trunk is the file it names,
     loaded and checked against the recorded fingerprint."""
     source = record.get('source')
@@ -297,7 +295,7 @@ def _load_lean_record(trunk: nn.Module, filename: str, schema, record: dict,
         f'{filename} is a lean checkpoint: taking its frozen backbone '
         f'from {source}',
         logger=logger)
-    report = load_trunk_weights(trunk, source, schema, logger, keys)
+    report = load_trunk_weights(trunk, source, schema, depths, logger, keys)
     if report['sha256'] != record.get('sha256'):
         raise CheckpointLayoutError(
             f'{filename}: a lean checkpoint trained on a frozen backbone '

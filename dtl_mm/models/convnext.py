@@ -56,9 +56,6 @@ class ConvNeXtKeys(TrunkKeySchema):
         return sd, ('dtl_mm'
                     if prefix.endswith('convnext.') else 'mmpretrain'), 0
 
-    def depths(self, trunk):
-        return tuple(len(stage) for stage in trunk.stages)
-
     def name_blocks(self, stage, first, last):
         return f'stage {stage} {block_range(first, last)}'
 

@@ -49,9 +49,6 @@ class SwinKeys(TrunkKeySchema):
                     for k, v in converted.items()}, 'microsoft', 0
         return sd, 'dtl_mm' if prefix.endswith('swin.') else 'openmmlab', 0
 
-    def depths(self, trunk):
-        return tuple(len(stage.blocks) for stage in trunk.stages)
-
     def name_blocks(self, stage, first, last):
         return f'stages.{stage}.blocks.{block_range(first, last)}'
 

@@ -243,7 +243,7 @@ class PretrainedTrunk(LeanTrunkCheckpoint, BaseModule):
         :attr:`KEYS` schema says where its weights sit in files); returns a
         report with the ``sha256`` fingerprint of the result."""
         return load_trunk_weights(
-            self.trunk, filename, self.KEYS, keys=self.trunk_keys)
+            self.trunk, filename, self.KEYS, self.depths, keys=self.trunk_keys)
 
     def load_pretrained(self, filename: Optional[str] = None):
         """Fills the trunk from ``filename`` (default: ``init_cfg``)."""

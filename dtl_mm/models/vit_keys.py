@@ -144,9 +144,6 @@ class ViTKeys(TrunkKeySchema):
             converted[new] = value
         return converted, layout, len(sd) - len(converted)
 
-    def depths(self, trunk):
-        return (len(trunk.layers), )
-
     def name_blocks(self, stage, first, last):
         return f'layers.{block_range(first, last)}'
 
